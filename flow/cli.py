@@ -1,0 +1,127 @@
+"""`voicegraph serve | check | graph` — the command line a user runs.
+
+`serve` validates the graph (providers included) before it opens the port, and says which
+provider every node uses and how to switch, so a missing key or extra shows up at start-up
+rather than on the first utterance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+from flow.config import Settings
+
+log = logging.getLogger("voicegraph")
+
+
+def graph_path(name: str | None) -> Path:
+    """A graph file path, or the name of a bundled graph (`default`, `offline`, `openai`, …)."""
+    if not name:
+        name = "default"
+    p = Path(name)
+    if p.exists() or p.suffix in (".yaml", ".yml") or "/" in name:
+        return p
+    return Path(str(files("graphs").joinpath(f"{name}.yaml")))
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("engineio", "socketio", "aiohttp.access", "httpx", "httpx2", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if args.graph:
+        updates["graph"] = args.graph
+    settings = settings.model_copy(update=updates)
+    _setup_logging(args.log_level or settings.log_level)
+
+    from flow.graph_loader import GraphError, load_graph
+    from flow.resources import Resources
+    from flow.server import VoicegraphServer, running
+
+    resources = Resources(settings)
+    path = graph_path(settings.graph)
+    try:
+        spec = load_graph(path, resources=resources)
+    except (GraphError, OSError) as err:
+        print(f"voicegraph: cannot serve {path}:\n{err}", file=sys.stderr)
+        return 2
+    server = VoicegraphServer(spec, resources)
+    mode = "OpenAI" if settings.has_openai else "offline (no OPENAI_API_KEY)"
+    log.info("graph %s (%s), providers: %s", spec.name, path, server.providers() or "none")
+    log.info("mode: %s. %s", mode, "Unset OPENAI_API_KEY to run offline." if settings.has_openai
+             else "Set OPENAI_API_KEY (or OPENAI_BASE_URL) to use OpenAI.")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        async with running(server, settings.host, settings.port) as url:
+            print(f"voicegraph listening on {url} (Socket.IO + GET /health)", flush=True)
+            await stop.wait()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from flow.graph_loader import check_files
+
+    failed = 0
+    for path, err in check_files([graph_path(p) for p in args.files]):
+        if err is None:
+            print(f"{path}: OK")
+        else:
+            failed += 1
+            print(err)
+    return 1 if failed else 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from flow.graph_loader import GraphError, load_graph
+    from flow.mermaid import to_mermaid
+
+    try:
+        print(to_mermaid(load_graph(graph_path(args.file))))
+    except GraphError as err:
+        print(err, file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="voicegraph", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the Socket.IO server")
+    serve.add_argument("--graph", help="graph file or bundled graph name (default: default)")
+    serve.add_argument("--host", help="bind address (default 0.0.0.0, or HOST)")
+    serve.add_argument("--port", type=int, help="port (default 3001, or PORT)")
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default LOG_LEVEL or INFO)")
+    serve.set_defaults(fn=cmd_serve)
+    check = sub.add_parser("check", help="validate graph files; non-zero exit on errors")
+    check.add_argument("files", nargs="+")
+    check.set_defaults(fn=cmd_check)
+    graph = sub.add_parser("graph", help="print a graph as a Mermaid flowchart")
+    graph.add_argument("file")
+    graph.set_defaults(fn=cmd_graph)
+    args = parser.parse_args(argv)
+    return args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

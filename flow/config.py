@@ -1,0 +1,77 @@
+"""Server settings from the environment (and a `.env` file), named as the seed backend named them.
+
+The OpenAI key is held as a `SecretStr` so that no repr, log line or error message can show it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful voice assistant. Answer briefly and conversationally, "
+    "in plain sentences without markdown."
+)
+
+
+class Settings(BaseModel):
+    """Everything a running server reads from its environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    host: str = "0.0.0.0"
+    port: int = Field(3001, ge=0, le=65535)
+    graph: str | None = None
+    """Graph file (`VOICEGRAPH_GRAPH`); None picks `graphs/default.yaml`."""
+    cors_origins: tuple[str, ...] = ("*",)
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_timeout_s: float = Field(30.0, gt=0)
+    """Per-call timeout for provider requests (the SDK's default is ten minutes)."""
+    openai_max_retries: int = Field(1, ge=0, le=5)
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    log_level: str = "INFO"
+    token: SecretStr | None = None
+    """`VOICEGRAPH_TOKEN`: when set, a connect without `auth: {token}` is refused."""
+    max_message_bytes: int = Field(1 << 20, ge=1024)
+    """Largest accepted Socket.IO payload (`VOICEGRAPH_MAX_MESSAGE_BYTES`)."""
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
+        """Read the process environment, after loading `.env` (which never overrides it)."""
+        if env is None:
+            if dotenv is not None and dotenv.is_file():
+                from dotenv import load_dotenv
+
+                load_dotenv(dotenv, override=False)
+            env = dict(os.environ)
+        origins = env.get("CORS_ORIGIN") or env.get("FRONTEND_URL") or "*"
+        values: dict = {
+            "cors_origins": tuple(o.strip() for o in origins.split(",") if o.strip()),
+        }
+        mapping = {
+            "HOST": "host",
+            "PORT": "port",
+            "VOICEGRAPH_GRAPH": "graph",
+            "OPENAI_API_KEY": "openai_api_key",
+            "OPENAI_BASE_URL": "openai_base_url",
+            "OPENAI_TIMEOUT": "openai_timeout_s",
+            "OPENAI_MAX_RETRIES": "openai_max_retries",
+            "SYSTEM_PROMPT": "system_prompt",
+            "LOG_LEVEL": "log_level",
+            "VOICEGRAPH_TOKEN": "token",
+            "VOICEGRAPH_MAX_MESSAGE_BYTES": "max_message_bytes",
+        }
+        for var, name in mapping.items():
+            if env.get(var):
+                values[name] = env[var]
+        return cls(**values)
+
+    @property
+    def has_openai(self) -> bool:
+        """Whether OpenAI (or a compatible server) is configured: a key, or a base URL."""
+        return bool(self.openai_api_key and self.openai_api_key.get_secret_value()) or bool(
+            self.openai_base_url
+        )

@@ -1,0 +1,89 @@
+"""A loaded, validated graph: which node types with which params, and which ports are wired.
+
+This is what `flow.graph_loader` produces from YAML and what `flow.runtime` instantiates once per
+session; keeping it a plain immutable description means validation happens once, at load time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel
+
+from flow.messages import (
+    AudioData,
+    ClientEvent,
+    Interrupt,
+    NodeFailed,
+    RecordingStarted,
+    RecordingStopped,
+    ReplyText,
+    TextInput,
+    Transcript,
+    Typing,
+    UserTurn,
+)
+from flow.node import In, Node
+
+CLIENT = "client"
+"""The reserved node id for the Socket.IO connection: its outputs are client events, its inputs
+are what the server emits to the client."""
+
+CLIENT_OUTPUTS: dict[str, type] = {
+    "audio": AudioData,  # audio-stream
+    "start": RecordingStarted,  # start-recording
+    "stop": RecordingStopped,  # stop-recording
+    "text": TextInput,  # text-message
+    "interrupt": Interrupt,  # interrupt
+}
+CLIENT_INPUTS: dict[str, In] = {
+    "speech_result": In(Transcript, required=False, doc="speech-result"),
+    "message": In(UserTurn, required=False, doc="message-received"),
+    "typing": In(Typing, required=False, doc="ai-typing"),
+    "response": In(ReplyText, required=False, doc="ai-response (audio null without TTS)"),
+    "error": In(NodeFailed, required=False, doc="error"),
+    "event": In(ClientEvent, required=False, doc="any extension event"),
+}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One entry of `nodes:`: id, registered type name, node class, validated params."""
+
+    id: str
+    type: str
+    cls: type[Node]
+    params: BaseModel
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class EdgeSpec:
+    """One entry of `edges:` — `src.src_port -> dst.dst_port`."""
+
+    src: str
+    src_port: str
+    dst: str
+    dst_port: str
+    line: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.src}.{self.src_port} -> {self.dst}.{self.dst_port}"
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """A whole validated graph. `order` lists node ids so that every node comes after its
+    upstream nodes (the client node is not in it)."""
+
+    name: str
+    description: str
+    path: str
+    nodes: dict[str, NodeSpec]
+    edges: tuple[EdgeSpec, ...]
+    order: tuple[str, ...]
+    source: str = field(default="", repr=False)
+    """The YAML text it was loaded from (the dashboard shows and edits it)."""
+
+    def edges_into(self, node: str) -> list[EdgeSpec]:
+        return [e for e in self.edges if e.dst == node]

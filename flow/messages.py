@@ -1,0 +1,221 @@
+"""Typed messages that travel on graph edges.
+
+Every message is a frozen dataclass naming its session and, where it belongs to one, the user turn
+(`turn`, a per-session counter that only grows). The interrupt gate decides staleness by comparing
+turn numbers, so nothing downstream needs to know why a turn became stale.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, the unit of every `timestamp` on the wire."""
+    return int(time.time() * 1000)
+
+
+def new_id() -> str:
+    """A short unique id for turns, utterances and responses."""
+    return uuid.uuid4().hex[:16]
+
+
+# --------------------------------------------------------------------------- client → graph
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    """What the client said (or we sniffed) about the bytes of a recording.
+
+    `container` is one of `webm`, `ogg`, `wav`, `mp3`, `pcm16`; `rate`/`channels` matter only for
+    raw `pcm16`, containers carry their own.
+    """
+
+    container: str
+    rate: int = 16_000
+    channels: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStarted:
+    """`start-recording`: audio that follows belongs to a new recording."""
+
+    session: str
+    format: AudioFormat | None = None
+    language: str | None = None
+    voice: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AudioData:
+    """One `audio-stream` payload, undecoded: an arbitrary byte slice of the recording."""
+
+    session: str
+    data: bytes
+    seq: int
+    received_ms: int = field(default_factory=now_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStopped:
+    """`stop-recording`: finalize the current utterance now."""
+
+    session: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextInput:
+    """`text-message`: a typed user turn, not yet accepted."""
+
+    session: str
+    text: str
+    received_ms: int = field(default_factory=now_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt:
+    """`interrupt`: every response in flight is stale (optionally naming the one heard)."""
+
+    session: str
+    response_id: str | None = None
+
+
+# --------------------------------------------------------------------------- audio inside the graph
+
+
+@dataclass(frozen=True, slots=True)
+class AudioChunk:
+    """Decoded PCM (signed little-endian) with its own format and audio-time position.
+
+    `timestamp_ms` is the audio time of the first sample since the recording began, so silence is
+    measured in audio, not wall-clock, time.
+    """
+
+    session: str
+    audio: bytes
+    rate: int
+    width: int
+    channels: int
+    timestamp_ms: float
+
+    @property
+    def samples(self) -> int:
+        return len(self.audio) // (self.width * self.channels)
+
+    @property
+    def duration_ms(self) -> float:
+        return 1000.0 * self.samples / self.rate
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingEnded:
+    """Every chunk of a stopped recording has been decoded and emitted before this."""
+
+    session: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    """The finalizer heard speech begin (used for barge-in and the dashboard)."""
+
+    session: str
+    utterance_id: str
+    timestamp_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """One spoken turn's PCM, closed by silence, by `stop-recording` or by the length cap."""
+
+    session: str
+    id: str
+    audio: bytes
+    rate: int
+    width: int
+    channels: int
+    language: str | None = None
+    reason: str = "silence"  # silence | stop | max_length
+    ended_ms: int = field(default_factory=now_ms)
+
+    @property
+    def duration_ms(self) -> float:
+        return 1000.0 * len(self.audio) / (self.rate * self.width * self.channels)
+
+
+# --------------------------------------------------------------------------- turns and replies
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """A recognition result for one utterance (`speech-result`)."""
+
+    session: str
+    utterance_id: str
+    text: str
+    is_final: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UserTurn:
+    """A user turn the gate accepted (`message-received`): `turn` orders, `id` names it on the wire."""
+
+    session: str
+    turn: int
+    id: str
+    text: str
+    source: str  # "text" | "voice"
+    timestamp: int = field(default_factory=now_ms)
+    voice: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyText:
+    """The assistant's text answer to one turn."""
+
+    session: str
+    turn: int
+    id: str
+    reply_to: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SpokenReply(ReplyText):
+    """A reply with its synthesized speech; `audio` is None when synthesis failed."""
+
+    audio: bytes | None = None
+    audio_format: str = "mp3"
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """`ai-typing`: the assistant starts or stops working on `turn`."""
+
+    session: str
+    turn: int
+    is_typing: bool
+
+
+# --------------------------------------------------------------------------- failures and extensions
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFailed:
+    """A failure turned into a message: `code` is a protocol error code, `node` the step id."""
+
+    session: str
+    code: str
+    message: str
+    node: str = ""
+    turn: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEvent:
+    """An extension event a graph chooses to emit verbatim (`name` on the wire, `payload` as is)."""
+
+    session: str
+    name: str
+    payload: dict

@@ -1,0 +1,55 @@
+"""What a speech-to-text, LLM or text-to-speech provider must offer the nodes that use it.
+
+Providers are shared by every session of a process (one HTTP client, one loaded model), so they
+hold no per-session state: the history a responder needs is passed in on every call. A provider
+raises `ProviderError` for failures it understands; the node turns any exception into a
+`NodeFailed` message with the node's error code. Cancellation (`asyncio.CancelledError`) is never
+caught and wrapped: it is how barge-in aborts a call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+class ProviderError(Exception):
+    """A provider call failed in a way worth telling the client (message is safe to show)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One entry of a conversation history, as chat APIs take it."""
+
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    """Utterance PCM in, final text out."""
+
+    name: str
+
+    async def transcribe(
+        self, pcm: bytes, rate: int, width: int, channels: int, *, language: str | None = None
+    ) -> str: ...
+
+
+@runtime_checkable
+class Responder(Protocol):
+    """Conversation in, reply text out as a stream of text pieces (tokens or whole sentences)."""
+
+    name: str
+
+    def reply(self, messages: list[ChatMessage]) -> AsyncIterator[str]: ...
+
+
+@runtime_checkable
+class Synthesizer(Protocol):
+    """Text in, one complete MP3 file out."""
+
+    name: str
+
+    async def synthesize(self, text: str, *, voice: str | None = None) -> bytes: ...

@@ -1,0 +1,54 @@
+"""Node types by name: the entry-point group `voicegraph.nodes`, plus types registered in code.
+
+The built-in nodes are published through the same entry-point group as third-party ones (see
+pyproject.toml), so an installed package adds a node type usable from YAML with no code change
+here. Entry points are loaded lazily: a graph that never uses a heavy node never imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib.metadata import entry_points
+from typing import Any
+
+from flow.node import Node
+
+GROUP = "voicegraph.nodes"
+log = logging.getLogger("voicegraph.registry")
+
+_registered: dict[str, type[Node[Any]]] = {}
+
+
+def register(name: str):
+    """Class decorator: make a node type available under `name` (tests, in-process plugins)."""
+
+    def deco(cls: type[Node[Any]]) -> type[Node[Any]]:
+        cls.type_name = name
+        _registered[name] = cls
+        return cls
+
+    return deco
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def names() -> list[str]:
+    """Every known node type name, sorted."""
+    return sorted(set(_registered) | set(_entry_points()))
+
+
+def get(name: str) -> type[Node[Any]]:
+    """The node class for `name`; KeyError if no such type is registered or installed."""
+    if name in _registered:
+        return _registered[name]
+    ep = _entry_points().get(name)
+    if ep is None:
+        raise KeyError(name)
+    cls = ep.load()
+    if not (isinstance(cls, type) and issubclass(cls, Node)):
+        raise TypeError(f"entry point {GROUP}:{name} ({ep.value}) is not a voicegraph Node class")
+    cls.type_name = name
+    _registered[name] = cls
+    return cls

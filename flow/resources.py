@@ -1,0 +1,65 @@
+"""Process-wide things every session shares: settings, one OpenAI client, loaded models, a CPU pool.
+
+Loading a model or opening an HTTP connection pool per session would multiply memory and start-up
+time by the number of clients; providers therefore come from here, built once and reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from flow.config import Settings
+
+T = TypeVar("T")
+
+
+class Resources:
+    """Shared, lazily built provider clients and models for one server process."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self._shared: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+        self._openai: Any = None
+        workers = max(1, os.cpu_count() or 1)
+        self.cpu_workers = workers
+        self.cpu_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="voicegraph-cpu")
+        """Bounded pool for CPU-heavy work (offline STT/TTS, encoding): never the event loop."""
+
+    def shared(self, key: Any, factory: Callable[[], T]) -> T:
+        """Build `factory()` once per key for the whole process (thread-safe)."""
+        with self._lock:
+            if key not in self._shared:
+                self._shared[key] = factory()
+            return self._shared[key]
+
+    def openai(self) -> Any:
+        """The one `AsyncOpenAI` client, with real-time timeouts and bounded retries."""
+        if self._openai is None:
+            from openai import AsyncOpenAI
+
+            s = self.settings
+            key = s.openai_api_key.get_secret_value() if s.openai_api_key else "not-needed"
+            self._openai = AsyncOpenAI(
+                api_key=key,
+                base_url=s.openai_base_url or None,
+                timeout=s.openai_timeout_s,
+                max_retries=s.openai_max_retries,
+            )
+        return self._openai
+
+    async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking `fn(*args)` in the shared CPU pool and await it on the loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.cpu_pool, fn, *args)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client and stop the pool (server shutdown)."""
+        if self._openai is not None:
+            await self._openai.close()
+            self._openai = None
+        self.cpu_pool.shutdown(wait=False, cancel_futures=True)

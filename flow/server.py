@@ -1,0 +1,171 @@
+"""The aiohttp + python-socketio server: connections become sessions, `/health` tells the state.
+
+One `VoicegraphServer` serves one graph to every new connection (swappable with `set_graph`: live
+sessions finish on the graph they started with). Authentication, size limits and CORS are checked
+here, at the door, so nodes only ever see well-formed events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import socketio
+from aiohttp import web
+
+from flow.graph_spec import GraphSpec
+from flow.resources import Resources
+from flow.session import Session
+from flow.wire import CLIENT_EVENTS
+
+log = logging.getLogger("voicegraph.server")
+
+VERSION = "0.1.0"
+ENGINE_MARGIN_BYTES = 256 * 1024
+"""The engine accepts this much more than the application limit, so an oversized chunk gets a
+`payload_too_large` error instead of a silent disconnect."""
+
+
+class VoicegraphServer:
+    """The Socket.IO protocol endpoint plus `/health`, for one graph and one `Resources`."""
+
+    def __init__(self, spec: GraphSpec, resources: Resources) -> None:
+        self.spec = spec
+        self.resources = resources
+        self.settings = resources.settings
+        self.sessions: dict[str, Session] = {}
+        self.started = time.monotonic()
+        origins: Any = list(self.settings.cors_origins)
+        if origins == ["*"]:
+            origins = "*"
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            cors_allowed_origins=origins,
+            max_http_buffer_size=self.settings.max_message_bytes * 2 + ENGINE_MARGIN_BYTES,
+            logger=False,
+            engineio_logger=False,
+        )
+        self.app = web.Application(middlewares=[self._cors])
+        self.app.router.add_get("/health", self._health)
+        self.sio.attach(self.app)
+        self.app.on_shutdown.append(self._on_shutdown)
+        self._register_handlers()
+
+    def set_graph(self, spec: GraphSpec) -> None:
+        """New sessions use `spec`; live ones keep the graph they were built with."""
+        self.spec = spec
+
+    # ------------------------------------------------------------------ Socket.IO
+
+    def _register_handlers(self) -> None:
+        sio = self.sio
+        sio.on("connect", self._connect)
+        sio.on("disconnect", self._disconnect)
+        for event in CLIENT_EVENTS:
+            sio.on(event, self._make_handler(event))
+        sio.on("*", self._unknown)
+
+    async def _connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+        token = self.settings.token
+        if token is not None:
+            given = auth.get("token") if isinstance(auth, dict) else None
+            if given != token.get_secret_value():
+                log.info("refused connection %s: bad or missing token", sid)
+                raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+
+        async def send(event: str, data: Any) -> None:
+            await self.sio.emit(event, data, to=sid)
+
+        try:
+            self.sessions[sid] = Session(sid, self.spec, self.resources, send)
+        except Exception as err:
+            log.exception("could not build the graph for %s", sid)
+            raise socketio.exceptions.ConnectionRefusedError("internal") from err
+        log.info("session %s connected (%d live)", sid, len(self.sessions))
+
+    async def _disconnect(self, sid: str, *args: Any) -> None:
+        session = self.sessions.pop(sid, None)
+        if session is not None:
+            await session.aclose()
+            log.info("session %s closed (%d live)", sid, len(self.sessions))
+
+    def _make_handler(self, event: str):
+        limit = self.settings.max_message_bytes
+
+        async def handler(sid: str, *args: Any) -> None:
+            # No await before session.handle(): chunks must keep their arrival order.
+            session = self.sessions.get(sid)
+            if session is None:
+                return
+            payload = args[0] if args else None
+            if isinstance(payload, bytes | bytearray) and len(payload) > limit:
+                session.reject("payload_too_large", f"{event} payload of {len(payload)} bytes "
+                               f"exceeds the {limit}-byte limit")
+                return
+            session.handle(event, payload)
+
+        return handler
+
+    async def _unknown(self, event: str, sid: str, *args: Any) -> None:
+        session = self.sessions.get(sid)
+        if session is not None:
+            session.reject("bad_request", f"unknown event {event!r}")
+
+    # ------------------------------------------------------------------ HTTP
+
+    @web.middleware
+    async def _cors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        response = await handler(request)
+        origin = request.headers.get("Origin")
+        allowed = self.settings.cors_origins
+        if origin and ("*" in allowed or origin in allowed):
+            response.headers["Access-Control-Allow-Origin"] = origin
+        return response
+
+    def providers(self) -> dict[str, str]:
+        """Which provider each node of the current graph uses (`auto` resolved)."""
+        out: dict[str, str] = {}
+        for node in self.spec.nodes.values():
+            name = node.cls.provider_name(node.params, self.resources)
+            if name:
+                out[node.id] = name
+        return out
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.json_response({
+            "status": "ok",
+            "version": VERSION,
+            "uptime": round(time.monotonic() - self.started, 3),
+            "sessions": len(self.sessions),
+            "graph": {"name": self.spec.name, "path": self.spec.path},
+            "providers": self.providers(),
+        })
+
+    async def _on_shutdown(self, app: web.Application) -> None:
+        await self.close_sessions()
+
+    async def close_sessions(self) -> None:
+        sessions, self.sessions = list(self.sessions.values()), {}
+        await asyncio.gather(*(s.aclose() for s in sessions), return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def running(server: VoicegraphServer, host: str, port: int) -> AsyncIterator[str]:
+    """Serve on host:port (0 picks a free port) inside the current loop; yields the base URL."""
+    runner = web.AppRunner(server.app, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    sockets = getattr(site._server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    try:
+        yield f"http://{shown}:{bound}"
+    finally:
+        await server.close_sessions()
+        await runner.cleanup()
+        await server.resources.aclose()

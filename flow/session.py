@@ -1,0 +1,117 @@
+"""One Socket.IO connection: its graph instance, inbound checks, and an ordered outbound queue.
+
+Inbound handlers push into the graph synchronously, before any `await`, so chunks keep the order
+they arrived in even though python-socketio runs each event in its own task. Outbound events go
+through one queue and one sender task per session: the order the graph produced them in is the
+order the client sees, and a reply that went stale while queued is dropped at the last moment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from flow.graph_spec import GraphSpec
+from flow.messages import AudioData, NodeFailed, RecordingStopped, ReplyText
+from flow.node import SessionContext
+from flow.ratelimit import TokenBucket
+from flow.resources import Resources
+from flow.runtime import GraphInstance
+from flow.wire import WireError, audio_bytes, parse_interrupt, parse_start, parse_text, to_wire
+
+log = logging.getLogger("voicegraph.session")
+
+Send = Callable[[str, Any], Awaitable[None]]
+
+EVENTS_PER_SECOND = 200.0
+"""Sustained client events per second (a 40 ms MediaRecorder slice is 25/s)."""
+EVENT_BURST = 2_000.0
+"""A client may upload a whole recording at once (faster than real time) up to this many events."""
+ERROR_REPORTS_PER_SECOND = 2.0
+
+
+class Session:
+    """A connected client and the graph instance that serves it."""
+
+    def __init__(self, sid: str, spec: GraphSpec, resources: Resources, send: Send) -> None:
+        self.sid = sid
+        self.spec = spec
+        self.ctx = SessionContext(sid, resources, asyncio.get_running_loop())
+        self._send = send
+        self._out: asyncio.Queue[Any] = asyncio.Queue()
+        self._seq = 0
+        self._events = TokenBucket(EVENTS_PER_SECOND, EVENT_BURST)
+        self._error_reports = TokenBucket(ERROR_REPORTS_PER_SECOND, 5)
+        self.graph = GraphInstance(spec, self.ctx)
+        scheduler = self.ctx.scheduler
+        for port, sink in self.graph.sinks.items():
+            self.ctx.disposables.add(sink.subscribe(
+                on_next=self._out.put_nowait,
+                on_error=lambda err, port=port: self._sink_failed(port, err),
+                scheduler=scheduler,
+            ))
+        self.ctx.disposables.add(
+            self.ctx.failures.subscribe(on_next=self._out.put_nowait, scheduler=scheduler)
+        )
+        self._sender = self.ctx.spawn(self._send_loop(), name=f"send-{sid}")
+
+    # ------------------------------------------------------------------ client → graph
+
+    def handle(self, event: str, payload: Any) -> None:
+        """Route one client event into the graph; contract violations become `error` events."""
+        try:
+            if not self._events.take():
+                raise WireError("rate_limited", "too many events: slow down")
+            src = self.graph.sources
+            if event == "audio-stream":
+                data = audio_bytes(payload)
+                if not data:
+                    return
+                self._seq += 1
+                src["audio"].on_next(AudioData(self.sid, data, self._seq))
+            elif event == "start-recording":
+                src["start"].on_next(parse_start(self.sid, payload))
+            elif event == "stop-recording":
+                src["stop"].on_next(RecordingStopped(self.sid))
+            elif event == "text-message":
+                src["text"].on_next(parse_text(self.sid, payload))
+            elif event == "interrupt":
+                src["interrupt"].on_next(parse_interrupt(self.sid, payload))
+            else:
+                raise WireError("bad_request", f"unknown event {event!r}")
+        except WireError as err:
+            self.reject(err.code, err.message)
+        except Exception as err:  # noqa: BLE001 - a bug in one node must not end the session
+            log.exception("session %s: %s handler failed", self.sid, event)
+            self.reject("internal", f"internal error handling {event}: {type(err).__name__}")
+
+    def reject(self, code: str, message: str) -> None:
+        """Tell the client something it sent was refused (rate-limited so floods stay cheap)."""
+        if code == "rate_limited" and not self._error_reports.take():
+            return
+        self._out.put_nowait(NodeFailed(self.sid, code, message, node="client"))
+
+    # ------------------------------------------------------------------ graph → client
+
+    def _sink_failed(self, port: str, err: Exception) -> None:
+        log.error("session %s: stream to client.%s ended by %r", self.sid, port, err)
+        self._out.put_nowait(NodeFailed(self.sid, "internal", f"client.{port} stream failed"))
+
+    async def _send_loop(self) -> None:
+        while True:
+            msg = await self._out.get()
+            if isinstance(msg, ReplyText) and msg.turn <= self.ctx.stale_through:
+                continue  # went stale after the gate let it through: never reaches the client
+            wire = to_wire(msg)
+            if wire is None:
+                continue
+            try:
+                await self._send(*wire)
+            except Exception:  # noqa: BLE001 - a send failure must not kill the sender
+                log.exception("session %s: sending %s failed", self.sid, wire[0])
+
+    async def aclose(self) -> None:
+        """Dispose the graph and cancel every task of the session (disconnect)."""
+        await self.ctx.aclose()

@@ -1,0 +1,104 @@
+"""Per-turn asynchronous work that is cancelled, not merely ignored, when its turn goes stale.
+
+Provider calls (LLM streams, speech synthesis) belong to a user turn. When a newer turn arrives
+at a node, or the session marks a turn stale (interrupt, newer turn accepted elsewhere), the
+task doing that turn's work is cancelled, which closes its HTTP request or frees its worker.
+Within one turn, messages are handled one at a time in arrival order, so the pieces of a reply
+keep their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Generic, TypeVar
+
+from reactivex import Observable
+from reactivex.subject import Subject
+
+from flow.node import Node
+from flow.providers import ProviderError
+
+T = TypeVar("T")
+R = TypeVar("R")
+log = logging.getLogger("voicegraph.turns")
+
+
+class TurnWorker(Generic[T, R]):
+    """Runs `work(msg)` (an async generator of results) for the latest turn only.
+
+    `code` is the protocol error code a failure of this work becomes (e.g. `llm_failed`);
+    `on_failed(msg)` may emit a fallback result after the failure has been reported.
+    """
+
+    def __init__(
+        self,
+        node: Node[Any],
+        work: Callable[[T], AsyncIterator[R]],
+        code: str,
+        on_failed: Callable[[T, Exception], R | None] | None = None,
+    ) -> None:
+        self.node = node
+        self.ctx = node.ctx
+        self.work = work
+        self.code = code
+        self.on_failed = on_failed
+        self.output: Subject[R] = Subject()
+        self._turn = -1
+        self._queue: deque[T] = deque()
+        self._task: asyncio.Task | None = None
+        self.ctx.disposables.add(self.ctx.stale.subscribe(self._on_stale))
+
+    def attach(self, source: Observable[T]) -> Observable[R]:
+        """Consume `source`; results come out of the returned observable."""
+        self.ctx.disposables.add(
+            source.subscribe(on_next=self.submit, scheduler=self.ctx.scheduler)
+        )
+        return self.output
+
+    def submit(self, msg: T) -> None:
+        turn = getattr(msg, "turn", 0)
+        if turn <= self.ctx.stale_through or turn < self._turn:
+            return  # already stale: never start work for it
+        if turn > self._turn:
+            self._cancel_current()
+            self._turn = turn
+        self._queue.append(msg)
+        if self._task is None or self._task.done():
+            self._task = self.ctx.spawn(self._drain(turn), name=f"{self.node.id}-turn{turn}")
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def _on_stale(self, through: int) -> None:
+        if self._turn <= through:
+            self._cancel_current()
+
+    def _cancel_current(self) -> None:
+        self._queue.clear()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self._task = None
+
+    async def _drain(self, turn: int) -> None:
+        while self._queue and self._turn == turn:
+            msg = self._queue.popleft()
+            try:
+                async for result in self.work(msg):
+                    if self._turn != turn or turn <= self.ctx.stale_through:
+                        return
+                    self.ctx.count(self.node.id, "out")
+                    self.output.on_next(result)
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - every failure becomes a message
+                if not isinstance(err, ProviderError):
+                    log.exception("node %s failed on turn %s", self.node.id, turn)
+                reason = str(err) or type(err).__name__
+                self.node.fail(self.code, f"{self.node.id}: {reason}", turn)
+                fallback = self.on_failed(msg, err) if self.on_failed else None
+                if fallback is not None and self._turn == turn:
+                    self.output.on_next(fallback)

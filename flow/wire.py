@@ -1,0 +1,121 @@
+"""The Socket.IO wire contract (../shared/spec/protocol.md) in one place: events in, events out.
+
+Incoming payloads are checked here and turned into typed messages, or rejected with a
+`WireError(code, message)` that the session sends as an `error` event. Outgoing messages are
+turned into `(event, payload)` with exactly the keys the contract names.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from flow.audio import parse_start_payload
+from flow.messages import (
+    ClientEvent,
+    Interrupt,
+    NodeFailed,
+    RecordingStarted,
+    ReplyText,
+    SpokenReply,
+    TextInput,
+    Transcript,
+    Typing,
+    UserTurn,
+    now_ms,
+)
+
+MAX_TEXT_CHARS = 4_000
+"""Longest typed user turn; more is a `bad_request` rather than a huge LLM bill."""
+
+CLIENT_EVENTS = ("start-recording", "audio-stream", "stop-recording", "text-message", "interrupt")
+
+
+class WireError(Exception):
+    """A client payload that breaks the contract; `code` is a protocol error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def parse_start(session: str, payload: Any) -> RecordingStarted:
+    """`start-recording` with an optional object (mimeType / format / language / voice)."""
+    if payload is None or payload == "":
+        return RecordingStarted(session)
+    if isinstance(payload, str):
+        payload = {"mimeType": payload}
+    if not isinstance(payload, dict):
+        raise WireError("bad_request", "start-recording takes an optional object")
+    try:
+        fmt = parse_start_payload(payload)
+    except ValueError as err:
+        raise WireError("bad_audio", str(err)) from err
+    language = payload.get("language")
+    voice = payload.get("voice")
+    if language is not None and (not isinstance(language, str) or len(language) > 35):
+        raise WireError("bad_request", "language must be a BCP-47 tag such as 'en'")
+    if voice is not None and (not isinstance(voice, str) or len(voice) > 200):
+        raise WireError("bad_request", "voice must be a string")
+    return RecordingStarted(session, fmt, language or None, voice or None)
+
+
+def audio_bytes(payload: Any) -> bytes:
+    """The bytes of an `audio-stream` payload (binary attachment, or a list of byte values)."""
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload)
+    if isinstance(payload, dict):
+        # Some clients wrap the chunk: {audio|data|chunk: <binary>}
+        for key in ("audio", "data", "chunk"):
+            if isinstance(payload.get(key), bytes | bytearray):
+                return bytes(payload[key])
+    raise WireError("bad_audio", "audio-stream takes binary audio (ArrayBuffer, Blob, Buffer, bytes)")
+
+
+def parse_text(session: str, payload: Any) -> TextInput:
+    """`text-message`: a string, or an object with `text`."""
+    text = payload.get("text") if isinstance(payload, dict) else payload
+    if not isinstance(text, str):
+        raise WireError("bad_request", "text-message takes a string or an object with 'text'")
+    text = text.strip()
+    if not text:
+        raise WireError("bad_request", "text-message is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise WireError("payload_too_large", f"text-message longer than {MAX_TEXT_CHARS} characters")
+    return TextInput(session, text)
+
+
+def parse_interrupt(session: str, payload: Any) -> Interrupt:
+    """`interrupt` with an optional object naming the `responseId` the user barged in on."""
+    rid = payload.get("responseId") if isinstance(payload, dict) else None
+    return Interrupt(session, rid if isinstance(rid, str) else None)
+
+
+def to_wire(msg: Any) -> tuple[str, dict[str, Any]] | None:
+    """`(event, payload)` for a message sent to the client, or None if it has no wire form."""
+    if isinstance(msg, Transcript):
+        return "speech-result", {
+            "text": msg.text, "isFinal": msg.is_final, "utteranceId": msg.utterance_id,
+        }
+    if isinstance(msg, UserTurn):
+        return "message-received", {
+            "id": msg.id, "text": msg.text, "source": msg.source, "timestamp": msg.timestamp,
+        }
+    if isinstance(msg, Typing):
+        return "ai-typing", {"isTyping": msg.is_typing}
+    if isinstance(msg, ReplyText):
+        audio = msg.audio if isinstance(msg, SpokenReply) else None
+        return "ai-response", {
+            "id": msg.id,
+            "replyTo": msg.reply_to,
+            "text": msg.text,
+            "audio": base64.b64encode(audio).decode("ascii") if audio else None,
+            "audioFormat": "mp3",
+            "timestamp": now_ms(),
+        }
+    if isinstance(msg, NodeFailed):
+        return "error", {"code": msg.code, "message": msg.message}
+    if isinstance(msg, ClientEvent):
+        return msg.name, msg.payload
+    return None

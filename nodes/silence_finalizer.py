@@ -1,0 +1,108 @@
+"""Close an utterance after trailing silence, measured in audio time.
+
+In:  audio: AudioChunk, ended: RecordingEnded, start: RecordingStarted
+Out: utterance: Utterance, started: SpeechStarted
+
+The decision logic is `nodes.segmenter.Segmenter`, a pure state machine; this node only feeds it.
+An utterance with too little speech produces nothing: no turn and no provider call.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from reactivex import Observable
+from reactivex.subject import Subject
+
+from flow.messages import AudioChunk, RecordingEnded, RecordingStarted, SpeechStarted, Utterance, new_id
+from flow.node import In, Node, guarded
+from nodes.segmenter import Segmenter, SpeechStart, UtteranceEnd
+from nodes.voice_activity import make_detector
+
+
+class SilenceFinalizerParams(BaseModel):
+    """`params:` of `type: silence_finalizer`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    silence_ms: int = Field(700, ge=100, le=5_000)
+    """Trailing non-speech that ends an utterance."""
+    min_speech_ms: int = Field(200, ge=0, le=5_000)
+    """Speech needed before an utterance counts (shorter blips are noise)."""
+    max_seconds: float = Field(30.0, gt=1, le=300)
+    """Longest utterance: at this length it is finalized and an error says so."""
+    detector: Literal["energy", "webrtc"] = "energy"
+    """`energy`: adaptive noise-floor detector; `webrtc`: the WebRTC VAD."""
+    threshold_db: float = Field(12.0, ge=3, le=40)
+    """`energy`: how far above the noise floor a frame must be to count as speech."""
+    aggressiveness: int = Field(2, ge=0, le=3)
+    """`webrtc`: 0 (least) … 3 (most aggressive at calling audio non-speech)."""
+
+
+class SilenceFinalizer(Node[SilenceFinalizerParams]):
+    """Group speech chunks into one Utterance per spoken turn."""
+
+    Params = SilenceFinalizerParams
+    inputs = {
+        "audio": In(AudioChunk),
+        "ended": In(RecordingEnded, required=False),
+        "start": In(RecordingStarted, required=False),
+    }
+    outputs = {"utterance": Utterance, "started": SpeechStarted}
+
+    def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
+        self.utterances: Subject[Utterance] = Subject()
+        self.started: Subject[SpeechStarted] = Subject()
+        self.segmenter: Segmenter | None = None
+        self.rate = 0
+        self.language: str | None = None
+        self.utterance_id = new_id()
+        handlers = {"audio": self._on_audio, "ended": self._on_ended, "start": self._on_start}
+        for port, source in inputs.items():
+            self.ctx.disposables.add(source.subscribe(
+                on_next=guarded(self, handlers[port]), scheduler=self.ctx.scheduler))
+        return {"utterance": self.utterances, "started": self.started}
+
+    def _segmenter(self, rate: int) -> Segmenter:
+        if self.segmenter is None or self.rate != rate:
+            p = self.params
+            opts: dict[str, Any] = (
+                {"threshold_db": p.threshold_db} if p.detector == "energy"
+                else {"aggressiveness": p.aggressiveness}
+            )
+            self.segmenter = Segmenter(
+                make_detector(p.detector, rate, **opts),
+                silence_ms=p.silence_ms,
+                min_speech_ms=p.min_speech_ms,
+                max_utterance_ms=int(p.max_seconds * 1000),
+                rate=rate,
+            )
+            self.rate = rate
+        return self.segmenter
+
+    def _on_start(self, msg: RecordingStarted) -> None:
+        self._emit(self.segmenter.flush("stop") if self.segmenter else [])
+        self.language = msg.language
+
+    def _on_audio(self, chunk: AudioChunk) -> None:
+        self._emit(self._segmenter(chunk.rate).push(chunk.audio))
+
+    def _on_ended(self, _msg: RecordingEnded) -> None:
+        if self.segmenter is not None:
+            self._emit(self.segmenter.flush("stop"))
+
+    def _emit(self, events: list[Any]) -> None:
+        session = self.ctx.session
+        for ev in events:
+            if isinstance(ev, SpeechStart):
+                self.started.on_next(SpeechStarted(session, self.utterance_id, ev.timestamp_ms))
+            elif isinstance(ev, UtteranceEnd):
+                if ev.reason == "max_length":
+                    self.fail("payload_too_large", f"utterance reached {self.params.max_seconds:g} s; "
+                              "it was finalized there")
+                self.ctx.count(self.id, "out")
+                self.utterances.on_next(Utterance(
+                    session, self.utterance_id, ev.audio, self.rate, 2, 1,
+                    language=self.language, reason=ev.reason,
+                ))
+                self.utterance_id = new_id()

@@ -1,0 +1,95 @@
+"""Speech to text: one final `Transcript` per utterance, in utterance order.
+
+In:  utterance: Utterance        Out: transcript: Transcript
+A failed recognition sends an `stt_failed` error and still a final, empty transcript, so a client
+waiting for the utterance's `speech-result` is never left hanging (an empty text starts no turn).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from reactivex import Observable
+from reactivex.subject import Subject
+
+from flow.messages import Transcript, Utterance
+from flow.node import In, Node
+from flow.providers import Transcriber
+from flow.resources import Resources
+from nodes.provider_choice import require, resolve
+
+MODULES = {"pocketsphinx": ("pocketsphinx",)}
+
+
+class TranscriberParams(BaseModel):
+    """`params:` of `type: transcriber`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    provider: Literal["auto", "openai", "pocketsphinx"] = "auto"
+    """`auto`: OpenAI when OPENAI_API_KEY/OPENAI_BASE_URL is set, else offline pocketsphinx."""
+    model: str = "whisper-1"
+    """OpenAI model (`whisper-1`, `gpt-4o-mini-transcribe`, `gpt-4o-transcribe`)."""
+    language: str | None = None
+    """BCP-47 language hint; `start-recording`'s `language` overrides it."""
+    timeout_s: float | None = Field(None, gt=0, le=300)
+    """Per-call timeout; default: the server's OPENAI_TIMEOUT."""
+
+
+class TranscriberNode(Node[TranscriberParams]):
+    """Transcribe each utterance with the configured provider."""
+
+    Params = TranscriberParams
+    inputs = {"utterance": In(Utterance)}
+    outputs = {"transcript": Transcript}
+
+    @classmethod
+    def provider_name(cls, params: TranscriberParams, resources: Resources) -> str:
+        return resolve(params.provider, resources, "pocketsphinx")
+
+    @classmethod
+    def check_params(cls, params: TranscriberParams, resources: Resources) -> None:
+        require(cls.provider_name(params, resources), resources, MODULES)
+
+    def make_provider(self) -> Transcriber:
+        name = self.provider_name(self.params, self.ctx.resources)
+        if name == "openai":
+            from nodes.transcriber.openai import OpenAITranscriber
+
+            return OpenAITranscriber(self.ctx.resources, model=self.params.model,
+                                     timeout_s=self.params.timeout_s)
+        from nodes.transcriber.pocketsphinx import PocketsphinxTranscriber
+
+        return PocketsphinxTranscriber(self.ctx.resources)
+
+    def wire(self, utterance: Observable[Utterance]) -> dict[str, Observable[Any]]:
+        self.provider = self.make_provider()
+        self.out: Subject[Transcript] = Subject()
+        self._queue: asyncio.Queue[Utterance] = asyncio.Queue()
+        self._worker: asyncio.Task | None = None
+        self.ctx.disposables.add(
+            utterance.subscribe(on_next=self._submit, scheduler=self.ctx.scheduler)
+        )
+        return {"transcript": self.out}
+
+    def _submit(self, utt: Utterance) -> None:
+        self._queue.put_nowait(utt)
+        if self._worker is None or self._worker.done():
+            self._worker = self.ctx.spawn(self._run(), name=f"{self.id}-stt")
+
+    async def _run(self) -> None:
+        while not self._queue.empty():
+            utt = self._queue.get_nowait()
+            text = ""
+            try:
+                text = await self.provider.transcribe(
+                    utt.audio, utt.rate, utt.width, utt.channels,
+                    language=utt.language or self.params.language,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # noqa: BLE001 - becomes an stt_failed error event
+                self.fail("stt_failed", f"{self.id}: {err or type(err).__name__}")
+            self.ctx.count(self.id, "out")
+            self.out.on_next(Transcript(utt.session, utt.id, (text or "").strip(), True))
