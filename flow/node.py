@@ -126,7 +126,7 @@ class SessionContext:
         for closer in self._closers:
             try:
                 await closer()
-            except Exception:  # noqa: BLE001 - closing must go on for the other nodes
+            except Exception:
                 log.exception("session %s: closing failed", self.session)
         tasks = list(self._tasks)
         for t in tasks:
@@ -185,7 +185,7 @@ def guarded(node: Node[Any], fn: Callable[[Any], None], code: str = "internal") 
     def on_next(msg: Any) -> None:
         try:
             fn(msg)
-        except Exception as err:  # noqa: BLE001 - turned into a message on purpose
+        except Exception as err:
             log.exception("node %s failed on %s", node.id, type(msg).__name__)
             node.fail(code, f"{node.id}: {type(err).__name__}: {err}", getattr(msg, "turn", None))
 

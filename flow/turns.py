@@ -94,7 +94,7 @@ class TurnWorker(Generic[T, R]):
                     self.output.on_next(result)
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # noqa: BLE001 - every failure becomes a message
+            except Exception as err:
                 if not isinstance(err, ProviderError):
                     log.exception("node %s failed on turn %s", self.node.id, turn)
                 reason = str(err) or type(err).__name__

@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
 from reactivex.subject import Subject
 
-from flow.messages import AudioChunk, RecordingEnded, RecordingStarted, SpeechStarted, Utterance, new_id
+from flow.messages import (
+    AudioChunk,
+    RecordingEnded,
+    RecordingStarted,
+    SpeechStarted,
+    Utterance,
+    new_id,
+)
 from flow.node import In, Node, guarded
 from nodes.segmenter import Segmenter, SpeechStart, UtteranceEnd
 from nodes.voice_activity import make_detector

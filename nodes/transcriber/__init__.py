@@ -89,7 +89,7 @@ class TranscriberNode(Node[TranscriberParams]):
                 )
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # noqa: BLE001 - becomes an stt_failed error event
+            except Exception as err:
                 self.fail("stt_failed", f"{self.id}: {err or type(err).__name__}")
             self.ctx.count(self.id, "out")
             self.out.on_next(Transcript(utt.session, utt.id, (text or "").strip(), True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -57,10 +58,8 @@ class Recorder:
                 seen = [(e, _short(p)) for _, e, p in self.events]
                 raise AssertionError(f"no {event!r} (#{count}) within {timeout}s; saw {seen}")
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
-            except TimeoutError:
-                pass
 
     async def quiet(self, seconds: float) -> None:
         """Let `seconds` pass so that anything wrongly sent late has a chance to arrive."""

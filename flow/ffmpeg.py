@@ -1,0 +1,77 @@
+"""Finding ffmpeg (system first, else the binary shipped in the `imageio-ffmpeg` wheel) and MP3 encoding.
+
+A pip-only machine has no ffmpeg on PATH, and pydub looks only there; `imageio-ffmpeg` ships
+ffmpeg (but no ffprobe), so nothing here relies on ffprobe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+import subprocess
+
+
+@functools.cache
+def ffmpeg_path() -> str:
+    """The ffmpeg executable: a system one on PATH, else imageio-ffmpeg's; RuntimeError if none."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception as err:
+        raise RuntimeError(
+            "ffmpeg not found: install it (apt-get install ffmpeg) or pip install imageio-ffmpeg"
+        ) from err
+
+
+def configure_pydub() -> None:
+    """Point pydub at our ffmpeg (it only searches PATH otherwise). Idempotent."""
+    from pydub import AudioSegment
+
+    AudioSegment.converter = ffmpeg_path()
+
+
+def _mp3_args(rate: int, width: int, channels: int, bitrate: str) -> list[str]:
+    if width != 2:
+        raise ValueError("MP3 encoding takes 16-bit PCM")
+    return [
+        ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "s16le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0",
+        "-codec:a", "libmp3lame", "-b:a", bitrate, "-f", "mp3", "pipe:1",
+    ]
+
+
+def encode_mp3_sync(pcm: bytes, rate: int, width: int = 2, channels: int = 1, bitrate: str = "64k") -> bytes:
+    """Blocking PCM16 → MP3 (for worker threads)."""
+    proc = subprocess.run(_mp3_args(rate, width, channels, bitrate), input=pcm, capture_output=True,
+                          check=False)
+    if proc.returncode != 0 or not proc.stdout:
+        raise RuntimeError(f"ffmpeg MP3 encoding failed: {_last_line(proc.stderr)}")
+    return proc.stdout
+
+
+async def encode_mp3(pcm: bytes, rate: int, width: int = 2, channels: int = 1, bitrate: str = "64k") -> bytes:
+    """PCM16 → MP3 in an ffmpeg subprocess, awaited without blocking the event loop."""
+    proc = await asyncio.create_subprocess_exec(
+        *_mp3_args(rate, width, channels, bitrate),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await proc.communicate(pcm)
+    except asyncio.CancelledError:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        raise
+    if proc.returncode != 0 or not out:
+        raise RuntimeError(f"ffmpeg MP3 encoding failed: {_last_line(err)}")
+    return out
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else "no output"

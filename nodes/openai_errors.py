@@ -1,0 +1,33 @@
+"""Turning the openai SDK's exceptions into `ProviderError`s that are safe to show a client.
+
+The messages keep the status and the server's own words but never the key or request headers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import openai
+
+from flow.providers import ProviderError
+
+
+@contextlib.contextmanager
+def provider_errors(what: str) -> Iterator[None]:
+    """Wrap SDK failures of one call (`what`, e.g. "transcription") as ProviderError."""
+    try:
+        yield
+    except openai.APITimeoutError as err:
+        raise ProviderError(f"{what} timed out") from err
+    except openai.APIStatusError as err:
+        detail = ""
+        body = err.body
+        if isinstance(body, dict):
+            inner = body.get("error", body)
+            detail = str(inner.get("message", "")) if isinstance(inner, dict) else str(inner)
+        raise ProviderError(f"{what} failed: HTTP {err.status_code} {detail}".strip()) from err
+    except openai.APIConnectionError as err:
+        raise ProviderError(f"{what} failed: cannot reach the provider") from err
+    except openai.OpenAIError as err:
+        raise ProviderError(f"{what} failed: {type(err).__name__}") from err

@@ -1,0 +1,114 @@
+"""Group speech frames into utterances, counting audio time only: a pure state machine.
+
+Because it never looks at a clock, a client that uploads faster than real time gets exactly the
+utterances a live microphone would, and the logic is tested without any I/O.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from nodes.voice_activity import FrameDetector
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStart:
+    """Speech confirmed (`min_speech_ms` of it); `timestamp_ms` is where it began, in audio time."""
+
+    timestamp_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceEnd:
+    """A finished utterance: PCM with pre-roll and a short tail, and why it ended."""
+
+    audio: bytes
+    reason: str  # silence | max_length | stop
+    start_ms: float
+    end_ms: float
+    speech_ms: float
+
+
+class Segmenter:
+    """Push PCM, get `SpeechStart` / `UtteranceEnd` events; `flush()` on `stop-recording`."""
+
+    def __init__(self, detector: FrameDetector, silence_ms: int = 700, min_speech_ms: int = 200,
+                 max_utterance_ms: int = 30_000, pre_roll_ms: int = 300, tail_ms: int = 300,
+                 rate: int = 16_000) -> None:
+        self.detector = detector
+        self.silence_ms = silence_ms
+        self.min_speech_ms = min_speech_ms
+        self.max_utterance_ms = max_utterance_ms
+        self.tail_ms = tail_ms
+        self.rate = rate
+        self.frame_ms = detector.frame_ms
+        self._pre: deque[bytes] = deque(maxlen=max(1, pre_roll_ms // self.frame_ms))
+        self.audio_ms = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self.in_speech = False
+        self._utt = bytearray()
+        self._start_ms = 0.0
+        self._speech_start_ms = 0.0
+        self._speech_ms = 0.0
+        self._silence_ms = 0.0
+        self._confirmed = False
+
+    @property
+    def level_dbfs(self) -> float:
+        return self.detector.level_dbfs
+
+    def push(self, pcm: bytes) -> list[SpeechStart | UtteranceEnd]:
+        events: list[SpeechStart | UtteranceEnd] = []
+        for frame, speech, _level in self.detector.frames(pcm):
+            self.audio_ms += self.frame_ms
+            if not self.in_speech:
+                self._pre.append(frame)
+                if speech:
+                    self.in_speech = True
+                    self._utt = bytearray(b"".join(self._pre))
+                    self._pre.clear()
+                    self._start_ms = self.audio_ms - len(self._utt) / (2 * self.rate) * 1000
+                    self._speech_start_ms = self.audio_ms - self.frame_ms
+                    self._speech_ms = self.frame_ms
+                    self._confirm(events)
+                continue
+            self._utt += frame
+            if speech:
+                self._speech_ms += self.frame_ms
+                self._silence_ms = 0.0
+                self._confirm(events)
+            else:
+                self._silence_ms += self.frame_ms
+            if self._silence_ms >= self.silence_ms:
+                self._close("silence", events)
+            elif len(self._utt) / (2 * self.rate) * 1000 >= self.max_utterance_ms:
+                self._close("max_length", events)
+        return events
+
+    def _confirm(self, events: list[SpeechStart | UtteranceEnd]) -> None:
+        if not self._confirmed and self._speech_ms >= self.min_speech_ms:
+            self._confirmed = True
+            events.append(SpeechStart(self._speech_start_ms))
+
+    def _close(self, reason: str, events: list[SpeechStart | UtteranceEnd]) -> None:
+        if self._confirmed:
+            extra_ms = max(0.0, self._silence_ms - self.tail_ms)
+            cut = int(extra_ms * self.rate / 1000) * 2
+            audio = bytes(self._utt[: len(self._utt) - cut] if cut else self._utt)
+            events.append(UtteranceEnd(audio, reason, self._start_ms, self.audio_ms - extra_ms,
+                                       self._speech_ms))
+        self._reset()
+
+    def flush(self, reason: str = "stop") -> list[SpeechStart | UtteranceEnd]:
+        """Close the current utterance now (if it has enough speech) and start afresh."""
+        events: list[SpeechStart | UtteranceEnd] = []
+        rest = self.detector.take_rest()
+        if self.in_speech:
+            self._utt += rest
+            self._close(reason, events)
+        self._pre.clear()
+        self._reset()
+        return events

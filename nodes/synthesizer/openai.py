@@ -1,0 +1,37 @@
+"""Text to speech through the OpenAI API (or any compatible server), MP3 out.
+
+The API takes at most 4096 characters per call; longer replies are split at sentence boundaries
+and the MP3 files concatenated (MP3 frames concatenate into a playable file).
+"""
+
+from __future__ import annotations
+
+from flow.resources import Resources
+from nodes.openai_errors import provider_errors
+from nodes.text_split import split_sentences
+
+MAX_INPUT_CHARS = 4096
+
+
+class OpenAISynthesizer:
+    """`audio.speech.create(response_format="mp3")` with a per-call timeout."""
+
+    name = "openai"
+
+    def __init__(self, resources: Resources, model: str = "tts-1", voice: str = "alloy",
+                 timeout_s: float | None = None) -> None:
+        self.resources = resources
+        self.model = model
+        self.voice = voice
+        self.timeout_s = timeout_s or resources.settings.openai_timeout_s
+
+    async def synthesize(self, text: str, *, voice: str | None = None) -> bytes:
+        parts = []
+        for piece in split_sentences(text, MAX_INPUT_CHARS):
+            with provider_errors("speech synthesis"):
+                response = await self.resources.openai().audio.speech.create(
+                    model=self.model, voice=voice or self.voice, input=piece,
+                    response_format="mp3", timeout=self.timeout_s,
+                )
+            parts.append(response.content if hasattr(response, "content") else await response.aread())
+        return b"".join(parts)

@@ -1,0 +1,28 @@
+"""Speech to text through the OpenAI API (or any compatible server): a WAV upload per utterance."""
+
+from __future__ import annotations
+
+from flow.audio import wav_bytes
+from flow.resources import Resources
+from nodes.openai_errors import provider_errors
+
+
+class OpenAITranscriber:
+    """`audio.transcriptions.create` with a per-call timeout (the SDK's default is 10 minutes)."""
+
+    name = "openai"
+
+    def __init__(self, resources: Resources, model: str = "whisper-1", timeout_s: float | None = None) -> None:
+        self.resources = resources
+        self.model = model
+        self.timeout_s = timeout_s or resources.settings.openai_timeout_s
+
+    async def transcribe(self, pcm: bytes, rate: int, width: int, channels: int, *,
+                         language: str | None = None) -> str:
+        wav = wav_bytes(pcm, rate, width, channels)
+        extra = {"language": language.split("-")[0]} if language else {}
+        with provider_errors("transcription"):
+            result = await self.resources.openai().audio.transcriptions.create(
+                model=self.model, file=("turn.wav", wav, "audio/wav"), timeout=self.timeout_s, **extra,
+            )
+        return (getattr(result, "text", None) or "").strip()

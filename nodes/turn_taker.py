@@ -1,0 +1,52 @@
+"""Accept user turns: number them, announce them, and make every older turn stale.
+
+In:  transcript: Transcript, text: TextInput        Out: turn: UserTurn, typing: Typing
+
+A final transcript with words, or a typed message, becomes a `UserTurn` (`message-received`) and
+`ai-typing: true`. Accepting turn n marks turns < n stale on the session's control plane, which
+cancels their in-flight LLM and TTS work wherever it runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reactivex import Observable
+from reactivex.subject import Subject
+
+from flow.messages import TextInput, Transcript, Typing, UserTurn, new_id
+from flow.node import In, Node, NoParams, guarded
+
+
+class TurnTaker(Node[NoParams]):
+    """Turn numbering for one session (the numbers only grow)."""
+
+    inputs = {
+        "transcript": In(Transcript, required=False),
+        "text": In(TextInput, required=False),
+    }
+    outputs = {"turn": UserTurn, "typing": Typing}
+
+    def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
+        self.turn = 0
+        self.turns: Subject[UserTurn] = Subject()
+        self.typing: Subject[Typing] = Subject()
+        handlers = {"transcript": self._on_transcript, "text": self._on_text}
+        for port, source in inputs.items():
+            self.ctx.disposables.add(
+                source.subscribe(on_next=guarded(self, handlers[port]), scheduler=self.ctx.scheduler))
+        return {"turn": self.turns, "typing": self.typing}
+
+    def _accept(self, session: str, text: str, source: str) -> None:
+        self.turn += 1
+        self.ctx.mark_stale(self.turn - 1)
+        self.ctx.count(self.id, "out")
+        self.turns.on_next(UserTurn(session, self.turn, new_id(), text, source))
+        self.typing.on_next(Typing(session, self.turn, True))
+
+    def _on_transcript(self, t: Transcript) -> None:
+        if t.is_final and t.text.strip():
+            self._accept(t.session, t.text.strip(), "voice")
+
+    def _on_text(self, t: TextInput) -> None:
+        self._accept(t.session, t.text, "text")

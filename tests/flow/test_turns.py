@@ -1,0 +1,119 @@
+"""TurnWorker: per-turn work is cancelled when its turn goes stale, and failures become messages."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from flow.config import Settings
+from flow.messages import NodeFailed
+from flow.node import Node, NoParams, SessionContext
+from flow.resources import Resources
+from flow.turns import TurnWorker
+
+
+@dataclass(frozen=True)
+class Job:
+    turn: int
+    text: str
+    delay: float = 0.0
+    fail: bool = False
+
+
+class Probe(Node[NoParams]):
+    """A node that runs jobs through a TurnWorker and records what started, ended, got cancelled."""
+
+    def __init__(self, ctx: SessionContext) -> None:
+        super().__init__("probe", NoParams(), ctx)
+        self.started: list[str] = []
+        self.cancelled: list[str] = []
+        self.results: list[str] = []
+        self.failures: list[NodeFailed] = []
+        ctx.failures.subscribe(self.failures.append)
+        self.worker: TurnWorker[Job, str] = TurnWorker(
+            self, self.work, "llm_failed", on_failed=lambda job, _e: f"fallback:{job.text}")
+        self.worker.output.subscribe(self.results.append)
+
+    async def work(self, job: Job) -> AsyncIterator[str]:
+        self.started.append(job.text)
+        try:
+            await asyncio.sleep(job.delay)
+        except asyncio.CancelledError:
+            self.cancelled.append(job.text)
+            raise
+        if job.fail:
+            raise RuntimeError("provider exploded")
+        yield job.text
+
+
+def make_ctx() -> SessionContext:
+    return SessionContext("s1", Resources(Settings()), asyncio.get_running_loop())
+
+
+async def settle(ctx: SessionContext) -> None:
+    for _ in range(50):
+        if ctx.task_count == 0:
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_newer_turn_cancels_older_work() -> None:
+    ctx = make_ctx()
+    p = Probe(ctx)
+    p.worker.submit(Job(1, "old", delay=5))
+    await asyncio.sleep(0.01)
+    p.worker.submit(Job(2, "new"))
+    await settle(ctx)
+    assert p.cancelled == ["old"]
+    assert p.results == ["new"]
+    await ctx.aclose()
+
+
+async def test_pieces_of_one_turn_keep_their_order() -> None:
+    ctx = make_ctx()
+    p = Probe(ctx)
+    for i, delay in enumerate([0.03, 0.0, 0.01]):
+        p.worker.submit(Job(1, f"piece{i}", delay=delay))
+    await settle(ctx)
+    assert p.results == ["piece0", "piece1", "piece2"]
+    await ctx.aclose()
+
+
+async def test_stale_mark_cancels_and_blocks_late_jobs() -> None:
+    ctx = make_ctx()
+    p = Probe(ctx)
+    p.worker.submit(Job(3, "slow", delay=5))
+    await asyncio.sleep(0.01)
+    ctx.mark_stale(3)
+    p.worker.submit(Job(3, "late"))
+    await settle(ctx)
+    assert p.cancelled == ["slow"]
+    assert p.results == []
+    assert "late" not in p.started
+    await ctx.aclose()
+
+
+async def test_failure_becomes_message_and_fallback() -> None:
+    ctx = make_ctx()
+    p = Probe(ctx)
+    p.worker.submit(Job(1, "boom", fail=True))
+    await settle(ctx)
+    assert [f.code for f in p.failures] == ["llm_failed"]
+    assert p.failures[0].turn == 1 and "provider exploded" in p.failures[0].message
+    assert p.results == ["fallback:boom"]
+    p.worker.submit(Job(2, "after"))
+    await settle(ctx)
+    assert p.results[-1] == "after"
+    await ctx.aclose()
+
+
+async def test_close_cancels_everything() -> None:
+    ctx = make_ctx()
+    p = Probe(ctx)
+    p.worker.submit(Job(1, "hanging", delay=60))
+    await asyncio.sleep(0.01)
+    assert ctx.task_count == 1
+    await ctx.aclose()
+    assert ctx.task_count == 0
+    assert p.cancelled == ["hanging"]
