@@ -30,6 +30,10 @@ class GraphInstance:
         self.ctx = ctx
         self.sources: dict[str, Subject[Any]] = {port: Subject() for port in CLIENT_OUTPUTS}
         self.nodes: dict[str, Node[Any]] = {}
+        self.sinks: dict[str, Subject[Any]] = {
+            port: Subject() for port in CLIENT_INPUTS
+            if any(e.dst_port == port for e in spec.edges_into(CLIENT))
+        }
         outputs: dict[tuple[str, str], Observable[Any]] = {
             (CLIENT, port): subject for port, subject in self.sources.items()
         }
@@ -37,22 +41,25 @@ class GraphInstance:
             node_spec = spec.nodes[node_id]
             node = node_spec.cls(node_id, node_spec.params, ctx)
             self.nodes[node_id] = node
+            wired = {e.dst_port for e in spec.edges_into(node_id)}
             inputs = {
                 port: self._counted(node_id, f"in.{port}", self._merge(outputs, node_id, port))
-                for port in node.inputs
-                if spec.edges_into(node_id) and any(e.dst_port == port for e in spec.edges_into(node_id))
+                for port in node.inputs if port in wired
             }
             produced = node.wire(**inputs)
             for port in node.outputs:
                 obs = produced.get(port)
-                if obs is None:
-                    obs = reactivex.empty()
-                outputs[(node_id, port)] = obs.pipe(ops.share())
-        self.sinks: dict[str, Observable[Any]] = {
-            port: self._merge(outputs, CLIENT, port)
-            for port in CLIENT_INPUTS
-            if any(e.dst_port == port for e in spec.edges_into(CLIENT))
-        }
+                outputs[(node_id, port)] = (obs if obs is not None else reactivex.empty()).pipe(ops.share())
+                self._feed_client(node_id, port, outputs[(node_id, port)])
+
+    def _feed_client(self, node_id: str, port: str, source: Observable[Any]) -> None:
+        """Subscribe the client's sinks to this output before any downstream node does, so the
+        client hears of a message (e.g. `speech-result`) before what other nodes make of it."""
+        for e in self.spec.edges:
+            if e.src == node_id and e.src_port == port and e.dst == CLIENT:
+                sink = self.sinks[e.dst_port]
+                self.ctx.disposables.add(source.subscribe(
+                    on_next=sink.on_next, on_error=sink.on_error, scheduler=self.ctx.scheduler))
 
     def _merge(
         self, outputs: dict[tuple[str, str], Observable[Any]], node_id: str, port: str
