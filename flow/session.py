@@ -25,10 +25,13 @@ log = logging.getLogger("voicegraph.session")
 
 Send = Callable[[str, Any], Awaitable[None]]
 
-EVENTS_PER_SECOND = 200.0
-"""Sustained client events per second (a 40 ms MediaRecorder slice is 25/s)."""
-EVENT_BURST = 2_000.0
-"""A client may upload a whole recording at once (faster than real time) up to this many events."""
+AUDIO_EVENTS_PER_SECOND = 200.0
+"""Sustained `audio-stream` events per second (a 40 ms MediaRecorder slice is 25/s)."""
+AUDIO_EVENT_BURST = 2_000.0
+"""A client may upload a whole recording at once (faster than real time) up to this many chunks."""
+CONTROL_EVENTS_PER_SECOND = 10.0
+"""Sustained other events per second: each text turn or interrupt starts or cancels provider work."""
+CONTROL_EVENT_BURST = 30.0
 ERROR_REPORTS_PER_SECOND = 2.0
 
 
@@ -42,7 +45,8 @@ class Session:
         self._send = send
         self._out: asyncio.Queue[Any] = asyncio.Queue()
         self._seq = 0
-        self._events = TokenBucket(EVENTS_PER_SECOND, EVENT_BURST)
+        self._audio_events = TokenBucket(AUDIO_EVENTS_PER_SECOND, AUDIO_EVENT_BURST)
+        self._control_events = TokenBucket(CONTROL_EVENTS_PER_SECOND, CONTROL_EVENT_BURST)
         self._error_reports = TokenBucket(ERROR_REPORTS_PER_SECOND, 5)
         self.graph = GraphInstance(spec, self.ctx)
         scheduler = self.ctx.scheduler
@@ -62,7 +66,8 @@ class Session:
     def handle(self, event: str, payload: Any) -> None:
         """Route one client event into the graph; contract violations become `error` events."""
         try:
-            if not self._events.take():
+            bucket = self._audio_events if event == "audio-stream" else self._control_events
+            if not bucket.take():
                 raise WireError("rate_limited", "too many events: slow down")
             src = self.graph.sources
             if event == "audio-stream":

@@ -55,8 +55,8 @@ class Recorder:
                 return found[count - 1]
             left = deadline - time.monotonic()
             if left <= 0:
-                seen = [(e, _short(p)) for _, e, p in self.events]
-                raise AssertionError(f"no {event!r} (#{count}) within {timeout}s; saw {seen}")
+                seen = [(e, _short(p)) for _, e, p in self.events[-20:]]
+                raise AssertionError(f"no {event!r} (#{count}) within {timeout}s; last events: {seen}")
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
