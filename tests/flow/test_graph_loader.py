@@ -1,0 +1,202 @@
+"""Every graph validation error, with its file, line, node and port."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from flow.config import Settings
+from flow.graph_loader import GraphError, load_graph_text
+from flow.messages import AudioChunk, TextInput, Transcript, UserTurn
+from flow.node import In, Node
+from flow.registry import register
+from flow.resources import Resources
+
+
+class EchoParams(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    gain: int = Field(1, ge=0, le=10)
+
+
+@register("test_text_to_turn")
+class TextToTurn(Node[EchoParams]):
+    Params = EchoParams
+    inputs = {"text": In(TextInput), "extra": In(Transcript, required=False)}
+    outputs = {"turn": UserTurn}
+
+
+@register("test_turn_relay")
+class TurnRelay(Node[EchoParams]):
+    Params = EchoParams
+    inputs = {"turn": In(UserTurn)}
+    outputs = {"turn": UserTurn}
+
+
+@register("test_audio_sink")
+class AudioSink(Node[EchoParams]):
+    Params = EchoParams
+    inputs = {"audio": In(AudioChunk)}
+    outputs = {}
+
+
+def load(yaml_text: str, env: dict[str, str] | None = None, resources=None):
+    return load_graph_text(textwrap.dedent(yaml_text).lstrip(), "g.yaml", env or {}, resources)
+
+
+def issues(yaml_text: str, env: dict[str, str] | None = None, resources=None) -> list:
+    with pytest.raises(GraphError) as info:
+        load(yaml_text, env, resources)
+    return info.value.issues
+
+
+GOOD = """
+version: 1
+name: good
+nodes:
+  a: {type: test_text_to_turn}
+  b: {type: test_turn_relay, params: {gain: 3}}
+edges:
+  - client.text -> a.text
+  - a.turn -> b.turn
+  - b.turn -> client.message
+"""
+
+
+def test_valid_graph_loads_in_topological_order() -> None:
+    spec = load(GOOD)
+    assert spec.name == "good" and spec.order == ("a", "b")
+    assert spec.nodes["b"].params.gain == 3
+    assert [str(e) for e in spec.edges] == ["client.text -> a.text", "a.turn -> b.turn", "b.turn -> client.message"]
+    assert spec.edges[1].line == 8
+
+
+def test_order_follows_edges_not_yaml_order() -> None:
+    spec = load(GOOD.replace("  a: {type: test_text_to_turn}\n  b: {type: test_turn_relay, params: {gain: 3}}",
+                             "  b: {type: test_turn_relay, params: {gain: 3}}\n  a: {type: test_text_to_turn}"))
+    assert spec.order == ("a", "b")
+
+
+def test_unknown_type_suggests_nearest() -> None:
+    [i] = issues(GOOD.replace("test_turn_relay", "test_turn_rely"))
+    assert (i.line, i.node) == (5, "b")
+    assert "unknown node type 'test_turn_rely'" in i.message and "did you mean 'test_turn_relay'" in i.message
+    assert str(i).startswith("g.yaml:5: node 'b': ")
+
+
+def test_unknown_output_port_suggests_and_lists() -> None:
+    [i] = issues(GOOD.replace("a.turn -> b.turn", "a.trun -> b.turn"))
+    assert (i.line, i.node, i.port) == (8, "a", "trun")
+    assert "did you mean 'turn'" in i.message
+
+
+def test_input_used_as_source_is_explained() -> None:
+    [i] = issues(GOOD.replace("a.turn -> b.turn", "a.text -> b.turn"))
+    assert (i.line, i.node, i.port) == (8, "a", "text") and "is an input, not an output" in i.message
+
+
+def test_unknown_node_in_edge() -> None:
+    found = issues(GOOD.replace("b.turn -> client.message", "c.turn -> client.message"))
+    assert [(i.line, i.node) for i in found] == [(9, "c")]
+    assert "unknown node 'c'" in found[0].message
+
+
+def test_type_mismatch_names_both_types() -> None:
+    text = GOOD.replace("  - a.turn -> b.turn\n", "  - a.turn -> b.turn\n  - client.audio -> a.text\n")
+    [i] = issues(text)
+    assert (i.line, i.node, i.port) == (9, "a", "text")
+    assert "AudioData" in i.message and "TextInput" in i.message
+
+
+def test_invalid_params_use_pydantic_message_and_param_line() -> None:
+    text = GOOD.replace("  b: {type: test_turn_relay, params: {gain: 3}}",
+                        "  b:\n    type: test_turn_relay\n    params:\n      gain: 99")
+    [i] = issues(text)
+    assert (i.line, i.node) == (8, "b") and "gain" in i.message and "less than or equal to 10" in i.message
+
+
+def test_unknown_param_is_rejected() -> None:
+    [i] = issues(GOOD.replace("params: {gain: 3}", "params: {gian: 3}"))
+    assert i.node == "b" and "gian" in i.message and "Extra inputs are not permitted" in i.message
+
+
+def test_unconnected_required_input() -> None:
+    text = GOOD.replace("  - a.turn -> b.turn\n", "")
+    [i] = issues(text)
+    assert (i.line, i.node, i.port) == (5, "b", "turn") and "not connected" in i.message
+
+
+def test_cycle_names_its_nodes() -> None:
+    text = """
+    version: 1
+    nodes:
+      a: {type: test_turn_relay}
+      b: {type: test_turn_relay}
+    edges:
+      - a.turn -> b.turn
+      - b.turn -> a.turn
+      - b.turn -> client.message
+    """
+    [i] = issues(text)
+    assert i.line == 3 and "cycle" in i.message and "a, b" in i.message
+
+
+def test_duplicate_node_id() -> None:
+    text = GOOD.replace("  b: {type: test_turn_relay, params: {gain: 3}}",
+                        "  b: {type: test_turn_relay, params: {gain: 3}}\n  b: {type: test_turn_relay}")
+    [i] = issues(text)
+    assert (i.line, i.node) == (6, "b") and "duplicate node id" in i.message and "line 5" in i.message
+
+
+def test_duplicate_edge() -> None:
+    [i] = issues(GOOD.replace("  - a.turn -> b.turn\n", "  - a.turn -> b.turn\n  - a.turn -> b.turn\n"))
+    assert i.line == 9 and "duplicate edge" in i.message
+
+
+def test_reserved_client_id_and_bad_edge_syntax_reported_together() -> None:
+    text = GOOD.replace("  a: {type: test_text_to_turn}", "  a: {type: test_text_to_turn}\n  client: {type: test_turn_relay}")
+    text = text.replace("  - a.turn -> b.turn\n", "  - a.turn -> b.turn\n  - a.turn b.turn\n")
+    found = issues(text)
+    assert [(i.line, "reserved" in i.message or "an edge is" in i.message) for i in found] == [(5, True), (10, True)]
+
+
+def test_top_level_typo_version_and_missing_nodes() -> None:
+    found = issues("version: 2\nnodse: {}\nedges: []\n")
+    messages = " | ".join(f"{i.line}:{i.message}" for i in found)
+    assert "1:'version: 1' is required" in messages
+    assert "2:unknown top-level key 'nodse' (did you mean 'nodes'?)" in messages
+    assert "'nodes' must be a non-empty mapping" in messages
+
+
+def test_yaml_syntax_error_has_its_line() -> None:
+    [i] = issues("version: 1\nnodes:\n  a: {type: test_turn_relay\nedges: []\n")
+    assert i.line in (3, 4) and "YAML syntax error" in i.message
+
+
+def test_env_interpolation_types_and_defaults() -> None:
+    text = GOOD.replace("params: {gain: 3}", 'params: {gain: "${GAIN:-4}"}')
+    assert load(text).nodes["b"].params.gain == 4
+    assert load(text, {"GAIN": "7"}).nodes["b"].params.gain == 7
+    named = load(GOOD.replace("name: good", "name: graph-${SUFFIX:-x}"), {"SUFFIX": "prod"})
+    assert named.name == "graph-prod"
+
+
+def test_missing_env_variable_without_default() -> None:
+    i = issues(GOOD.replace("params: {gain: 3}", 'params: {gain: "${GAIN}"}'))[0]
+    assert i.line == 5 and "GAIN is not set" in i.message
+
+
+def test_provider_checks_run_with_resources() -> None:
+    text = """
+    version: 1
+    nodes:
+      llm: {type: responder, params: {provider: openai}}
+    edges:
+      - client.text -> llm.turn
+    """
+    found = issues(text, resources=Resources(Settings()))
+    # client.text is TextInput, llm.turn takes UserTurn; and openai is not configured
+    messages = [i.message for i in found]
+    assert any("OPENAI_API_KEY" in m for m in messages)
+    assert any("type mismatch" in m for m in messages)
