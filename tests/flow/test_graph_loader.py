@@ -155,7 +155,8 @@ def test_duplicate_edge() -> None:
 
 
 def test_reserved_client_id_and_bad_edge_syntax_reported_together() -> None:
-    text = GOOD.replace("  a: {type: test_text_to_turn}", "  a: {type: test_text_to_turn}\n  client: {type: test_turn_relay}")
+    text = GOOD.replace("  a: {type: test_text_to_turn}",
+                        "  a: {type: test_text_to_turn}\n  client: {type: test_turn_relay}")
     text = text.replace("  - a.turn -> b.turn\n", "  - a.turn -> b.turn\n  - a.turn b.turn\n")
     found = issues(text)
     assert [(i.line, "reserved" in i.message or "an edge is" in i.message) for i in found] == [(5, True), (10, True)]
