@@ -42,3 +42,35 @@ async def voicegraph(
     server = VoicegraphServer(spec, resources)
     async with running(server, "127.0.0.1", 0) as url:
         yield Running(server, url)
+
+
+@contextlib.contextmanager
+def serve_process(env: dict[str, str], *args: str, timeout: float = 60.0):
+    """`voicegraph serve --port 0 ARGS` as a real process (as a user runs it); yields its URL."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "VOICEGRAPH_"))}
+    full_env.update(env)
+    proc = subprocess.Popen([sys.executable, "-m", "flow.cli", "serve", "--host", "127.0.0.1", "--port", "0", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                raise AssertionError("voicegraph serve exited:\n" + "".join(lines))
+            lines.append(line)
+            if "listening on " in line:
+                yield line.split("listening on ")[1].split()[0]
+                return
+        raise AssertionError("voicegraph serve did not start:\n" + "".join(lines))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
