@@ -1,0 +1,78 @@
+"""Format parsing, sniffing, PCM conversion, level and WAV helpers."""
+
+from __future__ import annotations
+
+import io
+import math
+import wave
+
+import numpy as np
+import pytest
+
+from flow.audio import SILENCE_DBFS, PcmConverter, level_dbfs, parse_start_payload, sniff_format, wav_bytes
+from flow.messages import AudioFormat
+from tests.support.speech import encode, silence, speak_espeak
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    ({"mimeType": "audio/webm;codecs=opus"}, AudioFormat("webm")),
+    ({"mimeType": "audio/ogg; codecs=opus"}, AudioFormat("ogg")),
+    ({"mimeType": "audio/x-wav"}, AudioFormat("wav")),
+    ({"mimeType": "audio/mpeg"}, AudioFormat("mp3")),
+    ({"mimeType": "audio/pcm;rate=48000"}, AudioFormat("pcm16", 48000, 1)),
+    ({"mimeType": "audio/L16;rate=8000;channels=2"}, AudioFormat("pcm16", 8000, 2)),
+    ({"format": "pcm16", "sampleRate": 44100, "channels": 2}, AudioFormat("pcm16", 44100, 2)),
+    ({"format": "ogg"}, AudioFormat("ogg")),
+    ({"language": "en"}, None),
+])
+def test_parse_start_payload(payload, expected) -> None:
+    assert parse_start_payload(payload) == expected
+
+
+@pytest.mark.parametrize("payload", [
+    {"mimeType": "video/mp4"}, {"format": "flac"}, {"format": "pcm16", "sampleRate": 100},
+    {"format": "pcm16", "channels": 0}, {"mimeType": 5}, {"format": "pcm16", "sampleRate": "fast"},
+])
+def test_parse_start_payload_rejects(payload) -> None:
+    with pytest.raises(ValueError):
+        parse_start_payload(payload)
+
+
+@pytest.mark.parametrize("fmt", ["webm", "ogg", "wav", "mp3"])
+def test_sniff_real_containers(fmt) -> None:
+    assert sniff_format(encode(speak_espeak("sniff me"), fmt)[:64]) == fmt
+
+
+def test_sniff_raw_pcm_is_none() -> None:
+    assert sniff_format(silence(0.5, "pcm16_16k")[:64]) is None
+    assert sniff_format(b"") is None
+
+
+def tone(rate: int, seconds: float, channels: int = 1, amp: float = 0.5) -> bytes:
+    t = np.arange(int(rate * seconds)) / rate
+    x = (np.sin(2 * math.pi * 440 * t) * amp * 32767).astype("<i2")
+    return np.repeat(x, channels).tobytes()
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(48000, 1), (48000, 2), (8000, 1), (16000, 2), (44100, 1)])
+def test_converter_is_chunking_invariant_and_keeps_duration(rate, channels) -> None:
+    data = tone(rate, 1.0, channels)
+    whole = PcmConverter(rate, channels).convert(data)
+    conv = PcmConverter(rate, channels)
+    sliced = b"".join(conv.convert(data[i:i + 997]) for i in range(0, len(data), 997))
+    assert abs(len(sliced) - 32000) <= 4 and abs(len(whole) - 32000) <= 4
+    assert abs(level_dbfs(sliced) - level_dbfs(whole)) < 0.1
+    assert abs(level_dbfs(sliced) - 20 * math.log10(0.5 / math.sqrt(2))) < 0.5
+
+
+def test_level_of_silence_and_full_scale() -> None:
+    assert level_dbfs(b"\0" * 640) == SILENCE_DBFS
+    assert level_dbfs(b"") == SILENCE_DBFS
+    assert level_dbfs(np.full(320, 32767, "<i2").tobytes()) > -0.01
+
+
+def test_wav_bytes_roundtrip() -> None:
+    pcm = tone(16000, 0.25)
+    with wave.open(io.BytesIO(wav_bytes(pcm, 16000))) as w:
+        assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (16000, 2, 1)
+        assert w.readframes(w.getnframes()) == pcm
