@@ -11,10 +11,12 @@ from __future__ import annotations
 import queue
 import threading
 
-from flow.audio import PcmConverter
+from flow.audio import PcmConverter, level_dbfs
 from flow.resources import Resources
 
 RATE = 16_000
+QUIET_DBFS = -55.0
+"""Utterances quieter than this overall hold no speech worth decoding."""
 
 
 class DecoderPool:
@@ -23,6 +25,8 @@ class DecoderPool:
     def __init__(self, size: int) -> None:
         self.size = size
         self.created = 0
+        self.threads: set[str] = set()
+        """Names of the threads that decoded (the event loop's must never be among them)."""
         self._free: queue.LifoQueue = queue.LifoQueue()
         self._lock = threading.Lock()
 
@@ -42,6 +46,7 @@ class DecoderPool:
     def decode(self, pcm: bytes) -> str:
         """Blocking: the hypothesis for 16 kHz mono s16le (run it in a worker thread)."""
         decoder = self._checkout()
+        self.threads.add(threading.current_thread().name)
         try:
             decoder.start_utt()
             decoder.process_raw(pcm, full_utt=True)
@@ -68,6 +73,6 @@ class PocketsphinxTranscriber:
             raise ValueError("pocketsphinx takes 16-bit PCM")
         if rate != RATE or channels != 1:
             pcm = PcmConverter(rate, channels, RATE).convert(pcm)
-        if len(pcm) < RATE // 10:  # under 50 ms: nothing to recognise
-            return ""
+        if len(pcm) < RATE // 10 or level_dbfs(pcm) < QUIET_DBFS:
+            return ""  # too short or too quiet: the recognizer would only hallucinate a word
         return (await self.resources.run_cpu(self.pool.decode, pcm)).strip()

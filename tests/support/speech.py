@@ -56,7 +56,7 @@ def _piper_voice(path: str):
 def speak_espeak(text: str) -> Path:
     """A WAV of `text` spoken by espeak-ng."""
     out = _DIR / f"espeak_{_name(text)}.wav"
-    subprocess.run(["espeak-ng", "-s", "150", "-w", str(out), text], check=True)
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "130", "-w", str(out), text], check=True)
     return out
 
 
