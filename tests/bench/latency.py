@@ -1,0 +1,127 @@
+"""Turn latency and offline real-time factors, printed as a table (`python -m tests.bench.latency`).
+
+Not a test: figures for closing notes and for judging changes. Every figure comes from a real
+server on loopback, a real Socket.IO client and real speech.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+import wave
+
+from flow.config import Settings
+from flow.resources import Resources
+from nodes.synthesizer.piper import PiperSynthesizer
+from nodes.transcriber.pocketsphinx import PocketsphinxTranscriber
+from tests.support.client import Recorder
+from tests.support.openai_stub import OpenAIStub
+from tests.support.servers import voicegraph
+from tests.support.speech import encode, pcm16, speak_piper
+
+QUESTION = "Could you tell me what the weather will be like in Paris tomorrow?"
+REPLY = "Tomorrow in Paris it will be sunny with a light breeze. Expect a high of twenty one degrees."
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+async def stop_to_response(runs: int) -> list[float]:
+    """`stop-recording` → `ai-response`, providers at zero latency (the stub)."""
+    audio = encode(speak_piper(QUESTION), "pcm16_16k", pad_s=0.0)
+    out: list[float] = []
+    async with OpenAIStub() as stub, voicegraph(stub=stub) as srv:
+        c = await Recorder().connect(srv.url)
+        for i in range(runs):
+            await c.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
+            await c.stream(audio, 3200)
+            t0 = time.monotonic()
+            await c.emit("stop-recording")
+            await c.wait("ai-response", count=i + 1)
+            t_resp = [t for t, e, _ in c.events if e == "ai-response"][i]
+            out.append(1000 * (t_resp - t0))
+            await c.wait("ai-typing", lambda p: p == {"isTyping": False}, count=i + 1)
+        await c.close()
+    return out
+
+
+async def offline_end_of_speech_to_response(runs: int) -> tuple[list[float], float]:
+    """Offline graph, question streamed in real time (40 ms chunks): end of speech → `ai-response`."""
+    wav = speak_piper(QUESTION)
+    with wave.open(str(wav)) as w:
+        speech_s = w.getnframes() / w.getframerate()
+    lead = 0.3
+    audio = encode(wav, "pcm16_16k", pad_s=2.0, lead_s=lead)
+    chunk = 1280  # 40 ms
+    out: list[float] = []
+    async with voicegraph("offline") as srv:
+        for _ in range(runs):
+            c = await Recorder().connect(srv.url)
+            await c.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
+            start = time.monotonic()
+            end_of_speech = None
+            for i in range(0, len(audio), chunk):
+                await c.sio.emit("audio-stream", audio[i:i + chunk])
+                sent_s = (i + chunk) / 32000
+                if end_of_speech is None and sent_s >= lead + speech_s:
+                    end_of_speech = time.monotonic()
+                await asyncio.sleep(max(0.0, start + sent_s - time.monotonic()))
+                if c.of("ai-response"):
+                    break
+            await c.wait("ai-response", timeout=30)
+            t_resp = next(t for t, e, _ in c.events if e == "ai-response")
+            out.append(1000 * (t_resp - end_of_speech))
+            await c.close()
+    return out, speech_s
+
+
+async def real_time_factors() -> dict[str, float]:
+    r = Resources(Settings())
+    stt, tts = PocketsphinxTranscriber(r), PiperSynthesizer(r)
+    pcm = pcm16(speak_piper(QUESTION))
+    t = time.monotonic()
+    await stt.transcribe(pcm, 16000, 2, 1)
+    first_stt = time.monotonic() - t
+    t = time.monotonic()
+    await stt.transcribe(pcm, 16000, 2, 1)
+    stt_s = time.monotonic() - t
+    t = time.monotonic()
+    mp3 = await tts.synthesize(REPLY)
+    first_tts = time.monotonic() - t
+    t = time.monotonic()
+    mp3 = await tts.synthesize(REPLY)
+    tts_s = time.monotonic() - t
+    from tests.e2e.test_text_turns import mp3_seconds
+
+    reply_s = mp3_seconds(mp3)
+    r.cpu_pool.shutdown()
+    return {"stt_audio_s": len(pcm) / 32000, "stt_rtf": stt_s / (len(pcm) / 32000), "stt_first_call_s": first_stt,
+            "tts_audio_s": reply_s, "tts_rtf": tts_s / reply_s, "tts_first_call_s": first_tts}
+
+
+async def main(runs: int) -> None:
+    rtf = await real_time_factors()
+    stop = await stop_to_response(runs)
+    offline, speech_s = await offline_end_of_speech_to_response(max(3, runs // 4))
+    rows = [
+        ("stop-recording → ai-response, stub at 0 ms (ms)", stop),
+        (f"offline: end of {speech_s:.1f} s question → ai-response (ms, silence_ms=700)", offline),
+    ]
+    print(f"| measure | n | p50 | p99 | max |\n| --- | --- | --- | --- | --- |")
+    for name, vals in rows:
+        print(f"| {name} | {len(vals)} | {statistics.median(vals):.0f} | {pct(vals, 99):.0f} | {max(vals):.0f} |")
+    print()
+    print("| offline provider | audio (s) | real-time factor | first call incl. model load (s) |")
+    print("| --- | --- | --- | --- |")
+    print(f"| pocketsphinx STT | {rtf['stt_audio_s']:.2f} | {rtf['stt_rtf']:.3f} | {rtf['stt_first_call_s']:.2f} |")
+    print(f"| piper TTS + MP3 | {rtf['tts_audio_s']:.2f} | {rtf['tts_rtf']:.3f} | {rtf['tts_first_call_s']:.2f} |")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    asyncio.run(main(parser.parse_args().runs))
