@@ -14,7 +14,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-import reactivex
 from pydantic import BaseModel, ConfigDict
 from reactivex import Observable
 from reactivex.disposable import CompositeDisposable
@@ -169,14 +168,12 @@ class Node(Generic[P]):
     def fail(self, code: str, message: str, turn: int | None = None) -> None:
         self.ctx.fail(self.id, code, message, turn)
 
-    def counted(self, port: str, source: Observable[Any]) -> Observable[Any]:
-        """`source` with every message counted as `port` of this node (dashboard counters)."""
-        ctx, node = self.ctx, self.id
-
-        def _count(_: Any) -> None:
-            ctx.count(node, port)
-
-        return source.pipe(reactivex.operators.do_action(on_next=_count))
+    def route(self, inputs: dict[str, Observable[Any]], handlers: dict[str, Callable[[Any], None]]) -> None:
+        """Subscribe each connected input to its handler, on the loop's scheduler, for the
+        session's lifetime; a handler that raises becomes a `NodeFailed`, not a dead stream."""
+        for port, source in inputs.items():
+            self.ctx.disposables.add(
+                source.subscribe(on_next=guarded(self, handlers[port]), scheduler=self.ctx.scheduler))
 
 
 def guarded(node: Node[Any], fn: Callable[[Any], None], code: str = "internal") -> Callable[[Any], None]:

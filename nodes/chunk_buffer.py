@@ -27,7 +27,7 @@ from flow.messages import (
     RecordingStarted,
     RecordingStopped,
 )
-from flow.node import In, Node, guarded
+from flow.node import In, Node
 
 
 class ChunkBufferParams(BaseModel):
@@ -70,9 +70,7 @@ class ChunkBuffer(Node[ChunkBufferParams]):
         self.declared: AudioFormat | None = None
         self.dropping = False
         handlers = {"audio": self._on_audio, "start": self._on_start, "stop": self._on_stop}
-        for port, source in inputs.items():
-            self.ctx.disposables.add(source.subscribe(
-                on_next=guarded(self, handlers[port]), scheduler=self.ctx.scheduler))
+        self.route(inputs, handlers)
         self.ctx.on_close(self._close)
         return {"audio": self.chunks, "ended": self.ended}
 

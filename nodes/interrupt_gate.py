@@ -18,7 +18,7 @@ from reactivex import Observable
 from reactivex.subject import Subject
 
 from flow.messages import Interrupt, NodeFailed, ReplyText, SpeechStarted, Typing, UserTurn
-from flow.node import In, Node, guarded
+from flow.node import In, Node
 
 ENDS_TURN = frozenset({"llm_failed"})
 """Failure codes after which no response will come for the turn (typing must stop)."""
@@ -55,9 +55,7 @@ class InterruptGate(Node[InterruptGateParams]):
             "interrupt": lambda _m: self._interrupt(),
             "speech": self._on_speech,
         }
-        for port, source in inputs.items():
-            self.ctx.disposables.add(
-                source.subscribe(on_next=guarded(self, handlers[port]), scheduler=self.ctx.scheduler))
+        self.route(inputs, handlers)
         self.ctx.disposables.add(self.ctx.failures.subscribe(on_next=self._on_failure))
         return {"response": self.responses, "typing": self.typing}
 

@@ -23,7 +23,7 @@ from flow.messages import (
     Utterance,
     new_id,
 )
-from flow.node import In, Node, guarded
+from flow.node import In, Node
 from nodes.segmenter import Segmenter, SpeechStart, UtteranceEnd
 from nodes.voice_activity import make_detector
 
@@ -65,9 +65,7 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
         self.language: str | None = None
         self.utterance_id = new_id()
         handlers = {"audio": self._on_audio, "ended": self._on_ended, "start": self._on_start}
-        for port, source in inputs.items():
-            self.ctx.disposables.add(source.subscribe(
-                on_next=guarded(self, handlers[port]), scheduler=self.ctx.scheduler))
+        self.route(inputs, handlers)
         return {"utterance": self.utterances, "started": self.started}
 
     def _segmenter(self, rate: int) -> Segmenter:

@@ -15,7 +15,7 @@ from reactivex import Observable
 from reactivex.subject import Subject
 
 from flow.messages import TextInput, Transcript, Typing, UserTurn, new_id
-from flow.node import In, Node, NoParams, guarded
+from flow.node import In, Node, NoParams
 
 
 class TurnTaker(Node[NoParams]):
@@ -32,9 +32,7 @@ class TurnTaker(Node[NoParams]):
         self.turns: Subject[UserTurn] = Subject()
         self.typing: Subject[Typing] = Subject()
         handlers = {"transcript": self._on_transcript, "text": self._on_text}
-        for port, source in inputs.items():
-            self.ctx.disposables.add(
-                source.subscribe(on_next=guarded(self, handlers[port]), scheduler=self.ctx.scheduler))
+        self.route(inputs, handlers)
         return {"turn": self.turns, "typing": self.typing}
 
     def _accept(self, session: str, text: str, source: str) -> None:

@@ -40,7 +40,9 @@ class DecoderPool:
                 from pocketsphinx import Decoder
 
                 self.created += 1
-                return Decoder(loglevel="FATAL")
+                # batch CMN: each utterance normalised on its own, so what one session said
+                # never shifts what the shared decoder hears for the next
+                return Decoder(loglevel="FATAL", cmn="batch")
         return self._free.get()
 
     def decode(self, pcm: bytes) -> str:

@@ -64,12 +64,13 @@ async def test_twenty_at_once_share_a_bounded_pool_and_the_loop_keeps_running(re
 
 async def test_piper_speaks_mp3(resources) -> None:
     tts = PiperSynthesizer(resources)
-    mp3 = await tts.synthesize("Hello from the offline voice. It needs no network at all.")
+    mp3 = await tts.synthesize("Good morning. The weather is sunny today.")
     pcm = mp3_to_pcm(mp3)
-    assert 2.0 < len(pcm) / 32000 < 8.0
+    assert 1.5 < len(pcm) / 32000 < 6.0
     # round trip: what piper said, pocketsphinx hears
     text = await PocketsphinxTranscriber(resources).transcribe(pcm, 16000, 2, 1)
-    assert {"offline", "voice"} & words(text), text
+    # piper samples noise, so each synthesis differs a little: ask for most, not all, words
+    assert len({"good", "morning", "weather", "sunny", "today"} & words(text)) >= 4, text
 
 
 async def test_piper_long_text_is_split_not_cut(resources) -> None:
