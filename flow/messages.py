@@ -155,6 +155,8 @@ class Transcript:
     utterance_id: str
     text: str
     is_final: bool = True
+    speech_end_ms: int | None = None
+    """When the utterance was closed (wall clock), for per-turn latency."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +189,26 @@ class SpokenReply(ReplyText):
 
     audio: bytes | None = None
     audio_format: str = "mp3"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyPiece:
+    """One speakable piece (about a sentence) of a streamed reply; `final` marks the last one."""
+
+    session: str
+    turn: int
+    id: str
+    reply_to: str
+    seq: int
+    text: str
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SpokenPiece(ReplyPiece):
+    """A reply piece with its MP3 (`ai-response-chunk`); `audio` is None when synthesis failed."""
+
+    audio: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -76,6 +77,10 @@ class SessionContext:
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
         self.counters: dict[str, dict[str, int]] = {}
+        self.metrics: dict[int, dict[str, float]] = {}
+        """Per turn: wall-clock ms of each stage (speech_end, transcript, first_token, …)."""
+        self.delivered: dict[int, list[str]] = {}
+        """Per turn: the reply pieces actually sent to the client (what the user heard)."""
         self._closers: list[Callable[[], Coroutine[Any, Any, Any]]] = []
 
     def fail(self, node: str, code: str, message: str, turn: int | None = None) -> None:
@@ -102,6 +107,13 @@ class SessionContext:
         if not task.cancelled() and task.exception() is not None:
             log.error("session %s task %s failed", self.session, task.get_name(),
                       exc_info=task.exception())
+
+    def mark(self, turn: int, stage: str, at_ms: float | None = None) -> None:
+        """Record when `stage` of `turn` happened (first time only)."""
+        stages = self.metrics.setdefault(turn, {})
+        stages.setdefault(stage, at_ms if at_ms is not None else time.time() * 1000)
+        while len(self.metrics) > 50:  # bounded: only recent turns matter
+            del self.metrics[min(self.metrics)]
 
     def on_close(self, closer: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         """Await `closer()` when the session closes (e.g. to kill a decoder subprocess)."""

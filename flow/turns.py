@@ -39,12 +39,15 @@ class TurnWorker(Generic[T, R]):
         work: Callable[[T], AsyncIterator[R]],
         code: str,
         on_failed: Callable[[T, Exception], R | None] | None = None,
+        concurrency: int = 1,
     ) -> None:
         self.node = node
         self.ctx = node.ctx
         self.work = work
         self.code = code
         self.on_failed = on_failed
+        self.concurrency = concurrency
+        """Messages of one turn worked on at once (look-ahead); results still leave in order."""
         self.output: Subject[R] = Subject()
         self._turn = -1
         self._queue: deque[T] = deque()
@@ -84,21 +87,58 @@ class TurnWorker(Generic[T, R]):
         self._task = None
 
     async def _drain(self, turn: int) -> None:
+        if self.concurrency > 1:
+            await self._drain_ahead(turn)
+            return
         while self._queue and self._turn == turn:
             msg = self._queue.popleft()
             try:
                 async for result in self.work(msg):
-                    if self._turn != turn or turn <= self.ctx.stale_through:
+                    if not self._emit(turn, result):
                         return
-                    self.ctx.count(self.node.id, "out")
-                    self.output.on_next(result)
             except asyncio.CancelledError:
                 raise
-            except Exception as err:
-                if not isinstance(err, ProviderError):
-                    log.exception("node %s failed on turn %s", self.node.id, turn)
-                reason = str(err) or type(err).__name__
-                self.node.fail(self.code, f"{self.node.id}: {reason}", turn)
-                fallback = self.on_failed(msg, err) if self.on_failed else None
-                if fallback is not None and self._turn == turn:
-                    self.output.on_next(fallback)
+            except Exception as err:  # noqa: BLE001 - every failure becomes a message
+                self._failed(turn, msg, err)
+
+    async def _drain_ahead(self, turn: int) -> None:
+        """Start up to `concurrency` messages at once; emit their results in arrival order."""
+        pending: deque[asyncio.Future[list[R]]] = deque()
+        try:
+            while (self._queue or pending) and self._turn == turn:
+                while self._queue and len(pending) < self.concurrency:
+                    pending.append(asyncio.ensure_future(self._collect(turn, self._queue.popleft())))
+                results = await pending[0]
+                pending.popleft()
+                for result in results:
+                    if not self._emit(turn, result):
+                        return
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+    async def _collect(self, turn: int, msg: T) -> list[R]:
+        try:
+            return [r async for r in self.work(msg)]
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - every failure becomes a message
+            fallback = self._failed(turn, msg, err, emit=False)
+            return [fallback] if fallback is not None else []
+
+    def _emit(self, turn: int, result: R) -> bool:
+        if self._turn != turn or turn <= self.ctx.stale_through:
+            return False
+        self.ctx.count(self.node.id, "out")
+        self.output.on_next(result)
+        return True
+
+    def _failed(self, turn: int, msg: T, err: Exception, emit: bool = True) -> R | None:
+        if not isinstance(err, ProviderError):
+            log.error("node %s failed on turn %s", self.node.id, turn, exc_info=err)
+        reason = str(err) or type(err).__name__
+        self.node.fail(self.code, f"{self.node.id}: {reason}", turn)
+        fallback = self.on_failed(msg, err) if self.on_failed else None
+        if emit and fallback is not None:
+            self._emit(turn, fallback)
+        return fallback

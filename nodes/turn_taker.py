@@ -35,8 +35,11 @@ class TurnTaker(Node[NoParams]):
         self.route(inputs, handlers)
         return {"turn": self.turns, "typing": self.typing}
 
-    def _accept(self, session: str, text: str, source: str) -> None:
+    def _accept(self, session: str, text: str, source: str, speech_end_ms: int | None = None) -> None:
         self.turn += 1
+        if speech_end_ms is not None:
+            self.ctx.mark(self.turn, "speech_end", speech_end_ms)
+        self.ctx.mark(self.turn, "accepted")
         self.ctx.mark_stale(self.turn - 1)
         self.ctx.count(self.id, "out")
         self.turns.on_next(UserTurn(session, self.turn, new_id(), text, source))
@@ -44,7 +47,7 @@ class TurnTaker(Node[NoParams]):
 
     def _on_transcript(self, t: Transcript) -> None:
         if t.is_final and t.text.strip():
-            self._accept(t.session, t.text.strip(), "voice")
+            self._accept(t.session, t.text.strip(), "voice", t.speech_end_ms)
 
     def _on_text(self, t: TextInput) -> None:
         self._accept(t.session, t.text, "text")

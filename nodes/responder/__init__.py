@@ -1,25 +1,32 @@
 """The assistant's answer to each accepted user turn, with a bounded per-session history.
 
-In:  turn: UserTurn        Out: reply: ReplyText
-Work for a turn is cancelled (the LLM stream closed) as soon as the turn goes stale. A turn that
-was cancelled or failed leaves only the user's words in the history, never a half answer.
+In:  turn: UserTurn        Out: reply: ReplyText, pieces: ReplyPiece
+Tokens stream in; `pieces` carries each sentence as soon as it is surely complete (for speaking
+while the LLM still writes), `reply` the whole text at the end. Work for a turn is cancelled (the
+LLM stream closed) as soon as the turn goes stale. The history keeps what the user heard: an
+interrupted reply only up to the last piece sent, marked as interrupted; nothing if none was sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
+from reactivex import operators as ops
 
-from flow.messages import ReplyText, UserTurn, new_id
+from flow.messages import ReplyPiece, ReplyText, UserTurn, new_id
 from flow.node import In, Node
 from flow.providers import ChatMessage, Responder
 from flow.resources import Resources
 from flow.turns import TurnWorker
 from nodes.provider_choice import require, resolve
+from nodes.text_split import SentenceStream
+
+INTERRUPTED = " [interrupted]"
 
 
 class ResponderParams(BaseModel):
@@ -35,6 +42,10 @@ class ResponderParams(BaseModel):
     """User+assistant exchanges kept in the session's history."""
     temperature: float | None = Field(None, ge=0, le=2)
     timeout_s: float | None = Field(None, gt=0, le=600)
+    min_piece_chars: int = Field(20, ge=1, le=1_000)
+    """`pieces`: shorter sentences wait to be spoken together with the next."""
+    max_piece_chars: int = Field(300, ge=20, le=4_000)
+    """`pieces`: a longer run without a sentence end is cut at a space."""
 
 
 class ResponderNode(Node[ResponderParams]):
@@ -42,7 +53,7 @@ class ResponderNode(Node[ResponderParams]):
 
     Params = ResponderParams
     inputs = {"turn": In(UserTurn)}
-    outputs = {"reply": ReplyText}
+    outputs = {"reply": ReplyText, "pieces": ReplyPiece}
 
     @classmethod
     def provider_name(cls, params: ResponderParams, resources: Resources) -> str:
@@ -68,19 +79,50 @@ class ResponderNode(Node[ResponderParams]):
         self.history: deque[ChatMessage] = deque(maxlen=2 * self.params.max_turns or None)
         if self.params.max_turns == 0:
             self.history = deque(maxlen=0)
-        worker: TurnWorker[UserTurn, ReplyText] = TurnWorker(self, self._answer, "llm_failed")
-        return {"reply": worker.attach(turn)}
+        worker: TurnWorker[UserTurn, ReplyText | ReplyPiece] = TurnWorker(self, self._answer, "llm_failed")
+        out = worker.attach(turn)
+        return {
+            "reply": out.pipe(ops.filter(lambda m: isinstance(m, ReplyText))),
+            "pieces": out.pipe(ops.filter(lambda m: isinstance(m, ReplyPiece))),
+        }
 
     def messages_for(self, turn: UserTurn) -> list[ChatMessage]:
         prompt = self.params.system_prompt or self.ctx.settings.system_prompt
         return [ChatMessage("system", prompt), *self.history, ChatMessage("user", turn.text)]
 
-    async def _answer(self, turn: UserTurn) -> AsyncIterator[ReplyText]:
+    async def _answer(self, turn: UserTurn) -> AsyncIterator[ReplyText | ReplyPiece]:
         messages = self.messages_for(turn)
         self.history.append(ChatMessage("user", turn.text))
-        pieces = [piece async for piece in self.provider.reply(messages)]
-        text = "".join(pieces).strip()
+        rid = new_id()
+        splitter = SentenceStream(self.params.min_piece_chars, self.params.max_piece_chars)
+        seq = 0
+        held: str | None = None  # one piece is held back so the last can be marked final
+        text = ""
+        try:
+            async for token in self.provider.reply(messages):
+                if not text:
+                    self.ctx.mark(turn.turn, "first_token")
+                text += token
+                for piece in splitter.push(token):
+                    if held is not None:
+                        yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, held)
+                        seq += 1
+                    held = piece
+        except asyncio.CancelledError:
+            heard = self.ctx.delivered.get(turn.turn)
+            if heard:
+                self.history.append(ChatMessage("assistant", " ".join(heard) + INTERRUPTED))
+            raise
+        text = text.strip()
         if not text:
             raise RuntimeError("the model returned an empty reply")
+        for piece in splitter.flush():
+            if held is not None:
+                yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, held)
+                seq += 1
+            held = piece
+        self.ctx.mark(turn.turn, "last_token")
+        if held is not None:
+            yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, held, final=True)
         self.history.append(ChatMessage("assistant", text))
-        yield ReplyText(turn.session, turn.turn, new_id(), turn.id, text)
+        yield ReplyText(turn.session, turn.turn, rid, turn.id, text)

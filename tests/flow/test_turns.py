@@ -117,3 +117,34 @@ async def test_close_cancels_everything() -> None:
     await ctx.aclose()
     assert ctx.task_count == 0
     assert p.cancelled == ["hanging"]
+
+
+async def test_look_ahead_works_in_parallel_but_emits_in_order() -> None:
+    ctx = make_ctx()
+    p = Probe(ctx)
+    p.worker.concurrency = 2
+    for i, delay in enumerate([0.05, 0.0, 0.02, 0.0]):
+        p.worker.submit(Job(1, f"piece{i}", delay=delay))
+    await asyncio.sleep(0.005)
+    assert p.started[:2] == ["piece0", "piece1"] and "piece2" not in p.started  # bounded: two at once
+    await settle(ctx)
+    assert p.results == ["piece0", "piece1", "piece2", "piece3"]
+    await ctx.aclose()
+
+
+async def test_look_ahead_failure_keeps_order_and_stale_cancels_all() -> None:
+    ctx = make_ctx()
+    p = Probe(ctx)
+    p.worker.concurrency = 2
+    p.worker.submit(Job(1, "a", delay=0.02))
+    p.worker.submit(Job(1, "b", fail=True))
+    p.worker.submit(Job(1, "c"))
+    await settle(ctx)
+    assert p.results == ["a", "fallback:b", "c"]
+    p.worker.submit(Job(2, "slow1", delay=5))
+    p.worker.submit(Job(2, "slow2", delay=5))
+    await asyncio.sleep(0.01)
+    ctx.mark_stale(2)
+    await settle(ctx)
+    assert sorted(p.cancelled) == ["slow1", "slow2"]
+    await ctx.aclose()
