@@ -17,6 +17,7 @@ from flow.messages import (
     NodeFailed,
     RecordingStarted,
     RecordingStopped,
+    ReplyPiece,
     ReplyText,
     TextInput,
     Transcript,
@@ -41,6 +42,7 @@ CLIENT_INPUTS: dict[str, In] = {
     "message": In(UserTurn, required=False, doc="message-received"),
     "typing": In(Typing, required=False, doc="ai-typing"),
     "response": In(ReplyText, required=False, doc="ai-response (audio null without TTS)"),
+    "chunk": In(ReplyPiece, required=False, doc="ai-response-chunk, and ai-response-end after the final one"),
     "error": In(NodeFailed, required=False, doc="error"),
     "event": In(ClientEvent, required=False, doc="any extension event"),
 }

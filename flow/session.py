@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from flow.graph_spec import GraphSpec
-from flow.messages import AudioData, NodeFailed, RecordingStopped, ReplyText
+from flow.messages import AudioData, NodeFailed, RecordingStopped, ReplyPiece, ReplyText
 from flow.node import SessionContext
 from flow.ratelimit import TokenBucket
 from flow.resources import Resources
@@ -107,15 +107,18 @@ class Session:
     async def _send_loop(self) -> None:
         while True:
             msg = await self._out.get()
-            if isinstance(msg, ReplyText) and msg.turn <= self.ctx.stale_through:
+            if isinstance(msg, ReplyText | ReplyPiece) and msg.turn <= self.ctx.stale_through:
                 continue  # went stale after the gate let it through: never reaches the client
-            wire = to_wire(msg)
-            if wire is None:
-                continue
-            try:
-                await self._send(*wire)
-            except Exception:
-                log.exception("session %s: sending %s failed", self.sid, wire[0])
+            for event, payload in to_wire(msg):
+                try:
+                    await self._send(event, payload)
+                except Exception:
+                    log.exception("session %s: sending %s failed", self.sid, event)
+            if isinstance(msg, ReplyPiece):
+                delivered = self.ctx.delivered
+                delivered.setdefault(msg.turn, []).append(msg.text)
+                while len(delivered) > 8:  # only the recent turns' history can still change
+                    del delivered[min(delivered)]
 
     async def aclose(self) -> None:
         """Dispose the graph and cancel every task of the session (disconnect)."""

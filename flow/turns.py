@@ -98,7 +98,7 @@ class TurnWorker(Generic[T, R]):
                         return
             except asyncio.CancelledError:
                 raise
-            except Exception as err:  # noqa: BLE001 - every failure becomes a message
+            except Exception as err:
                 self._failed(turn, msg, err)
 
     async def _drain_ahead(self, turn: int) -> None:
@@ -122,7 +122,7 @@ class TurnWorker(Generic[T, R]):
             return [r async for r in self.work(msg)]
         except asyncio.CancelledError:
             raise
-        except Exception as err:  # noqa: BLE001 - every failure becomes a message
+        except Exception as err:
             fallback = self._failed(turn, msg, err, emit=False)
             return [fallback] if fallback is not None else []
 

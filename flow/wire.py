@@ -16,7 +16,9 @@ from flow.messages import (
     Interrupt,
     NodeFailed,
     RecordingStarted,
+    ReplyPiece,
     ReplyText,
+    SpokenPiece,
     SpokenReply,
     TextInput,
     Transcript,
@@ -92,8 +94,28 @@ def parse_interrupt(session: str, payload: Any) -> Interrupt:
     return Interrupt(session, rid if isinstance(rid, str) else None)
 
 
-def to_wire(msg: Any) -> tuple[str, dict[str, Any]] | None:
-    """`(event, payload)` for a message sent to the client, or None if it has no wire form."""
+def _b64(audio: bytes | None) -> str | None:
+    return base64.b64encode(audio).decode("ascii") if audio else None
+
+
+def to_wire(msg: Any) -> list[tuple[str, Any]]:
+    """The `(event, payload)`s a message sent to the client becomes (none if it has no wire form)."""
+    if isinstance(msg, ReplyPiece):
+        audio = msg.audio if isinstance(msg, SpokenPiece) else None
+        events: list[tuple[str, Any]] = []
+        if msg.text or not msg.final:  # an empty final piece only closes the reply
+            events.append(("ai-response-chunk", {
+                "id": msg.id, "replyTo": msg.reply_to, "seq": msg.seq, "text": msg.text, "audio": _b64(audio),
+                "audioFormat": "mp3",
+            }))
+        if msg.final:
+            events.append(("ai-response-end", {"id": msg.id, "replyTo": msg.reply_to}))
+        return events
+    one = _one(msg)
+    return [one] if one else []
+
+
+def _one(msg: Any) -> tuple[str, Any] | None:
     if isinstance(msg, Transcript):
         return "speech-result", {
             "text": msg.text, "isFinal": msg.is_final, "utteranceId": msg.utterance_id,
@@ -110,7 +132,7 @@ def to_wire(msg: Any) -> tuple[str, dict[str, Any]] | None:
             "id": msg.id,
             "replyTo": msg.reply_to,
             "text": msg.text,
-            "audio": base64.b64encode(audio).decode("ascii") if audio else None,
+            "audio": _b64(audio),
             "audioFormat": "mp3",
             "timestamp": now_ms(),
         }

@@ -96,7 +96,6 @@ class ResponderNode(Node[ResponderParams]):
         rid = new_id()
         splitter = SentenceStream(self.params.min_piece_chars, self.params.max_piece_chars)
         seq = 0
-        held: str | None = None  # one piece is held back so the last can be marked final
         text = ""
         try:
             async for token in self.provider.reply(messages):
@@ -104,10 +103,8 @@ class ResponderNode(Node[ResponderParams]):
                     self.ctx.mark(turn.turn, "first_token")
                 text += token
                 for piece in splitter.push(token):
-                    if held is not None:
-                        yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, held)
-                        seq += 1
-                    held = piece
+                    yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, piece)
+                    seq += 1
         except asyncio.CancelledError:
             heard = self.ctx.delivered.get(turn.turn)
             if heard:
@@ -116,13 +113,9 @@ class ResponderNode(Node[ResponderParams]):
         text = text.strip()
         if not text:
             raise RuntimeError("the model returned an empty reply")
-        for piece in splitter.flush():
-            if held is not None:
-                yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, held)
-                seq += 1
-            held = piece
         self.ctx.mark(turn.turn, "last_token")
-        if held is not None:
-            yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, held, final=True)
+        rest = " ".join(splitter.flush())
+        # the last piece carries `final`; if the stream ended right after a sentence, it is empty
+        yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, rest, final=True)
         self.history.append(ChatMessage("assistant", text))
         yield ReplyText(turn.session, turn.turn, rid, turn.id, text)

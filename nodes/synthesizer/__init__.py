@@ -1,8 +1,11 @@
 """Text to speech: each reply gets its MP3, or `audio: None` and a `tts_failed` error.
 
-In:  reply: ReplyText        Out: speech: SpokenReply
-A failed synthesis still lets the text reply through (the protocol's `audio: null`), so the user
-reads the answer even when they can't hear it. Stale turns are cancelled mid-synthesis.
+In:  reply: ReplyText, pieces: ReplyPiece        Out: speech: SpokenReply, pieces: SpokenPiece
+`reply` is spoken whole. `pieces` (a streamed reply) are spoken one by one with bounded look-ahead
+(piece n+1 is synthesized while piece n is sent); after the final piece, `speech` carries the
+whole reply with all pieces' MP3s joined, for clients that only know `ai-response`.
+A failed synthesis still lets the text through (the protocol's `audio: null`), so the user reads
+the answer even when they can't hear it. Stale turns are cancelled mid-synthesis.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
+from reactivex.subject import Subject
 
-from flow.messages import ReplyText, SpokenReply
+from flow.messages import ReplyPiece, ReplyText, SpokenPiece, SpokenReply
 from flow.node import In, Node
 from flow.providers import Synthesizer
 from flow.resources import Resources
@@ -34,6 +38,8 @@ class SynthesizerParams(BaseModel):
     voice: str | None = None
     """OpenAI voice (default `alloy`) or a path to a Piper `.onnx` voice (default: joe)."""
     timeout_s: float | None = Field(None, gt=0, le=300)
+    lookahead: int = Field(2, ge=1, le=8)
+    """`pieces`: how many pieces of one reply are synthesized at once."""
 
 
 def _spoken(reply: ReplyText, audio: bytes | None) -> SpokenReply:
@@ -44,8 +50,8 @@ class SynthesizerNode(Node[SynthesizerParams]):
     """Speak each reply with the configured provider (MP3 out)."""
 
     Params = SynthesizerParams
-    inputs = {"reply": In(ReplyText)}
-    outputs = {"speech": SpokenReply}
+    inputs = {"reply": In(ReplyText, required=False), "pieces": In(ReplyPiece, required=False)}
+    outputs = {"speech": SpokenReply, "pieces": SpokenPiece}
 
     @classmethod
     def provider_name(cls, params: SynthesizerParams, resources: Resources) -> str:
@@ -66,13 +72,52 @@ class SynthesizerNode(Node[SynthesizerParams]):
 
         return PiperSynthesizer(self.ctx.resources, voice=p.voice)
 
-    def wire(self, reply: Observable[ReplyText]) -> dict[str, Observable[Any]]:
+    def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.provider = self.make_provider()
-        worker: TurnWorker[ReplyText, SpokenReply] = TurnWorker(
-            self, self._speak, "tts_failed", on_failed=lambda r, _err: _spoken(r, None)
-        )
-        return {"speech": worker.attach(reply)}
+        out: dict[str, Observable[Any]] = {}
+        if "reply" in inputs:
+            whole: TurnWorker[ReplyText, SpokenReply] = TurnWorker(
+                self, self._speak, "tts_failed", on_failed=lambda r, _err: _spoken(r, None))
+            out["speech"] = whole.attach(inputs["reply"])
+        if "pieces" in inputs:
+            pieces: TurnWorker[ReplyPiece, SpokenPiece] = TurnWorker(
+                self, self._speak_piece, "tts_failed", on_failed=lambda p, _err: _spoken_piece(p, None),
+                concurrency=self.params.lookahead)
+            joined = Subject()
+            self._spoken: list[SpokenPiece] = []
+
+            def collect(piece: SpokenPiece) -> None:
+                if self._spoken and self._spoken[0].turn != piece.turn:
+                    self._spoken = []
+                self._spoken.append(piece)
+                if piece.final:
+                    done, self._spoken = self._spoken, []
+                    # after the final piece itself has gone downstream, never before it
+                    self.ctx.loop.call_soon(joined.on_next, _joined(done))
+
+            spoken = pieces.attach(inputs["pieces"])
+            self.ctx.disposables.add(spoken.subscribe(on_next=collect, scheduler=self.ctx.scheduler))
+            out["pieces"] = spoken
+            if "speech" not in out:
+                out["speech"] = joined
+        return out
 
     async def _speak(self, reply: ReplyText) -> AsyncIterator[SpokenReply]:
         audio = await self.provider.synthesize(reply.text)
         yield _spoken(reply, audio)
+
+    async def _speak_piece(self, piece: ReplyPiece) -> AsyncIterator[SpokenPiece]:
+        audio = await self.provider.synthesize(piece.text) if piece.text.strip() else b""
+        yield _spoken_piece(piece, audio)
+
+
+def _spoken_piece(p: ReplyPiece, audio: bytes | None) -> SpokenPiece:
+    return SpokenPiece(p.session, p.turn, p.id, p.reply_to, p.seq, p.text, p.final, audio)
+
+
+def _joined(pieces: list[SpokenPiece]) -> SpokenReply:
+    """The whole reply from its spoken pieces; MP3 files concatenate into one playable file."""
+    first = pieces[0]
+    audio = None if any(p.audio is None for p in pieces) else b"".join(p.audio or b"" for p in pieces)
+    text = " ".join(p.text for p in pieces if p.text)
+    return SpokenReply(first.session, first.turn, first.id, first.reply_to, text, audio)

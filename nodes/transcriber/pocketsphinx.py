@@ -1,80 +1,226 @@
-"""Offline speech to text with PocketSphinx and the English model shipped in its wheel.
+"""Offline speech to text with PocketSphinx and the US English model shipped in its wheel.
 
-Loading a model takes most of a second and a `Decoder` is not thread-safe, so the process keeps a
-small pool of decoders (at most one per CPU worker), each used by one call at a time, and decoding
-runs in the shared CPU pool: twenty sessions finishing at once neither block the event loop nor
-start twenty decoders.
+The `pocketsphinx` binding holds the GIL for the whole of `process_raw` and `end_utt` (its Cython
+has no `nogil`): decoding in a thread would still freeze the event loop for ~0.2 s per second of
+speech and let no two decodes run at once. So each decoder lives in a small worker process of its
+own, speaking length-prefixed PCM in, text out over its stdin/stdout. A thread of the shared CPU
+pool checks one worker out per call and waits on the pipe (GIL released); the process keeps at
+most one worker per CPU worker, started on first need, so twenty sessions finishing at once
+neither block the loop nor start twenty decoders (each costs ~0.7 s and ~40 MB to build).
+
+Nothing can be shared between decoders anyway: the C library gives each its own acoustic model
+and dictionary, and its language-model trie caches the last lookup inside the model.
 """
 
 from __future__ import annotations
 
 import queue
+import struct
+import subprocess
+import sys
 import threading
+import weakref
+from typing import IO
 
 from flow.audio import PcmConverter, level_dbfs
+from flow.providers import ProviderError
 from flow.resources import Resources
 
 RATE = 16_000
+"""The bundled acoustic model's sample rate; other input is resampled to it."""
+MIN_BYTES = RATE * 2 // 10
+"""Less than 100 ms of audio holds no word (and an empty buffer crashes `process_raw`)."""
 QUIET_DBFS = -55.0
 """Utterances quieter than this overall hold no speech worth decoding."""
 
+_HEADER = struct.Struct("<cI")  # status b"+" (ok) or b"!" (error), payload length
+WORKER_CODE = r"""
+import struct, sys
+H = struct.Struct("<cI")
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+def send(ok, text):
+    data = text.encode("utf-8")
+    out.write(H.pack(b"+" if ok else b"!", len(data)) + data)
+    out.flush()
+try:
+    from pocketsphinx import Decoder
+    # batch CMN: each utterance normalised on its own, so earlier callers never shift the next
+    decoder = Decoder(loglevel="FATAL", cmn="batch")
+except Exception as err:
+    send(False, f"pocketsphinx failed to start: {err}")
+    sys.exit(1)
+send(True, "ready")
+while True:
+    head = inp.read(4)
+    if len(head) < 4:
+        break  # parent closed the pipe (or exited): so do we
+    (n,) = struct.unpack("<I", head)
+    pcm = inp.read(n)
+    try:
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        hyp = decoder.hyp()
+        send(True, " ".join(hyp.hypstr.split()) if hyp is not None else "")
+    except Exception as err:
+        send(False, f"pocketsphinx failed: {err}")
+"""
+"""The worker process: builds one `Decoder`, then answers `<u32 length><PCM>` with status+text."""
+
+
+class DecoderWorker:
+    """One decoder in its own process. Blocking methods: worker threads only, one at a time."""
+
+    def __init__(self) -> None:
+        flags = ["-P"] if sys.version_info >= (3, 11) else []  # no cwd on sys.path
+        self.proc = subprocess.Popen([sys.executable, *flags, "-c", WORKER_CODE], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, bufsize=0)
+        self._reply()  # wait for "ready", or raise why not
+
+    def _read(self, n: int) -> bytes:
+        out: IO[bytes] = self.proc.stdout  # type: ignore[assignment]
+        data = b""
+        while len(data) < n:
+            part = out.read(n - len(data))
+            if not part:
+                raise ProviderError(f"pocketsphinx worker exited (code {self.proc.poll()})")
+            data += part
+        return data
+
+    def _reply(self) -> str:
+        status, n = _HEADER.unpack(self._read(_HEADER.size))
+        text = self._read(n).decode("utf-8")
+        if status != b"+":
+            raise ProviderError(text)
+        return text
+
+    def decode(self, pcm: bytes) -> str:
+        """The hypothesis for 16 kHz mono s16le: lowercase words, "" when nothing was heard."""
+        stdin: IO[bytes] = self.proc.stdin  # type: ignore[assignment]
+        try:
+            stdin.write(struct.pack("<I", len(pcm)) + pcm)
+            stdin.flush()
+        except OSError as err:
+            raise ProviderError(f"pocketsphinx worker gone: {err}") from err
+        return self._reply()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        """End the process (it exits when its stdin closes)."""
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                pipe.close()
+        try:
+            self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
 
 class DecoderPool:
-    """Up to `size` PocketSphinx decoders, created on demand and reused."""
+    """Up to `size` decoder workers, started on demand (never more than `size`) and reused."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
+        self.size = max(1, size)
         self.created = 0
+        """Decoders (worker processes) started so far, minus dead ones (≤ size)."""
         self.threads: set[str] = set()
         """Names of the threads that decoded (the event loop's must never be among them)."""
-        self._free: queue.LifoQueue = queue.LifoQueue()
+        self._free: queue.LifoQueue[DecoderWorker] = queue.LifoQueue()
+        self._all: list[DecoderWorker] = []
         self._lock = threading.Lock()
+        weakref.finalize(self, _close_all, self._all)
 
-    def _checkout(self):
+    def _checkout(self) -> DecoderWorker:
         try:
             return self._free.get_nowait()
         except queue.Empty:
             pass
         with self._lock:
-            if self.created < self.size:
-                from pocketsphinx import Decoder
-
-                self.created += 1
-                # batch CMN: each utterance normalised on its own, so what one session said
-                # never shifts what the shared decoder hears for the next
-                return Decoder(loglevel="FATAL", cmn="batch")
-        return self._free.get()
+            start = self.created < self.size
+            if start:
+                self.created += 1  # reserve the slot; start outside the lock, in parallel
+        if not start:
+            return self._free.get()  # all started and busy: wait for one to come back
+        try:
+            worker = DecoderWorker()
+        except BaseException:
+            with self._lock:
+                self.created -= 1
+            raise
+        with self._lock:
+            self._all.append(worker)
+        return worker
 
     def decode(self, pcm: bytes) -> str:
-        """Blocking: the hypothesis for 16 kHz mono s16le (run it in a worker thread)."""
-        decoder = self._checkout()
+        """Blocking (worker threads only): the text for 16 kHz mono s16le."""
+        worker = self._checkout()
         self.threads.add(threading.current_thread().name)
         try:
-            decoder.start_utt()
-            decoder.process_raw(pcm, full_utt=True)
-            decoder.end_utt()
-            hyp = decoder.hyp()
-            return hyp.hypstr if hyp is not None else ""
+            return worker.decode(pcm)
         finally:
-            self._free.put(decoder)
+            if worker.alive:
+                self._free.put(worker)
+            else:  # a crashed worker frees its slot; the next call starts a new one
+                with self._lock:
+                    self.created -= 1
+                    self._all.remove(worker)
+                worker.close()
+
+    def close(self) -> None:
+        """Stop every worker (server shutdown); a later call starts new ones."""
+        with self._lock:
+            workers, self._all[:] = list(self._all), []
+            self.created = 0
+            self._free = queue.LifoQueue()
+        _close_all(workers)
+
+
+def _close_all(workers: list[DecoderWorker]) -> None:
+    for worker in list(workers):
+        worker.close()
+
+
+def to_mono_16k(pcm: bytes, rate: int, width: int, channels: int) -> bytes:
+    """s16le at any rate and channel count → 16 kHz mono s16le (what the model takes)."""
+    if width != 2:
+        raise ProviderError(f"pocketsphinx takes 16-bit PCM, got {8 * width}-bit")
+    if rate <= 0 or channels <= 0:
+        raise ProviderError(f"bad PCM format: rate={rate}, channels={channels}")
+    if rate == RATE and channels == 1:
+        return pcm
+    return PcmConverter(rate, channels, RATE).convert(pcm)
+
+
+def is_english(language: str | None) -> bool:
+    """Whether a BCP-47 hint allows the English-only model (`None` means "no hint")."""
+    return language is None or language.strip().lower().replace("_", "-").split("-")[0] == "en"
 
 
 class PocketsphinxTranscriber:
-    """Transcriber protocol on PocketSphinx; English only (its bundled model)."""
+    """Transcriber protocol on PocketSphinx: English only (its bundled model), lowercase words out."""
 
     name = "pocketsphinx"
 
-    def __init__(self, resources: Resources) -> None:
+    def __init__(self, resources: Resources, language: str | None = None) -> None:
+        if not is_english(language):
+            raise ProviderError(f"pocketsphinx has only an English model, not {language!r}")
         self.resources = resources
+        self.language = language
         self.pool: DecoderPool = resources.shared(
             "pocketsphinx.decoders", lambda: DecoderPool(resources.cpu_workers))
 
     async def transcribe(self, pcm: bytes, rate: int, width: int, channels: int, *,
                          language: str | None = None) -> str:
-        if width != 2:
-            raise ValueError("pocketsphinx takes 16-bit PCM")
-        if rate != RATE or channels != 1:
-            pcm = PcmConverter(rate, channels, RATE).convert(pcm)
-        if len(pcm) < RATE // 10 or level_dbfs(pcm) < QUIET_DBFS:
+        if not is_english(language):
+            raise ProviderError(f"pocketsphinx has only an English model, not {language!r}")
+        return await self.resources.run_cpu(self._transcribe_sync, pcm, rate, width, channels)
+
+    def _transcribe_sync(self, pcm: bytes, rate: int, width: int, channels: int) -> str:
+        pcm = to_mono_16k(pcm, rate, width, channels)
+        if len(pcm) < MIN_BYTES or level_dbfs(pcm) < QUIET_DBFS:
             return ""  # too short or too quiet: the recognizer would only hallucinate a word
-        return (await self.resources.run_cpu(self.pool.decode, pcm)).strip()
+        return self.pool.decode(pcm)
