@@ -81,6 +81,9 @@ class SessionContext:
         """Per turn: wall-clock ms of each stage (speech_end, transcript, first_token, …)."""
         self.delivered: dict[int, list[str]] = {}
         """Per turn: the reply pieces actually sent to the client (what the user heard)."""
+        self.completed: set[int] = set()
+        """Turns whose whole reply was sent (`ai-response`, or the final piece)."""
+        """Per turn: the reply pieces actually sent to the client (what the user heard)."""
         self._closers: list[Callable[[], Coroutine[Any, Any, Any]]] = []
 
     def fail(self, node: str, code: str, message: str, turn: int | None = None) -> None:

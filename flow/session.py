@@ -114,6 +114,10 @@ class Session:
                     await self._send(event, payload)
                 except Exception:
                     log.exception("session %s: sending %s failed", self.sid, event)
+            if isinstance(msg, ReplyText) or (isinstance(msg, ReplyPiece) and msg.final):
+                self.ctx.completed.add(msg.turn)
+                if len(self.ctx.completed) > 64:  # only turns still in a responder's history matter
+                    self.ctx.completed.discard(min(self.ctx.completed))
             if isinstance(msg, ReplyPiece):
                 delivered = self.ctx.delivered
                 delivered.setdefault(msg.turn, []).append(msg.text)

@@ -9,9 +9,9 @@ interrupted reply only up to the last piece sent, marked as interrupted; nothing
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,6 +27,15 @@ from nodes.provider_choice import require, resolve
 from nodes.text_split import SentenceStream
 
 INTERRUPTED = " [interrupted]"
+
+
+@dataclass
+class _Exchange:
+    """One user turn and the full reply text (None until the model finished)."""
+
+    turn: int
+    user: str
+    reply: str | None = None
 
 
 class ResponderParams(BaseModel):
@@ -76,9 +85,7 @@ class ResponderNode(Node[ResponderParams]):
 
     def wire(self, turn: Observable[UserTurn]) -> dict[str, Observable[Any]]:
         self.provider = self.make_provider()
-        self.history: deque[ChatMessage] = deque(maxlen=2 * self.params.max_turns or None)
-        if self.params.max_turns == 0:
-            self.history = deque(maxlen=0)
+        self.history: deque[_Exchange] = deque(maxlen=self.params.max_turns)
         worker: TurnWorker[UserTurn, ReplyText | ReplyPiece] = TurnWorker(self, self._answer, "llm_failed")
         out = worker.attach(turn)
         return {
@@ -88,28 +95,38 @@ class ResponderNode(Node[ResponderParams]):
 
     def messages_for(self, turn: UserTurn) -> list[ChatMessage]:
         prompt = self.params.system_prompt or self.ctx.settings.system_prompt
-        return [ChatMessage("system", prompt), *self.history, ChatMessage("user", turn.text)]
+        messages = [ChatMessage("system", prompt)]
+        for ex in self.history:
+            messages.append(ChatMessage("user", ex.user))
+            heard = self.heard(ex)
+            if heard:
+                messages.append(ChatMessage("assistant", heard))
+        messages.append(ChatMessage("user", turn.text))
+        return messages
+
+    def heard(self, ex: _Exchange) -> str | None:
+        """What the user heard of a past reply: all of it if it was delivered whole; the pieces
+        sent before an interruption, marked; nothing if nothing reached them."""
+        if ex.turn in self.ctx.completed and ex.reply:
+            return ex.reply
+        pieces = [p for p in self.ctx.delivered.get(ex.turn, []) if p]
+        return " ".join(pieces) + INTERRUPTED if pieces else None
 
     async def _answer(self, turn: UserTurn) -> AsyncIterator[ReplyText | ReplyPiece]:
         messages = self.messages_for(turn)
-        self.history.append(ChatMessage("user", turn.text))
+        exchange = _Exchange(turn.turn, turn.text)
+        self.history.append(exchange)
         rid = new_id()
         splitter = SentenceStream(self.params.min_piece_chars, self.params.max_piece_chars)
         seq = 0
         text = ""
-        try:
-            async for token in self.provider.reply(messages):
-                if not text:
-                    self.ctx.mark(turn.turn, "first_token")
-                text += token
-                for piece in splitter.push(token):
-                    yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, piece)
-                    seq += 1
-        except asyncio.CancelledError:
-            heard = self.ctx.delivered.get(turn.turn)
-            if heard:
-                self.history.append(ChatMessage("assistant", " ".join(heard) + INTERRUPTED))
-            raise
+        async for token in self.provider.reply(messages):
+            if not text:
+                self.ctx.mark(turn.turn, "first_token")
+            text += token
+            for piece in splitter.push(token):
+                yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, piece)
+                seq += 1
         text = text.strip()
         if not text:
             raise RuntimeError("the model returned an empty reply")
@@ -117,5 +134,5 @@ class ResponderNode(Node[ResponderParams]):
         rest = " ".join(splitter.flush())
         # the last piece carries `final`; if the stream ended right after a sentence, it is empty
         yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, rest, final=True)
-        self.history.append(ChatMessage("assistant", text))
+        exchange.reply = text
         yield ReplyText(turn.session, turn.turn, rid, turn.id, text)

@@ -72,10 +72,16 @@ class DecoderWorker:
     """One decoder in its own process. Blocking methods: worker threads only, one at a time."""
 
     def __init__(self) -> None:
-        flags = ["-P"] if sys.version_info >= (3, 11) else []  # no cwd on sys.path
-        self.proc = subprocess.Popen([sys.executable, *flags, "-c", WORKER_CODE], stdin=subprocess.PIPE,
+        # -P: the working directory is not put on the worker's sys.path
+        self.proc = subprocess.Popen([sys.executable, "-P", "-c", WORKER_CODE], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, bufsize=0)
-        self._reply()  # wait for "ready", or raise why not
+        self.broken = False
+        """Set when the pipe protocol may be out of step: the worker must not be reused."""
+        try:
+            self._reply()  # wait for "ready", or raise why not
+        except BaseException:
+            self.close()
+            raise
 
     def _read(self, n: int) -> bytes:
         out: IO[bytes] = self.proc.stdout  # type: ignore[assignment]
@@ -83,6 +89,7 @@ class DecoderWorker:
         while len(data) < n:
             part = out.read(n - len(data))
             if not part:
+                self.broken = True
                 raise ProviderError(f"pocketsphinx worker exited (code {self.proc.poll()})")
             data += part
         return data
@@ -100,16 +107,22 @@ class DecoderWorker:
         try:
             stdin.write(struct.pack("<I", len(pcm)) + pcm)
             stdin.flush()
-        except OSError as err:
-            raise ProviderError(f"pocketsphinx worker gone: {err}") from err
-        return self._reply()
+            return self._reply()
+        except ProviderError:
+            raise
+        except BaseException as err:
+            self.broken = True
+            if isinstance(err, OSError):
+                raise ProviderError(f"pocketsphinx worker gone: {err}") from err
+            raise
 
     @property
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return not self.broken and self.proc.poll() is None
 
     def close(self) -> None:
-        """End the process (it exits when its stdin closes)."""
+        """End the process (it exits when its stdin closes). Idempotent."""
+        self.broken = True
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
                 pipe.close()
@@ -121,39 +134,58 @@ class DecoderWorker:
 
 
 class DecoderPool:
-    """Up to `size` decoder workers, started on demand (never more than `size`) and reused."""
+    """Up to `size` decoder workers, started on demand (never more than `size` alive) and reused."""
 
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
-        self.created = 0
-        """Decoders (worker processes) started so far, minus dead ones (≤ size)."""
+        self.started = 0
+        """Worker processes (decoders) ever started; tests and benchmarks read it."""
         self.threads: set[str] = set()
         """Names of the threads that decoded (the event loop's must never be among them)."""
-        self._free: queue.LifoQueue[DecoderWorker] = queue.LifoQueue()
-        self._all: list[DecoderWorker] = []
+        self._free: queue.LifoQueue[DecoderWorker | None] = queue.LifoQueue()
+        """Idle workers; `None` wakes a waiter because a slot became free."""
+        self._alive: list[DecoderWorker] = []
+        self._starting = 0
         self._lock = threading.Lock()
-        weakref.finalize(self, _close_all, self._all)
+        weakref.finalize(self, _close_all, self._alive)  # at exit, stop the workers cleanly
 
     def _checkout(self) -> DecoderWorker:
-        try:
-            return self._free.get_nowait()
-        except queue.Empty:
-            pass
-        with self._lock:
-            start = self.created < self.size
-            if start:
-                self.created += 1  # reserve the slot; start outside the lock, in parallel
-        if not start:
-            return self._free.get()  # all started and busy: wait for one to come back
+        while True:
+            try:
+                worker = self._free.get_nowait()
+            except queue.Empty:
+                with self._lock:
+                    start = len(self._alive) + self._starting < self.size
+                    if start:
+                        self._starting += 1  # reserve the slot; start outside the lock
+                if start:
+                    return self._start()
+                worker = self._free.get()  # all busy: wait for one to come back
+            if worker is not None and worker.alive:
+                return worker
+            if worker is not None:
+                self._discard(worker)
+
+    def _start(self) -> DecoderWorker:
         try:
             worker = DecoderWorker()
         except BaseException:
             with self._lock:
-                self.created -= 1
+                self._starting -= 1
+            self._free.put(None)
             raise
         with self._lock:
-            self._all.append(worker)
+            self._starting -= 1
+            self._alive.append(worker)
+            self.started += 1
         return worker
+
+    def _discard(self, worker: DecoderWorker) -> None:
+        with self._lock:
+            if worker in self._alive:
+                self._alive.remove(worker)
+        worker.close()
+        self._free.put(None)  # a slot is free: wake a waiter, which starts a new worker
 
     def decode(self, pcm: bytes) -> str:
         """Blocking (worker threads only): the text for 16 kHz mono s16le."""
@@ -164,18 +196,19 @@ class DecoderPool:
         finally:
             if worker.alive:
                 self._free.put(worker)
-            else:  # a crashed worker frees its slot; the next call starts a new one
-                with self._lock:
-                    self.created -= 1
-                    self._all.remove(worker)
-                worker.close()
+            else:  # crashed or closed: its slot goes to the next caller
+                self._discard(worker)
+
+    def workers(self) -> list[DecoderWorker]:
+        """The live workers (idle or busy)."""
+        with self._lock:
+            return list(self._alive)
 
     def close(self) -> None:
-        """Stop every worker (server shutdown); a later call starts new ones."""
+        """Stop every worker (server shutdown); calls in flight fail, later ones start anew."""
         with self._lock:
-            workers, self._all[:] = list(self._all), []
-            self.created = 0
-            self._free = queue.LifoQueue()
+            workers = list(self._alive)
+            self._alive.clear()
         _close_all(workers)
 
 

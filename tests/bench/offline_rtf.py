@@ -76,7 +76,7 @@ async def main(runs: int) -> None:
           f"{stt_par / speech_s:.3f} |")
     print(f"| piper TTS + MP3 | {reply_s:.2f} | {tts_cold:.2f} | {tts_warm / reply_s:.3f} | "
           f"{tts_par / reply_s:.3f} |")
-    print(f"\npocketsphinx decoders built: {stt.pool.created} (cap {r.cpu_workers}); "
+    print(f"\npocketsphinx decoders built: {stt.pool.started} (cap {r.cpu_workers}); "
           f"piper voice loads: {tts.slot().loads}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -127,11 +128,28 @@ async def test_twenty_at_once_share_a_bounded_pool_and_the_loop_keeps_running(fr
     done.set()
     await tick_task
     assert all("morning" in t for t in texts), texts
-    assert 1 <= stt.pool.created <= fresh.cpu_workers < 20
+    assert 1 <= stt.pool.started <= fresh.cpu_workers < 20
     assert PocketsphinxTranscriber(fresh).pool is stt.pool  # one pool per process
     assert threading.current_thread().name not in stt.pool.threads
     assert all(name.startswith("voicegraph-cpu") for name in stt.pool.threads)
     assert during >= 3  # the loop kept ticking while twenty utterances were decoded
+    # the decoders run in processes of their own (the binding never releases the GIL)
+    assert {w.proc.pid for w in stt.pool.workers()}.isdisjoint({os.getpid()})
+
+
+async def test_a_crashed_or_closed_decoder_is_replaced(fresh) -> None:
+    stt = PocketsphinxTranscriber(fresh)
+    audio = pcm16(speak_piper("Good morning."))
+    assert "morning" in await stt.transcribe(audio, 16000, 2, 1)
+    (worker,) = stt.pool.workers()
+    worker.proc.kill()
+    worker.proc.wait()
+    assert "morning" in await stt.transcribe(audio, 16000, 2, 1)  # a new worker took over
+    assert worker not in stt.pool.workers() and stt.pool.started == 2
+    stt.pool.close()
+    assert stt.pool.workers() == []
+    assert "morning" in await stt.transcribe(audio, 16000, 2, 1)
+    assert stt.pool.started == 3
 
 
 # --- piper -------------------------------------------------------------------------------------

@@ -67,3 +67,50 @@ def test_threads_segmenting_at_once_do_not_mix_texts() -> None:
         results = list(pool.map(sentences, texts * 4))
     for text, found in zip(texts * 4, results, strict=True):
         assert " ".join(found) == text
+
+
+def stream_pieces(text: str, step: int = 3, **kw) -> list[str]:
+    from nodes.text_split import SentenceStream
+
+    s = SentenceStream(**kw)
+    out: list[str] = []
+    for i in range(0, len(text), step):
+        out += s.push(text[i:i + step])
+    return out + s.flush()
+
+
+def test_stream_keeps_abbreviations_and_prices_together() -> None:
+    text = "Dr. Smith paid $29.99 for it, e.g. a book about Rome. Then he went home to rest."
+    assert stream_pieces(text, min_chars=10) == [
+        "Dr. Smith paid $29.99 for it, e.g. a book about Rome.", "Then he went home to rest."]
+
+
+def test_stream_does_not_end_a_piece_on_a_list_number() -> None:
+    pieces = stream_pieces("You need three things: 1. flour 2. water 3. salt. That is all.", min_chars=5)
+    assert not any(p.rstrip().endswith(("1.", "2.", "3.")) and len(p) < 4 for p in pieces)
+    assert all(not p.endswith((" 1.", " 2.")) for p in pieces)
+    assert " ".join(pieces).split() == "You need three things: 1. flour 2. water 3. salt. That is all.".split()
+
+
+def test_stream_without_punctuation_is_cut_at_spaces() -> None:
+    text = "and then we walked along the river " * 20
+    pieces = stream_pieces(text, max_chars=80)
+    assert all(len(p) <= 80 for p in pieces) and len(pieces) > 5
+    assert " ".join(pieces).split() == text.split()
+
+
+def test_stream_one_very_long_sentence() -> None:
+    text = "This " + "very " * 200 + "long sentence ends here."
+    pieces = stream_pieces(text, step=7, max_chars=120)
+    assert all(len(p) <= 120 for p in pieces)
+    assert " ".join(pieces).split() == text.split()
+
+
+def test_stream_releases_a_sentence_only_once_the_next_begins() -> None:
+    from nodes.text_split import SentenceStream
+
+    s = SentenceStream(min_chars=5)
+    assert s.push("The price is $29.") == []  # could still be $29.99
+    assert s.push("99 today.") == []
+    assert s.push(" Next") == ["The price is $29.99 today."]
+    assert s.flush() == ["Next"]
