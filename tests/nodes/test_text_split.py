@@ -86,10 +86,10 @@ def test_stream_keeps_abbreviations_and_prices_together() -> None:
 
 
 def test_stream_does_not_end_a_piece_on_a_list_number() -> None:
-    pieces = stream_pieces("You need three things: 1. flour 2. water 3. salt. That is all.", min_chars=5)
-    assert not any(p.rstrip().endswith(("1.", "2.", "3.")) and len(p) < 4 for p in pieces)
-    assert all(not p.endswith((" 1.", " 2.")) for p in pieces)
-    assert " ".join(pieces).split() == "You need three things: 1. flour 2. water 3. salt. That is all.".split()
+    text = "You need three things: 1. flour 2. water 3. salt. That is all."
+    pieces = stream_pieces(text, min_chars=5)
+    assert all(not p.endswith((" 1.", " 2.", " 3.")) and p not in ("1.", "2.", "3.") for p in pieces)
+    assert " ".join(pieces).split() == text.split(" ")
 
 
 def test_stream_without_punctuation_is_cut_at_spaces() -> None:
