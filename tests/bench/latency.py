@@ -50,6 +50,62 @@ async def stop_to_response(runs: int) -> list[float]:
     return out
 
 
+THREE = "The sky is clear over Paris today. Expect a high of twenty degrees. Rain returns on Sunday evening."
+
+
+def realistic(stub: OpenAIStub) -> OpenAIStub:
+    """STT 300 ms, first token 350 ms, 20 ms per token, TTS 250 ms per call."""
+    stub.reply = THREE
+    stub.stt.latency, stub.chat.first_token_latency, stub.chat.token_delay = 0.3, 0.35, 0.02
+    stub.tts.latency = 0.25
+    return stub
+
+
+async def first_audio(graph: str, runs: int) -> list[float]:
+    """`stop-recording` → first audio: `ai-response-chunk` (streaming) or `ai-response` (sequential)."""
+    audio = encode(speak_piper(QUESTION), "pcm16_16k", pad_s=0.0)
+    event = "ai-response-chunk" if graph == "streaming" else "ai-response"
+    out: list[float] = []
+    async with OpenAIStub() as stub, voicegraph(graph, stub=realistic(stub)) as srv:
+        c = await Recorder().connect(srv.url)
+        for i in range(runs):
+            await c.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
+            await c.stream(audio, 32000)
+            t0 = time.monotonic()
+            await c.emit("stop-recording")
+            await c.wait(event, count=i + 1 if graph != "streaming" else 3 * i + 1, timeout=30)
+            t = [t for t, e, _ in c.events if e == event][i if graph != "streaming" else 3 * i]
+            out.append(1000 * (t - t0))
+            await c.wait("ai-typing", lambda p: p == {"isTyping": False}, count=i + 1, timeout=30)
+            await asyncio.sleep(0.25)
+        await c.close()
+    return out
+
+
+async def barge_in(runs: int) -> tuple[list[float], list[float]]:
+    """`interrupt` during a streamed reply → last event of it at the client, and → the stub seeing
+    its chat request cancelled."""
+    to_last: list[float] = []
+    to_upstream: list[float] = []
+    async with OpenAIStub() as stub, voicegraph("streaming", stub=realistic(stub)) as srv:
+        stub.reply = THREE + " " + THREE + " " + THREE
+        c = await Recorder().connect(srv.url)
+        for i in range(runs):
+            await c.emit("text-message", f"talk {i}")
+            turn = await c.wait("message-received", count=i + 1)
+            first = await c.wait("ai-response-chunk", lambda p, t=turn: p["replyTo"] == t["id"])
+            t0 = time.monotonic()
+            await c.emit("interrupt", {"responseId": first["id"]})
+            await stub.wait_for(lambda n=i: stub.of("chat")[n].cancelled_at is not None, timeout=5)
+            await c.quiet(0.5)
+            last = max(t for t, e, p in c.events if isinstance(p, dict) and p.get("id") == first["id"])
+            to_last.append(max(0.0, 1000 * (last - t0)))
+            to_upstream.append(1000 * (stub.of("chat")[i].cancelled_at - t0))
+            await asyncio.sleep(0.2)
+        await c.close()
+    return to_last, to_upstream
+
+
 async def offline_end_of_speech_to_response(runs: int) -> tuple[list[float], float]:
     """Offline graph, question streamed in real time (40 ms chunks): end of speech → `ai-response`."""
     wav = speak_piper(QUESTION)
@@ -108,13 +164,22 @@ async def main(runs: int) -> None:
     rtf = await real_time_factors()
     stop = await stop_to_response(runs)
     offline, speech_s = await offline_end_of_speech_to_response(max(3, runs // 4))
+    streaming = await first_audio("streaming", max(3, runs // 2))
+    sequential = await first_audio("default", max(3, runs // 2))
+    to_last, to_upstream = await barge_in(max(3, runs // 2))
     rows = [
         ("stop-recording → ai-response, stub at 0 ms (ms)", stop),
         (f"offline: end of {speech_s:.1f} s question → ai-response (ms, silence_ms=700)", offline),
+        ("realistic stub: stop-recording → first audio, streaming graph (ms)", streaming),
+        ("realistic stub: stop-recording → ai-response, sequential graph (ms)", sequential),
+        ("barge-in: interrupt → last event of the stale reply (ms)", to_last),
+        ("barge-in: interrupt → upstream chat request cancelled (ms)", to_upstream),
     ]
     print("| measure | n | p50 | p99 | max |\n| --- | --- | --- | --- | --- |")
     for name, vals in rows:
         print(f"| {name} | {len(vals)} | {statistics.median(vals):.0f} | {pct(vals, 99):.0f} | {max(vals):.0f} |")
+    ratio = statistics.median(streaming) / statistics.median(sequential)
+    print(f"\nstreaming first audio / sequential ai-response (p50): {ratio:.2f}")
     print()
     print("| offline provider | audio (s) | real-time factor | first call incl. model load (s) |")
     print("| --- | --- | --- | --- |")
