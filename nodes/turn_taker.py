@@ -39,6 +39,7 @@ class TurnTaker(Node[NoParams]):
         self.turn += 1
         if speech_end_ms is not None:
             self.ctx.mark(self.turn, "speech_end", speech_end_ms)
+            self.ctx.mark(self.turn, "transcript")
         self.ctx.mark(self.turn, "accepted")
         self.ctx.mark_stale(self.turn - 1)
         self.ctx.count(self.id, "out")

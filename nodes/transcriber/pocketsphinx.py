@@ -6,7 +6,8 @@ speech and let no two decodes run at once. So each decoder lives in a small work
 own, speaking length-prefixed PCM in, text out over its stdin/stdout. A thread of the shared CPU
 pool checks one worker out per call and waits on the pipe (GIL released); the process keeps at
 most one worker per CPU worker, started on first need, so twenty sessions finishing at once
-neither block the loop nor start twenty decoders (each costs ~0.7 s and ~40 MB to build).
+neither block the loop nor start twenty decoders (each takes ~0.7 s to build and ~90 MB of
+memory, in a thread as in a process, which adds only ~15 MB).
 
 Nothing can be shared between decoders anyway: the C library gives each its own acoustic model
 and dictionary, and its language-model trie caches the last lookup inside the model.
@@ -20,7 +21,6 @@ import subprocess
 import sys
 import threading
 import weakref
-from typing import IO
 
 from flow.audio import PcmConverter, level_dbfs
 from flow.providers import ProviderError
@@ -35,9 +35,10 @@ QUIET_DBFS = -55.0
 
 _HEADER = struct.Struct("<cI")  # status b"+" (ok) or b"!" (error), payload length
 WORKER_CODE = r"""
-import struct, sys
+import os, struct, sys
 H = struct.Struct("<cI")
-inp, out = sys.stdin.buffer, sys.stdout.buffer
+inp, out = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+os.dup2(2, 1)  # whatever the C library prints goes to stderr, never into the reply pipe
 def send(ok, text):
     data = text.encode("utf-8")
     out.write(H.pack(b"+" if ok else b"!", len(data)) + data)
@@ -56,6 +57,8 @@ while True:
         break  # parent closed the pipe (or exited): so do we
     (n,) = struct.unpack("<I", head)
     pcm = inp.read(n)
+    if len(pcm) < n:
+        break
     try:
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
@@ -64,6 +67,7 @@ while True:
         send(True, " ".join(hyp.hypstr.split()) if hyp is not None else "")
     except Exception as err:
         send(False, f"pocketsphinx failed: {err}")
+        break  # the decoder may be mid-utterance: let the next call start a fresh worker
 """
 """The worker process: builds one `Decoder`, then answers `<u32 length><PCM>` with status+text."""
 
@@ -74,63 +78,77 @@ class DecoderWorker:
     def __init__(self) -> None:
         # -P: the working directory is not put on the worker's sys.path
         self.proc = subprocess.Popen([sys.executable, "-P", "-c", WORKER_CODE], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, bufsize=0)
+                                     stdout=subprocess.PIPE)
         self.broken = False
-        """Set when the pipe protocol may be out of step: the worker must not be reused."""
+        """Set once the worker must not be used again (exited, pipe out of step, or closed)."""
+        self._busy = False
         try:
             self._reply()  # wait for "ready", or raise why not
         except BaseException:
             self.close()
             raise
 
+    def _reply(self) -> str:
+        head = self._read(_HEADER.size)
+        status, n = _HEADER.unpack(head)
+        text = self._read(n).decode("utf-8")
+        if status != b"+":
+            raise ProviderError(text)
+        return text
+
     def _read(self, n: int) -> bytes:
-        out: IO[bytes] = self.proc.stdout  # type: ignore[assignment]
         data = b""
         while len(data) < n:
-            part = out.read(n - len(data))
+            part = self.proc.stdout.read(n - len(data))  # type: ignore[union-attr]  # buffered: all or EOF
             if not part:
                 self.broken = True
                 raise ProviderError(f"pocketsphinx worker exited (code {self.proc.poll()})")
             data += part
         return data
 
-    def _reply(self) -> str:
-        status, n = _HEADER.unpack(self._read(_HEADER.size))
-        text = self._read(n).decode("utf-8")
-        if status != b"+":
-            raise ProviderError(text)
-        return text
-
     def decode(self, pcm: bytes) -> str:
         """The hypothesis for 16 kHz mono s16le: lowercase words, "" when nothing was heard."""
-        stdin: IO[bytes] = self.proc.stdin  # type: ignore[assignment]
+        self._busy = True
         try:
+            if self.broken:
+                raise ProviderError("pocketsphinx worker closed")
+            stdin = self.proc.stdin
+            assert stdin is not None
             stdin.write(struct.pack("<I", len(pcm)) + pcm)
             stdin.flush()
             return self._reply()
         except ProviderError:
+            self.broken = True
             raise
         except BaseException as err:
             self.broken = True
-            if isinstance(err, OSError):
-                raise ProviderError(f"pocketsphinx worker gone: {err}") from err
-            raise
+            raise ProviderError(f"pocketsphinx worker gone: {err!r}") from err
+        finally:
+            self._busy = False
 
     @property
     def alive(self) -> bool:
         return not self.broken and self.proc.poll() is None
 
     def close(self) -> None:
-        """End the process (it exits when its stdin closes). Idempotent."""
+        """End the process (it exits when its stdin closes). Idempotent.
+
+        A worker in use is killed instead, and its pipes are left to the thread using it, which
+        sees them break and closes the worker again once it is done.
+        """
         self.broken = True
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                pipe.close()
+        if self._busy:
+            self.proc.kill()
+            return
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
         try:
             self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 class DecoderPool:

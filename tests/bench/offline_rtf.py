@@ -4,7 +4,8 @@ Not a test: figures for judging changes. Real-time factor = processing time / au
 below 1 is faster than real time. "cold" is the first call in a fresh process-wide `Resources`
 (decoder build / voice load included; model files already in the OS page cache); "warm" is the
 median of `--runs` later calls; "parallel" runs twice `cpu_workers` calls at once and divides the
-wall time by the total audio.
+wall time by the total audio; "loop stall" is the longest the event loop was kept from running
+during those parallel calls (what every other session would feel).
 """
 
 from __future__ import annotations
@@ -41,14 +42,28 @@ async def timed(call: Callable[[], Awaitable[object]]) -> float:
     return time.perf_counter() - t
 
 
-async def measure(call: Callable[[], Awaitable[object]], runs: int, parallel: int) -> tuple[float, float, float]:
-    """(cold s, warm median s, parallel wall s per call) for one provider call."""
+async def loop_gaps(stop: asyncio.Event) -> float:
+    """The longest the event loop went without running this task (5 ms sleeps), until `stop`."""
+    worst, last = 0.0, time.perf_counter()
+    while not stop.is_set():
+        await asyncio.sleep(0.005)
+        now = time.perf_counter()
+        worst, last = max(worst, now - last - 0.005), now
+    return worst
+
+
+async def measure(call: Callable[[], Awaitable[object]], runs: int, parallel: int) -> tuple[float, ...]:
+    """(cold s, warm median s, parallel wall s per call, worst loop stall s) for one provider call."""
     cold = await timed(call)
     warm = statistics.median([await timed(call) for _ in range(runs)])
-    await asyncio.gather(*(call() for _ in range(parallel)))  # builds the remaining decoders
+    await asyncio.gather(*(call() for _ in range(parallel)))  # starts the remaining decoders
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(loop_gaps(stop))
     t = time.perf_counter()
     await asyncio.gather(*(call() for _ in range(parallel)))
-    return cold, warm, (time.perf_counter() - t) / parallel
+    wall = time.perf_counter() - t
+    stop.set()
+    return cold, warm, wall / parallel, await watcher
 
 
 async def main(runs: int) -> None:
@@ -61,8 +76,8 @@ async def main(runs: int) -> None:
     r = Resources(Settings())
     parallel = 2 * r.cpu_workers
     stt, tts = PocketsphinxTranscriber(r), PiperSynthesizer(r)
-    stt_cold, stt_warm, stt_par = await measure(lambda: stt.transcribe(speech, 16000, 2, 1), runs, parallel)
-    tts_cold, tts_warm, tts_par = await measure(lambda: tts.synthesize(REPLY), runs, parallel)
+    stt_cold, stt_warm, stt_par, stt_stall = await measure(lambda: stt.transcribe(speech, 16000, 2, 1), runs, parallel)
+    tts_cold, tts_warm, tts_par, tts_stall = await measure(lambda: tts.synthesize(REPLY), runs, parallel)
     reply_s = len(mp3_to_pcm16k(await tts.synthesize(REPLY))) / 32_000
     heard = await stt.transcribe(speech, 16000, 2, 1)
     r.cpu_pool.shutdown(wait=True)
@@ -70,12 +85,12 @@ async def main(runs: int) -> None:
     print(f"{os.cpu_count()} CPUs, cpu_workers={r.cpu_workers}, {runs} warm runs, {parallel} in parallel")
     print(f"pocketsphinx heard: {heard!r}")
     print()
-    print("| provider | audio (s) | cold call (s) | warm RTF | parallel RTF (wall / total audio) |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| provider | audio (s) | cold call (s) | warm RTF | parallel RTF | loop stall (ms) |")
+    print("| --- | --- | --- | --- | --- | --- |")
     print(f"| pocketsphinx STT | {speech_s:.2f} | {stt_cold:.2f} | {stt_warm / speech_s:.3f} | "
-          f"{stt_par / speech_s:.3f} |")
+          f"{stt_par / speech_s:.3f} | {1000 * stt_stall:.0f} |")
     print(f"| piper TTS + MP3 | {reply_s:.2f} | {tts_cold:.2f} | {tts_warm / reply_s:.3f} | "
-          f"{tts_par / reply_s:.3f} |")
+          f"{tts_par / reply_s:.3f} | {1000 * tts_stall:.0f} |")
     print(f"\npocketsphinx decoders built: {stt.pool.started} (cap {r.cpu_workers}); "
           f"piper voice loads: {tts.slot().loads}")
 

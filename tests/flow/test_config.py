@@ -1,0 +1,43 @@
+"""Settings from the environment and `.env`, and ffmpeg on a machine without a system ffmpeg."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from flow.config import Settings
+
+
+def test_env_names_of_the_seed_and_dotenv(tmp_path: Path) -> None:
+    env = {"PORT": "4000", "FRONTEND_URL": "http://a.example,http://b.example", "OPENAI_API_KEY": "sk-secret-123",
+           "SYSTEM_PROMPT": "Be brief.", "OPENAI_BASE_URL": "http://127.0.0.1:1/v1", "VOICEGRAPH_TOKEN": "t0k"}
+    s = Settings.from_env(env)
+    assert s.port == 4000 and s.cors_origins == ("http://a.example", "http://b.example")
+    assert s.system_prompt == "Be brief." and s.has_openai
+    assert "sk-secret-123" not in repr(s) and "sk-secret-123" not in str(s.model_dump())
+    assert "t0k" not in repr(s)
+    assert Settings.from_env({"CORS_ORIGIN": "http://c.example", "FRONTEND_URL": "http://x"}).cors_origins == (
+        "http://c.example",)
+
+
+def test_dotenv_file_is_read_and_environment_wins(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("PORT=4123\nSYSTEM_PROMPT=from dotenv\nLOG_LEVEL=DEBUG\n")
+    code = ("from pathlib import Path; from flow.config import Settings; "
+            "s = Settings.from_env(dotenv=Path('.env')); print(s.port, s.system_prompt, s.log_level)")
+    env = {k: v for k, v in os.environ.items() if k not in ("PORT", "SYSTEM_PROMPT", "LOG_LEVEL")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    env["LOG_LEVEL"] = "WARNING"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == ["4123", "from", "dotenv", "WARNING"]
+
+
+def test_ffmpeg_comes_from_the_wheel_when_the_system_has_none(tmp_path: Path) -> None:
+    code = ("from flow.ffmpeg import ffmpeg_path, encode_mp3_sync; p = ffmpeg_path(); "
+            "mp3 = encode_mp3_sync(b'\\0\\1' * 16000, 16000); print(p); print(len(mp3))")
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    path, size = out.split()
+    assert "imageio_ffmpeg" in path and int(size) > 1000
