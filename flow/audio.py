@@ -124,13 +124,14 @@ class PcmConverter:
 
 
 def level_dbfs(pcm: bytes) -> float:
-    """RMS level of s16le PCM in dBFS; `SILENCE_DBFS` for digital silence or no samples."""
-    n = len(pcm) // 2
-    if n == 0:
-        return SILENCE_DBFS
-    samples = np.frombuffer(pcm[: n * 2], dtype="<i2").astype(np.float64)
-    rms = math.sqrt(float(np.mean(samples * samples)))
-    return SILENCE_DBFS if rms < 1e-9 else max(SILENCE_DBFS, 20 * math.log10(rms / 32768.0))
+    """RMS level of s16le PCM in dBFS; `SILENCE_DBFS` for digital silence or no samples.
+
+    `audioop.rms` works on the bytes in C: on the hot path (two 20 ms frames per chunk) it costs a
+    fraction of what building numpy arrays for such small frames does.
+    """
+    usable = len(pcm) - len(pcm) % 2
+    rms = audioop.rms(pcm[:usable], 2) if usable else 0
+    return max(SILENCE_DBFS, 20 * math.log10(rms / 32768.0)) if rms else SILENCE_DBFS
 
 
 def wav_bytes(pcm: bytes, rate: int, width: int = 2, channels: int = 1) -> bytes:

@@ -48,6 +48,9 @@ class VoicegraphServer:
             max_http_buffer_size=self.settings.max_message_bytes * 2 + ENGINE_MARGIN_BYTES,
             logger=False,
             engineio_logger=False,
+            # Handlers never await before routing an event, so run them inline: no task per
+            # chunk, and chunks of one client can never be reordered (python-socketio #284).
+            async_handlers=False,
         )
         self.app = web.Application(middlewares=[self._cors])
         self.app.router.add_get("/health", self._health)

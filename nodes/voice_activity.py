@@ -6,9 +6,7 @@ decisions do not depend on how the client sliced its chunks.
 
 from __future__ import annotations
 
-import numpy as np
-
-from flow.audio import SILENCE_DBFS
+from flow.audio import SILENCE_DBFS, level_dbfs
 
 Frame = tuple[bytes, bool, float]
 """(frame PCM, is speech, level in dBFS)."""
@@ -30,14 +28,11 @@ class FrameDetector:
         self._rest = data[n * self.frame_bytes:]
         if n == 0:
             return []
-        block = np.frombuffer(data[: n * self.frame_bytes], dtype="<i2").astype(np.float32).reshape(n, -1)
-        rms = np.sqrt(np.mean(block * block, axis=1)) / 32768.0
-        with np.errstate(divide="ignore"):
-            levels = np.maximum(20 * np.log10(rms), SILENCE_DBFS)
         out: list[Frame] = []
+        size = self.frame_bytes
         for i in range(n):
-            frame = data[i * self.frame_bytes:(i + 1) * self.frame_bytes]
-            level = float(levels[i])
+            frame = data[i * size:(i + 1) * size]
+            level = level_dbfs(frame)
             out.append((frame, self.decide(frame, level), level))
         if out:
             self.level_dbfs = out[-1][2]

@@ -161,7 +161,9 @@ class OpenAIStub:
             result = await answer()
             call.finished = time.monotonic()
             return result
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, ConnectionError):
+            # cancelled while waiting, or the client hung up while we were writing: both mean the
+            # client abandoned the request
             call.cancelled_at = time.monotonic()
             raise
 
