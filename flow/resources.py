@@ -7,6 +7,7 @@ time by the number of clients; providers therefore come from here, built once an
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -62,4 +63,12 @@ class Resources:
         if self._openai is not None:
             await self._openai.close()
             self._openai = None
+        for thing in list(self._shared.values()):
+            close = getattr(thing, "close", None)
+            if callable(close):  # e.g. the pocketsphinx worker processes
+                try:
+                    await asyncio.to_thread(close)
+                except Exception:
+                    logging.getLogger("voicegraph.resources").exception("closing %r failed", thing)
+        self._shared.clear()
         self.cpu_pool.shutdown(wait=False, cancel_futures=True)
