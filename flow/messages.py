@@ -136,6 +136,8 @@ class Utterance:
     width: int
     channels: int
     language: str | None = None
+    voice: str | None = None
+    """The voice `start-recording` asked for, carried to the synthesizer."""
     reason: str = "silence"  # silence | stop | max_length
     ended_ms: int = field(default_factory=now_ms)
 
@@ -157,6 +159,7 @@ class Transcript:
     is_final: bool = True
     speech_end_ms: int | None = None
     """When the utterance was closed (wall clock), for per-turn latency."""
+    voice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +184,8 @@ class ReplyText:
     id: str
     reply_to: str
     text: str
+    voice: str | None = None
+    """The voice the user asked for (`start-recording`), if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +207,7 @@ class ReplyPiece:
     seq: int
     text: str
     final: bool = False
+    voice: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

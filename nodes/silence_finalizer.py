@@ -63,6 +63,7 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
         self.segmenter: Segmenter | None = None
         self.rate = 0
         self.language: str | None = None
+        self.voice: str | None = None
         self.utterance_id = new_id()
         handlers = {"audio": self._on_audio, "ended": self._on_ended, "start": self._on_start}
         self.route(inputs, handlers)
@@ -88,6 +89,7 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
     def _on_start(self, msg: RecordingStarted) -> None:
         self._emit(self.segmenter.flush("stop") if self.segmenter else [])
         self.language = msg.language
+        self.voice = msg.voice
 
     def _on_audio(self, chunk: AudioChunk) -> None:
         self._emit(self._segmenter(chunk.rate).push(chunk.audio))
@@ -108,6 +110,6 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
                 self.ctx.count(self.id, "out")
                 self.utterances.on_next(Utterance(
                     session, self.utterance_id, ev.audio, self.rate, 2, 1,
-                    language=self.language, reason=ev.reason,
+                    language=self.language, voice=self.voice, reason=ev.reason,
                 ))
                 self.utterance_id = new_id()

@@ -35,7 +35,8 @@ class TurnTaker(Node[NoParams]):
         self.route(inputs, handlers)
         return {"turn": self.turns, "typing": self.typing}
 
-    def _accept(self, session: str, text: str, source: str, speech_end_ms: int | None = None) -> None:
+    def _accept(self, session: str, text: str, source: str, speech_end_ms: int | None = None,
+                voice: str | None = None) -> None:
         self.turn += 1
         if speech_end_ms is not None:
             self.ctx.mark(self.turn, "speech_end", speech_end_ms)
@@ -43,12 +44,12 @@ class TurnTaker(Node[NoParams]):
         self.ctx.mark(self.turn, "accepted")
         self.ctx.mark_stale(self.turn - 1)
         self.ctx.count(self.id, "out")
-        self.turns.on_next(UserTurn(session, self.turn, new_id(), text, source))
+        self.turns.on_next(UserTurn(session, self.turn, new_id(), text, source, voice=voice))
         self.typing.on_next(Typing(session, self.turn, True))
 
     def _on_transcript(self, t: Transcript) -> None:
         if t.is_final and t.text.strip():
-            self._accept(t.session, t.text.strip(), "voice", t.speech_end_ms)
+            self._accept(t.session, t.text.strip(), "voice", t.speech_end_ms, t.voice)
 
     def _on_text(self, t: TextInput) -> None:
         self._accept(t.session, t.text, "text")

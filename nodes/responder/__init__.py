@@ -125,7 +125,7 @@ class ResponderNode(Node[ResponderParams]):
                 self.ctx.mark(turn.turn, "first_token")
             text += token
             for piece in splitter.push(token):
-                yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, piece)
+                yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, piece, voice=turn.voice)
                 seq += 1
         text = text.strip()
         if not text:
@@ -133,6 +133,6 @@ class ResponderNode(Node[ResponderParams]):
         self.ctx.mark(turn.turn, "last_token")
         rest = " ".join(splitter.flush())
         # the last piece carries `final`; if the stream ended right after a sentence, it is empty
-        yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, rest, final=True)
+        yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, rest, final=True, voice=turn.voice)
         exchange.reply = text
-        yield ReplyText(turn.session, turn.turn, rid, turn.id, text)
+        yield ReplyText(turn.session, turn.turn, rid, turn.id, text, voice=turn.voice)

@@ -43,7 +43,8 @@ class SynthesizerParams(BaseModel):
 
 
 def _spoken(reply: ReplyText, audio: bytes | None) -> SpokenReply:
-    return SpokenReply(reply.session, reply.turn, reply.id, reply.reply_to, reply.text, audio)
+    return SpokenReply(reply.session, reply.turn, reply.id, reply.reply_to, reply.text, voice=reply.voice,
+                       audio=audio)
 
 
 class SynthesizerNode(Node[SynthesizerParams]):
@@ -103,16 +104,16 @@ class SynthesizerNode(Node[SynthesizerParams]):
         return out
 
     async def _speak(self, reply: ReplyText) -> AsyncIterator[SpokenReply]:
-        audio = await self.provider.synthesize(reply.text)
+        audio = await self.provider.synthesize(reply.text, voice=reply.voice)
         yield _spoken(reply, audio)
 
     async def _speak_piece(self, piece: ReplyPiece) -> AsyncIterator[SpokenPiece]:
-        audio = await self.provider.synthesize(piece.text) if piece.text.strip() else b""
+        audio = await self.provider.synthesize(piece.text, voice=piece.voice) if piece.text.strip() else b""
         yield _spoken_piece(piece, audio)
 
 
 def _spoken_piece(p: ReplyPiece, audio: bytes | None) -> SpokenPiece:
-    return SpokenPiece(p.session, p.turn, p.id, p.reply_to, p.seq, p.text, p.final, audio)
+    return SpokenPiece(p.session, p.turn, p.id, p.reply_to, p.seq, p.text, p.final, voice=p.voice, audio=audio)
 
 
 def _joined(pieces: list[SpokenPiece]) -> SpokenReply:
@@ -120,4 +121,4 @@ def _joined(pieces: list[SpokenPiece]) -> SpokenReply:
     first = pieces[0]
     audio = None if any(p.audio is None for p in pieces) else b"".join(p.audio or b"" for p in pieces)
     text = " ".join(p.text for p in pieces if p.text)
-    return SpokenReply(first.session, first.turn, first.id, first.reply_to, text, audio)
+    return SpokenReply(first.session, first.turn, first.id, first.reply_to, text, voice=first.voice, audio=audio)

@@ -92,4 +92,4 @@ class TranscriberNode(Node[TranscriberParams]):
             except Exception as err:
                 self.fail("stt_failed", f"{self.id}: {err or type(err).__name__}")
             self.ctx.count(self.id, "out")
-            self.out.on_next(Transcript(utt.session, utt.id, (text or "").strip(), True, utt.ended_ms))
+            self.out.on_next(Transcript(utt.session, utt.id, (text or "").strip(), True, utt.ended_ms, utt.voice))

@@ -142,3 +142,15 @@ async def test_stt_failure_gives_error_and_empty_final(stub, clients, question) 
         assert result == {"text": "", "isFinal": True, "utteranceId": result["utteranceId"]}
         await c.quiet(0.3)
         assert c.of("message-received") == []
+
+
+async def test_start_recording_voice_reaches_the_synthesizer(stub, clients, question) -> None:
+    async with voicegraph(stub=stub) as srv:
+        c = await clients(srv.url)
+        await c.emit("start-recording", {"mimeType": MIME["ogg"], "voice": "nova"})
+        await c.stream(encode(question, "ogg"), 1500)
+        await c.wait("ai-response")
+        assert stub.of("speech")[0].body["voice"] == "nova"
+        await c.emit("text-message", "typed turns use the graph's voice")
+        await c.wait("ai-response", count=2)
+        assert stub.of("speech")[1].body["voice"] == "alloy"
