@@ -104,6 +104,17 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    _setup_logging("WARNING")
+    try:
+        from flow.bench.run import main as bench
+    except ImportError as err:  # the bench speaks with piper: it needs the offline extra
+        print(f"voicegraph bench needs the offline extra (pip install 'voicegraph[offline]'): {err}",
+              file=sys.stderr)
+        return 2
+    return bench(quick=args.quick, out=args.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voicegraph", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     graph = sub.add_parser("graph", help="print a graph as a Mermaid flowchart")
     graph.add_argument("file")
     graph.set_defaults(fn=cmd_graph)
+    bench = sub.add_parser("bench", help="measure voicegraph on this machine; writes BENCHMARKS.md")
+    bench.add_argument("--quick", action="store_true", help="every scenario at a tiny size (a smoke test)")
+    bench.add_argument("--out", default="BENCHMARKS.md", help="where to write the table ('' for nowhere)")
+    bench.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.client import Recorder
-from tests.support.openai_stub import OpenAIStub
+from flow.testing.client import Recorder
+from flow.testing.openai_stub import OpenAIStub
 
 
 @pytest.fixture

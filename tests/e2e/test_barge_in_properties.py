@@ -13,10 +13,10 @@ import re
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.client import Recorder
-from tests.support.openai_stub import OpenAIStub
-from tests.support.servers import voicegraph
-from tests.support.speech import encode, speak_piper
+from flow.testing.client import Recorder
+from flow.testing.openai_stub import OpenAIStub
+from flow.testing.servers import voicegraph
+from flow.testing.speech import encode, speak_piper
 
 REPLY = "First we check the sky. Then we read the wind. Finally we decide what to wear today."
 RESPONSE_EVENTS = ("ai-response", "ai-response-chunk", "ai-response-end")

@@ -12,10 +12,9 @@ import subprocess
 import wave
 from pathlib import Path
 
-from tests.e2e.test_text_turns import mp3_seconds
-from tests.support.openai_stub import OpenAIStub
-from tests.support.servers import serve_process
-from tests.support.speech import encode, speak_piper
+from flow.testing.openai_stub import OpenAIStub
+from flow.testing.servers import serve_process
+from flow.testing.speech import encode, mp3_seconds, speak_piper
 
 JS = Path(__file__).parent / "js"
 QUESTION = "What is the weather like in Paris today?"

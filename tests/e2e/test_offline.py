@@ -6,9 +6,8 @@ import base64
 
 import pytest
 
-from tests.e2e.test_text_turns import mp3_seconds
-from tests.support.servers import voicegraph
-from tests.support.speech import MIME, encode, speak_espeak, speak_piper
+from flow.testing.servers import voicegraph
+from flow.testing.speech import MIME, encode, mp3_seconds, speak_espeak, speak_piper
 
 
 @pytest.mark.parametrize(("speaker", "sentence", "fmt", "must_hear"), [

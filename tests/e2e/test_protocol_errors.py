@@ -6,8 +6,8 @@ import aiohttp
 import pytest
 import socketio
 
-from tests.support.servers import voicegraph
-from tests.support.speech import MIME, encode, speak_piper
+from flow.testing.servers import voicegraph
+from flow.testing.speech import MIME, encode, speak_piper
 
 
 async def still_answers(c) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from tests.e2e.test_text_turns import mp3_seconds
-from tests.support.servers import voicegraph
-from tests.support.speech import MIME, encode, speak_piper
+from flow.testing.servers import voicegraph
+from flow.testing.speech import MIME, encode, mp3_seconds, speak_piper
 
 THREE = "The sky is clear over Paris today. Expect a high of twenty degrees. Rain returns on Sunday evening."
 

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import subprocess
 
-from flow.ffmpeg import ffmpeg_path
-from tests.support.servers import voicegraph
-
-
-def mp3_seconds(data: bytes) -> float:
-    """Decode MP3 bytes with ffmpeg; the duration of the PCM it yields."""
-    pcm = subprocess.run([ffmpeg_path(), "-loglevel", "error", "-f", "mp3", "-i", "pipe:0", "-ac", "1",
-                          "-ar", "16000", "-f", "s16le", "pipe:1"], input=data, capture_output=True,
-                         check=True).stdout
-    return len(pcm) / 32000
+from flow.testing.servers import voicegraph
+from flow.testing.speech import mp3_seconds
 
 
 async def test_text_message_gets_the_full_protocol_sequence(stub, clients) -> None:

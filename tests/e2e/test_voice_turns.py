@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.servers import voicegraph
-from tests.support.speech import MIME, encode, seconds_of_wav, silence, speak_piper
+from flow.testing.servers import voicegraph
+from flow.testing.speech import MIME, encode, seconds_of_wav, silence, speak_piper
 
 QUESTION = "What is the weather like in Paris today?"
 

@@ -11,7 +11,7 @@ import pytest
 
 from flow.audio import SILENCE_DBFS, PcmConverter, level_dbfs, parse_start_payload, sniff_format, wav_bytes
 from flow.messages import AudioFormat
-from tests.support.speech import encode, silence, speak_espeak
+from flow.testing.speech import encode, silence, speak_espeak
 
 
 @pytest.mark.parametrize(("payload", "expected"), [

@@ -9,7 +9,7 @@ import pytest
 
 from flow.decoder import FfmpegDecoder, make_decoder
 from flow.messages import AudioFormat
-from tests.support.speech import encode, speak_piper
+from flow.testing.speech import encode, speak_piper
 
 SENTENCE = "Decoding must not lose a single word."
 

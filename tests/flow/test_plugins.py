@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flow import registry
-from tests.support.servers import voicegraph
+from flow.testing.servers import voicegraph
 
 PLUGIN = '''
 """A third-party node type: shouts every turn back as the reply."""

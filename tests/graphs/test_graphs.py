@@ -11,7 +11,7 @@ import pytest
 from flow.config import Settings
 from flow.graph_loader import load_graph
 from flow.resources import Resources
-from tests.support.servers import voicegraph
+from flow.testing.servers import voicegraph
 
 GRAPHS = sorted(Path(__file__).resolve().parents[2].joinpath("graphs").glob("*.yaml"))
 NEEDS_OPENAI = {"openai", "local_llm"}

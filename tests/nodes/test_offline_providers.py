@@ -23,10 +23,10 @@ from flow.config import Settings
 from flow.ffmpeg import ffmpeg_path
 from flow.providers import ChatMessage, ProviderError, Responder, Synthesizer, Transcriber
 from flow.resources import Resources
+from flow.testing.speech import pcm16, speak_piper
 from nodes.responder.echo import EchoResponder
 from nodes.synthesizer.piper import MAX_PIECE_CHARS, PiperSynthesizer, default_voice
 from nodes.transcriber.pocketsphinx import PocketsphinxTranscriber
-from tests.support.speech import pcm16, speak_piper
 
 
 @pytest.fixture(scope="module")

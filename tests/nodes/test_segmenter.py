@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flow.testing.speech import pcm16, speak_espeak, speak_piper
 from nodes.segmenter import Segmenter, SpeechStart, UtteranceEnd
 from nodes.voice_activity import make_detector
-from tests.support.speech import pcm16, speak_espeak, speak_piper
 
 RATE = 16_000
 MS = RATE * 2 // 1000  # bytes per millisecond

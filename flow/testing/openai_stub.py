@@ -4,7 +4,7 @@ The real `openai` SDK talks to it over loopback, so the tests exercise the SDK's
 building, streaming and error handling. It records every request and notices when a client
 abandons one (barge-in must cancel upstream work, not just ignore it).
 
-Run by hand: `python -m tests.support.openai_stub --port 8089` (prints its base URL).
+Run by hand: `python -m flow.testing.openai_stub --port 8089` (prints its base URL).
 """
 
 from __future__ import annotations

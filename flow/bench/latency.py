@@ -14,12 +14,12 @@ import wave
 
 from flow.config import Settings
 from flow.resources import Resources
+from flow.testing.client import Recorder
+from flow.testing.openai_stub import OpenAIStub
+from flow.testing.servers import voicegraph
+from flow.testing.speech import encode, pcm16, speak_piper
 from nodes.synthesizer.piper import PiperSynthesizer
 from nodes.transcriber.pocketsphinx import PocketsphinxTranscriber
-from tests.support.client import Recorder
-from tests.support.openai_stub import OpenAIStub
-from tests.support.servers import voicegraph
-from tests.support.speech import encode, pcm16, speak_piper
 
 QUESTION = "Could you tell me what the weather will be like in Paris tomorrow?"
 REPLY = "Tomorrow in Paris it will be sunny with a light breeze. Expect a high of twenty one degrees."
@@ -152,7 +152,7 @@ async def real_time_factors() -> dict[str, float]:
     t = time.monotonic()
     mp3 = await tts.synthesize(REPLY)
     tts_s = time.monotonic() - t
-    from tests.e2e.test_text_turns import mp3_seconds
+    from flow.testing.speech import mp3_seconds
 
     reply_s = mp3_seconds(mp3)
     r.cpu_pool.shutdown()

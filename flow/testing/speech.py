@@ -90,3 +90,11 @@ def seconds_of_wav(data: bytes) -> float:
 
     with wave.open(io.BytesIO(data)) as w:
         return w.getnframes() / w.getframerate()
+
+
+def mp3_seconds(data: bytes) -> float:
+    """Decode MP3 bytes with ffmpeg; the duration of the audio they hold (fails if not MP3)."""
+    pcm = subprocess.run([ffmpeg_path(), "-loglevel", "error", "-f", "mp3", "-i", "pipe:0", "-ac", "1",
+                          "-ar", "16000", "-f", "s16le", "pipe:1"], input=data, capture_output=True,
+                         check=True).stdout
+    return len(pcm) / 32000

@@ -75,7 +75,7 @@ async def bare_server(sessions: int, chunks: int) -> float:
 
 
 async def voicegraph_server(sessions: int, chunks: int) -> float:
-    from tests.support.servers import voicegraph
+    from flow.testing.servers import voicegraph
 
     async with voicegraph("offline") as srv:
         sio = srv.server.sio

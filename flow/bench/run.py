@@ -1,0 +1,113 @@
+"""`voicegraph bench`: one table of where voicegraph stands, printed and written to BENCHMARKS.md.
+
+Every figure comes from this machine in this run: a real server on loopback, real Socket.IO
+clients, real speech, the OpenAI-compatible stub for provider latencies. `--quick` runs every
+scenario at a tiny size (a smoke test in CI checks that every row is there, not the numbers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import platform
+import statistics
+from pathlib import Path
+
+from flow.bench import endpointing, ingest, latency
+
+Row = tuple[str, str, str]  # scenario, measure, figures
+
+
+def _stats(values: list[float]) -> str:
+    if not values:
+        return "no data"
+    return (f"n={len(values)} p50={statistics.median(values):.0f} p99={latency.pct(values, 99):.0f} "
+            f"max={max(values):.0f}")
+
+
+async def turn_overhead(concurrency: int) -> list[float]:
+    """`stop-recording` → `ai-response` with zero-latency providers, `concurrency` sessions at once."""
+    audio = latency.encode(latency.speak_piper(latency.QUESTION), "pcm16_16k", pad_s=0.0)
+    async with latency.OpenAIStub() as stub, latency.voicegraph(stub=stub) as srv:
+        warm = await latency.Recorder().connect(srv.url)  # the stub makes its MP3 once, not in the figure
+        await warm.emit("text-message", latency.QUESTION)
+        await warm.wait("ai-response")
+        await warm.close()
+        clients = [await latency.Recorder().connect(srv.url) for _ in range(concurrency)]
+        for c in clients:
+            await c.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
+            await c.stream(audio, 32000)
+        starts = {}
+
+        async def stop(c) -> float:
+            starts[c] = asyncio.get_running_loop().time()
+            await c.emit("stop-recording")
+            await c.wait("ai-response", timeout=60)
+            t = next(t for t, e, _ in c.events if e == "ai-response")
+            return 1000 * (t - starts[c])
+
+        out = await asyncio.gather(*(stop(c) for c in clients))
+        for c in clients:
+            await c.close()
+    return list(out)
+
+
+async def collect(quick: bool) -> list[Row]:
+    rows: list[Row] = []
+    sessions, chunks = (2, 200) if quick else (10, 1500)
+    bare = await ingest.bare_server(sessions, chunks)
+    ours = await ingest.voicegraph_server(sessions, chunks)
+    rows.append(("1 ingest", f"chunks/s, {sessions} sessions (client in another process)",
+                 f"bare {bare:,.0f} · voicegraph {ours:,.0f} · ratio {ours / bare:.2f}"))
+    for n in ((1, 3) if quick else (1, 10, 100)):
+        rows.append(("2 turn overhead", f"stop-recording → ai-response, stub 0 ms, {n} sessions (ms)",
+                     _stats(await turn_overhead(n))))
+    runs = 2 if quick else 10
+    streaming = await latency.first_audio("streaming", runs)
+    sequential = await latency.first_audio("default", runs)
+    ratio = statistics.median(streaming) / statistics.median(sequential)
+    rows.append(("3 time to first audio", "streaming graph, stop → first chunk (ms)", _stats(streaming)))
+    rows.append(("3 time to first audio", "sequential graph, stop → ai-response (ms)", _stats(sequential)))
+    rows.append(("3 time to first audio", "ratio of p50s", f"{ratio:.2f}"))
+    to_last, to_upstream = await latency.barge_in(runs + 1)
+    rows.append(("4 barge-in", "interrupt → last event of the stale reply (ms)", _stats(to_last)))
+    rows.append(("4 barge-in", "interrupt → upstream request cancelled (ms)", _stats(to_upstream)))
+    rtf = await latency.real_time_factors()
+    rows.append(("7 offline providers", "pocketsphinx STT real-time factor", f"{rtf['stt_rtf']:.3f}"))
+    rows.append(("7 offline providers", "piper TTS + MP3 real-time factor", f"{rtf['tts_rtf']:.3f}"))
+    for silence_ms in ((700,) if quick else (300, 700, 1000)):
+        delays = await asyncio.to_thread(endpointing.finalization_delays, silence_ms)
+        rows.append(("8 endpointing", f"end of speech → utterance closed, silence_ms={silence_ms} (audio ms)",
+                     _stats(delays)))
+    return rows
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores {model}, "
+            f"Python {platform.python_version()}")
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| scenario | measure | figures |", "| --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def main(quick: bool = False, out: str | None = "BENCHMARKS.md") -> int:
+    rows = asyncio.run(collect(quick))
+    text = table(rows)
+    print(text)
+    if out:
+        when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        Path(out).write_text(f"# voicegraph benchmarks\n\n{machine()}; {when}; "
+                             f"{'quick' if quick else 'full'} run of `voicegraph bench`.\n\n{text}\n")
+    return 0
