@@ -30,8 +30,10 @@ async def turn_overhead(concurrency: int) -> list[float]:
     """`stop-recording` → `ai-response` with zero-latency providers, `concurrency` sessions at once."""
     audio = latency.encode(latency.speak_piper(latency.QUESTION), "pcm16_16k", pad_s=0.0)
     async with latency.OpenAIStub() as stub, latency.voicegraph(stub=stub) as srv:
-        warm = await latency.Recorder().connect(srv.url)  # the stub makes its MP3 once, not in the figure
-        await warm.emit("text-message", latency.QUESTION)
+        warm = await latency.Recorder().connect(srv.url)  # first-use costs (SDK, connections) not in the figure
+        await warm.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
+        await warm.stream(audio, 32000)
+        await warm.emit("stop-recording")
         await warm.wait("ai-response")
         await warm.close()
         clients = [await latency.Recorder().connect(srv.url) for _ in range(concurrency)]

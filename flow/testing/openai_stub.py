@@ -74,7 +74,9 @@ class OpenAIStub:
         self.calls: list[Call] = []
         self.base_url = ""
         self._runner: web.AppRunner | None = None
-        self._mp3_cache: dict[int, bytes] = {}
+        self._mp3_second = b""
+        """One second of MP3, made once at start; a reply of n seconds is n copies (MP3 frames
+        concatenate), so concurrent speech requests never wait on ffmpeg."""
         self._changed: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -83,6 +85,8 @@ class OpenAIStub:
 
     async def start(self, port: int = 0) -> OpenAIStub:
         self._changed = asyncio.Event()
+        if not self._mp3_second:
+            self._mp3_second = await asyncio.to_thread(_mp3, 1.0)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -219,9 +223,7 @@ class OpenAIStub:
 
         async def answer() -> web.Response:
             seconds = max(1, min(20, round(len(body.get("input", "")) / 15)))
-            if seconds not in self._mp3_cache:
-                self._mp3_cache[seconds] = await asyncio.to_thread(_mp3, seconds)
-            return web.Response(body=self._mp3_cache[seconds], content_type="audio/mpeg")
+            return web.Response(body=self._mp3_second * seconds, content_type="audio/mpeg")
 
         return await self._tracked(call, self.tts, answer)
 
