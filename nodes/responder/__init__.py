@@ -87,7 +87,9 @@ class ResponderNode(Node[ResponderParams]):
         self.provider = self.make_provider()
         self.history: deque[_Exchange] = deque(maxlen=self.params.max_turns)
         worker: TurnWorker[UserTurn, ReplyText | ReplyPiece] = TurnWorker(self, self._answer, "llm_failed")
-        out = worker.attach(turn)
+        # The user's words enter the history when the turn arrives, even if it goes stale before
+        # its work starts: the user did say them.
+        out = worker.attach(turn.pipe(ops.do_action(on_next=self._remember)))
         return {
             "reply": out.pipe(ops.filter(lambda m: isinstance(m, ReplyText))),
             "pieces": out.pipe(ops.filter(lambda m: isinstance(m, ReplyPiece))),
@@ -97,6 +99,8 @@ class ResponderNode(Node[ResponderParams]):
         prompt = self.params.system_prompt or self.ctx.settings.system_prompt
         messages = [ChatMessage("system", prompt)]
         for ex in self.history:
+            if ex.turn >= turn.turn:
+                continue
             messages.append(ChatMessage("user", ex.user))
             heard = self.heard(ex)
             if heard:
@@ -112,10 +116,13 @@ class ResponderNode(Node[ResponderParams]):
         pieces = [p for p in self.ctx.delivered.get(ex.turn, []) if p]
         return " ".join(pieces) + INTERRUPTED if pieces else None
 
+    def _remember(self, turn: UserTurn) -> None:
+        if not any(ex.turn == turn.turn for ex in self.history):
+            self.history.append(_Exchange(turn.turn, turn.text))
+
     async def _answer(self, turn: UserTurn) -> AsyncIterator[ReplyText | ReplyPiece]:
         messages = self.messages_for(turn)
-        exchange = _Exchange(turn.turn, turn.text)
-        self.history.append(exchange)
+        exchange = next((ex for ex in self.history if ex.turn == turn.turn), _Exchange(turn.turn, turn.text))
         rid = new_id()
         splitter = SentenceStream(self.params.min_piece_chars, self.params.max_piece_chars)
         seq = 0

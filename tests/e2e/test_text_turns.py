@@ -133,3 +133,15 @@ async def test_disconnect_mid_turn_leaves_no_task(stub, clients) -> None:
         assert session.ctx.task_count == 0 and session.ctx.closed
         leftover = [t for t in asyncio.all_tasks() if "turn" in t.get_name() or t.get_name().startswith("send-")]
         assert leftover == []
+
+
+async def test_a_superseded_turn_still_counts_as_said(stub, clients) -> None:
+    async with voicegraph(stub=stub) as srv:
+        c = await clients(srv.url)
+        await c.emit("text-message", "one")
+        await c.emit("text-message", "two")  # may supersede "one" before its work even starts
+        await c.wait("ai-response", lambda r: "two" in r["text"])
+        await c.emit("text-message", "three")
+        await c.wait("ai-response", lambda r: "three" in r["text"])
+        users = [m["content"] for m in stub.of("chat")[-1].body["messages"] if m["role"] == "user"]
+        assert users == ["one", "two", "three"]
