@@ -1,12 +1,11 @@
 """Finding ffmpeg (system first, else the binary shipped in the `imageio-ffmpeg` wheel) and MP3 encoding.
 
-A pip-only machine has no ffmpeg on PATH, and pydub looks only there; `imageio-ffmpeg` ships
+A pip-only machine has no ffmpeg on PATH; `imageio-ffmpeg` ships
 ffmpeg (but no ffprobe), so nothing here relies on ffprobe.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import shutil
 import subprocess
@@ -28,13 +27,6 @@ def ffmpeg_path() -> str:
         ) from err
 
 
-def configure_pydub() -> None:
-    """Point pydub at our ffmpeg (it only searches PATH otherwise). Idempotent."""
-    from pydub import AudioSegment
-
-    AudioSegment.converter = ffmpeg_path()
-
-
 def _mp3_args(rate: int, width: int, channels: int, bitrate: str) -> list[str]:
     if width != 2:
         raise ValueError("MP3 encoding takes 16-bit PCM")
@@ -52,24 +44,6 @@ def encode_mp3_sync(pcm: bytes, rate: int, width: int = 2, channels: int = 1, bi
     if proc.returncode != 0 or not proc.stdout:
         raise RuntimeError(f"ffmpeg MP3 encoding failed: {_last_line(proc.stderr)}")
     return proc.stdout
-
-
-async def encode_mp3(pcm: bytes, rate: int, width: int = 2, channels: int = 1, bitrate: str = "64k") -> bytes:
-    """PCM16 → MP3 in an ffmpeg subprocess, awaited without blocking the event loop."""
-    proc = await asyncio.create_subprocess_exec(
-        *_mp3_args(rate, width, channels, bitrate),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await proc.communicate(pcm)
-    except asyncio.CancelledError:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        raise
-    if proc.returncode != 0 or not out:
-        raise RuntimeError(f"ffmpeg MP3 encoding failed: {_last_line(err)}")
-    return out
 
 
 def _last_line(stderr: bytes) -> str:

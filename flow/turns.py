@@ -72,10 +72,6 @@ class TurnWorker(Generic[T, R]):
         if self._task is None or self._task.done():
             self._task = self.ctx.spawn(self._drain(turn), name=f"{self.node.id}-turn{turn}")
 
-    @property
-    def busy(self) -> bool:
-        return self._task is not None and not self._task.done()
-
     def _on_stale(self, through: int) -> None:
         if self._turn <= through:
             self._cancel_current()
