@@ -42,7 +42,10 @@ def _setup_logging(level: str) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    updates = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    updates = {k: v for k, v in (("host", args.host), ("port", args.port), ("ui_host", args.ui_host),
+                                 ("ui_port", args.ui_port)) if v is not None}
+    if args.no_ui:
+        updates["ui"] = False
     if args.graph:
         updates["graph"] = args.graph
     settings = settings.model_copy(update=updates)
@@ -73,7 +76,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 loop.add_signal_handler(sig, stop.set)
         async with running(server, settings.host, settings.port) as url:
             print(f"voicegraph listening on {url} (Socket.IO + GET /health)", flush=True)
+            dashboard = None
+            if settings.ui:
+                from ui.app import serve_dashboard
+
+                try:
+                    dashboard = await serve_dashboard(server, url, settings.ui_host, settings.ui_port)
+                except OSError as err:
+                    log.error("dashboard not started: cannot listen on %s:%s (%s); use --ui-port or --no-ui",
+                              settings.ui_host, settings.ui_port, err.strerror or err)
+                else:
+                    print(f"dashboard on {dashboard.url}" + (" (needs VOICEGRAPH_TOKEN)" if settings.token else ""),
+                          flush=True)
             await stop.wait()
+            if dashboard is not None:
+                await dashboard.aclose()
 
     asyncio.run(main())
     return 0
@@ -123,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", help="bind address (default 0.0.0.0, or HOST)")
     serve.add_argument("--port", type=int, help="port (default 3001, or PORT)")
     serve.add_argument("--log-level", help="DEBUG, INFO, WARNING (default LOG_LEVEL or INFO)")
+    serve.add_argument("--ui-port", type=int, help="dashboard port (default 8080, or VOICEGRAPH_UI_PORT)")
+    serve.add_argument("--ui-host", help="dashboard bind address (default 127.0.0.1, or VOICEGRAPH_UI_HOST)")
+    serve.add_argument("--no-ui", action="store_true", help="do not serve the dashboard")
     serve.set_defaults(fn=cmd_serve)
     check = sub.add_parser("check", help="validate graph files; non-zero exit on errors")
     check.add_argument("files", nargs="+")

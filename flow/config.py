@@ -37,6 +37,12 @@ class Settings(BaseModel):
     """`VOICEGRAPH_TOKEN`: when set, a connect without `auth: {token}` is refused."""
     max_message_bytes: int = Field(1 << 20, ge=1024)
     """Largest accepted Socket.IO payload (`VOICEGRAPH_MAX_MESSAGE_BYTES`)."""
+    ui: bool = True
+    """Serve the dashboard (`VOICEGRAPH_UI=0` or `--no-ui` turns it off)."""
+    ui_host: str = "127.0.0.1"
+    """Dashboard bind address (`VOICEGRAPH_UI_HOST`): loopback unless told otherwise."""
+    ui_port: int = Field(8080, ge=0, le=65535)
+    """Dashboard port (`VOICEGRAPH_UI_PORT`, `--ui-port`)."""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
@@ -63,6 +69,9 @@ class Settings(BaseModel):
             "LOG_LEVEL": "log_level",
             "VOICEGRAPH_TOKEN": "token",
             "VOICEGRAPH_MAX_MESSAGE_BYTES": "max_message_bytes",
+            "VOICEGRAPH_UI": "ui",
+            "VOICEGRAPH_UI_HOST": "ui_host",
+            "VOICEGRAPH_UI_PORT": "ui_port",
         }
         for var, name in mapping.items():
             if env.get(var):

@@ -6,6 +6,7 @@ ffmpeg (but no ffprobe), so nothing here relies on ffprobe.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import shutil
 import subprocess
@@ -49,3 +50,20 @@ def encode_mp3_sync(pcm: bytes, rate: int, width: int = 2, channels: int = 1, bi
 def _last_line(stderr: bytes) -> str:
     lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     return lines[-1][:200] if lines else "no output"
+
+
+async def decode_to_pcm16(data: bytes, rate: int = 16_000, max_seconds: float = 120.0) -> bytes:
+    """Any audio file ffmpeg reads (wav, mp3, webm, ogg, …) → mono PCM16 at `rate`.
+
+    The work happens in the ffmpeg process; the loop only moves bytes. Raises ValueError with
+    ffmpeg's own complaint for something that is not audio.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-i", "pipe:0", "-t", str(max_seconds),
+        "-vn", "-f", "s16le", "-ac", "1", "-ar", str(rate), "pipe:1",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(data)
+    if proc.returncode != 0 or not out:
+        raise ValueError(f"not audio ffmpeg can read: {_last_line(err)}")
+    return out

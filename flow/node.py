@@ -77,13 +77,14 @@ class SessionContext:
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
         self.counters: dict[str, dict[str, int]] = {}
+        self.probe = resources.monitor.probe(session)
+        """This session's side of the monitoring channel (events for the dashboard)."""
         self.metrics: dict[int, dict[str, float]] = {}
         """Per turn: wall-clock ms of each stage (speech_end, transcript, first_token, …)."""
         self.delivered: dict[int, list[str]] = {}
         """Per turn: the reply pieces actually sent to the client (what the user heard)."""
         self.completed: set[int] = set()
         """Turns whose whole reply was sent (`ai-response`, or the final piece)."""
-        """Per turn: the reply pieces actually sent to the client (what the user heard)."""
         self._closers: list[Callable[[], Coroutine[Any, Any, Any]]] = []
 
     def fail(self, node: str, code: str, message: str, turn: int | None = None) -> None:
@@ -114,7 +115,9 @@ class SessionContext:
     def mark(self, turn: int, stage: str, at_ms: float | None = None) -> None:
         """Record when `stage` of `turn` happened (first time only)."""
         stages = self.metrics.setdefault(turn, {})
-        stages.setdefault(stage, at_ms if at_ms is not None else time.time() * 1000)
+        if stage not in stages:
+            stages[stage] = at_ms if at_ms is not None else time.time() * 1000
+            self.probe.publish("stage", turn=turn, stage=stage, at_ms=stages[stage])
         while len(self.metrics) > 50:  # bounded: only recent turns matter
             del self.metrics[min(self.metrics)]
 

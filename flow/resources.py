@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from flow.config import Settings
+from flow.monitor import Monitor
 
 T = TypeVar("T")
 
@@ -27,6 +28,8 @@ class Resources:
         self._shared: dict[Any, Any] = {}
         self._lock = threading.Lock()
         self._openai: Any = None
+        self.monitor = Monitor()
+        """What observers (the dashboard) learn of sessions; free while nobody watches."""
         workers = max(1, os.cpu_count() or 1)
         self.cpu_workers = workers
         self.cpu_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="voicegraph-cpu")

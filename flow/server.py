@@ -28,6 +28,7 @@ VERSION = "0.1.0"
 ENGINE_MARGIN_BYTES = 256 * 1024
 """The engine accepts this much more than the application limit, so an oversized chunk gets a
 `payload_too_large` error instead of a silent disconnect."""
+REPORT_INTERVAL_S = 1.0
 
 
 class VoicegraphServer:
@@ -56,11 +57,47 @@ class VoicegraphServer:
         self.app.router.add_get("/health", self._health)
         self.sio.attach(self.app)
         self.app.on_shutdown.append(self._on_shutdown)
+        self.app.on_startup.append(self._on_startup)
+        self._reporter: asyncio.Task | None = None
         self._register_handlers()
 
     def set_graph(self, spec: GraphSpec) -> None:
         """New sessions use `spec`; live ones keep the graph they were built with."""
         self.spec = spec
+        self.resources.monitor.publish("graph", name=spec.name, path=spec.path)
+
+    # ------------------------------------------------------------------ monitoring
+
+    def node_counters(self) -> dict[str, dict[str, int]]:
+        """Per-node counters summed over the live sessions that run the current graph."""
+        total: dict[str, dict[str, int]] = {}
+        for session in list(self.sessions.values()):
+            if session.spec is not self.spec:
+                continue
+            for node, counts in session.ctx.counters.items():
+                mine = total.setdefault(node, {})
+                for what, n in counts.items():
+                    mine[what] = mine.get(what, 0) + n
+        return total
+
+    def announce(self) -> None:
+        """Publish the live sessions and server figures now (a new observer's starting point)."""
+        for session in list(self.sessions.values()):
+            session.announce()
+        self._publish_figures()
+
+    def _publish_figures(self) -> None:
+        self.resources.monitor.publish(
+            "server", sessions=len(self.sessions), graph=self.spec.name, path=self.spec.path,
+            counters=self.node_counters(), uptime=round(time.monotonic() - self.started, 1))
+
+    async def _report(self) -> None:
+        """Once a second, while someone watches: server-wide figures (off the audio path)."""
+        monitor = self.resources.monitor
+        while True:
+            await asyncio.sleep(REPORT_INTERVAL_S)
+            if monitor.watched:
+                self._publish_figures()
 
     # ------------------------------------------------------------------ Socket.IO
 
@@ -83,8 +120,14 @@ class VoicegraphServer:
         async def send(event: str, data: Any) -> None:
             await self.sio.emit(event, data, to=sid)
 
+        request = environ.get("aiohttp.request")
+        peer = {
+            "remote": getattr(request, "remote", None) or environ.get("REMOTE_ADDR", ""),
+            "agent": environ.get("HTTP_USER_AGENT", ""),
+            "label": str(auth.get("label", ""))[:64] if isinstance(auth, dict) else "",
+        }
         try:
-            self.sessions[sid] = Session(sid, self.spec, self.resources, send)
+            self.sessions[sid] = Session(sid, self.spec, self.resources, send, peer)
         except Exception as err:
             log.exception("could not build the graph for %s", sid)
             raise socketio.exceptions.ConnectionRefusedError("internal") from err
@@ -148,7 +191,12 @@ class VoicegraphServer:
             "providers": self.providers(),
         })
 
+    async def _on_startup(self, app: web.Application) -> None:
+        self._reporter = asyncio.get_running_loop().create_task(self._report(), name="monitor-report")
+
     async def _on_shutdown(self, app: web.Application) -> None:
+        if self._reporter is not None:
+            self._reporter.cancel()
         await self.close_sessions()
 
     async def close_sessions(self) -> None:

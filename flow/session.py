@@ -38,7 +38,8 @@ ERROR_REPORTS_PER_SECOND = 2.0
 class Session:
     """A connected client and the graph instance that serves it."""
 
-    def __init__(self, sid: str, spec: GraphSpec, resources: Resources, send: Send) -> None:
+    def __init__(self, sid: str, spec: GraphSpec, resources: Resources, send: Send,
+                 peer: dict[str, str] | None = None) -> None:
         self.sid = sid
         self.spec = spec
         self.ctx = SessionContext(sid, resources, asyncio.get_running_loop())
@@ -60,6 +61,13 @@ class Session:
             self.ctx.failures.subscribe(on_next=self._out.put_nowait, scheduler=scheduler)
         )
         self._sender = self.ctx.spawn(self._send_loop(), name=f"send-{sid}")
+        self.probe = self.ctx.probe
+        self.peer = peer or {}
+        self.announce()
+
+    def announce(self) -> None:
+        """Tell observers this session exists (at connect, and to a dashboard that just opened)."""
+        self.probe.publish("open", graph=self.spec.name, path=self.spec.path, **self.peer)
 
     # ------------------------------------------------------------------ client → graph
 
@@ -74,6 +82,7 @@ class Session:
                 data = audio_bytes(payload)
                 if not data:
                     return
+                self.probe.audio_in(len(data))
                 self._seq += 1
                 src["audio"].on_next(AudioData(self.sid, data, self._seq))
             elif event == "start-recording":
@@ -86,6 +95,8 @@ class Session:
                 src["interrupt"].on_next(parse_interrupt(self.sid, payload))
             else:
                 raise WireError("bad_request", f"unknown event {event!r}")
+            if event != "audio-stream" and self.probe.monitor.watched:
+                self.probe.publish("in", event=event, payload=payload if event == "text-message" else None)
         except WireError as err:
             self.reject(err.code, err.message)
         except Exception as err:
@@ -109,7 +120,10 @@ class Session:
             msg = await self._out.get()
             if isinstance(msg, ReplyText | ReplyPiece) and msg.turn <= self.ctx.stale_through:
                 continue  # went stale after the gate let it through: never reaches the client
+            watched = self.probe.monitor.watched
             for event, payload in to_wire(msg):
+                if watched:
+                    self.probe.publish("out", event=event, payload=payload)
                 try:
                     await self._send(event, payload)
                 except Exception:
@@ -127,3 +141,4 @@ class Session:
     async def aclose(self) -> None:
         """Dispose the graph and cancel every task of the session (disconnect)."""
         await self.ctx.aclose()
+        self.probe.publish("close")

@@ -92,7 +92,9 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
         self.voice = msg.voice
 
     def _on_audio(self, chunk: AudioChunk) -> None:
-        self._emit(self._segmenter(chunk.rate).push(chunk.audio))
+        segmenter = self._segmenter(chunk.rate)
+        self._emit(segmenter.push(chunk.audio))
+        self.ctx.probe.level(segmenter.level_dbfs, segmenter.in_speech)
 
     def _on_ended(self, _msg: RecordingEnded) -> None:
         if self.segmenter is not None:
@@ -101,6 +103,9 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
     def _emit(self, events: list[Any]) -> None:
         session = self.ctx.session
         for ev in events:
+            if isinstance(ev, SpeechStart | UtteranceEnd):
+                self.ctx.probe.publish("speech", state="start" if isinstance(ev, SpeechStart) else "end",
+                                       reason=getattr(ev, "reason", None))
             if isinstance(ev, SpeechStart):
                 self.started.on_next(SpeechStarted(session, self.utterance_id, ev.timestamp_ms))
             elif isinstance(ev, UtteranceEnd):

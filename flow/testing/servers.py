@@ -46,10 +46,24 @@ async def voicegraph(
 
 @contextlib.contextmanager
 def serve_process(env: dict[str, str], *args: str, timeout: float = 60.0):
-    """`voicegraph serve --port 0 ARGS` as a real process (as a user runs it); yields its URL."""
+    """`voicegraph serve --port 0 --no-ui ARGS` as a real process (as a user runs it); yields its URL."""
+    with _serve(env, ["--no-ui", *args], timeout, with_ui=False) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def serve_with_dashboard(env: dict[str, str], *args: str, timeout: float = 60.0):
+    """`voicegraph serve --port 0 --ui-port 0 ARGS`; yields (Socket.IO URL, dashboard URL)."""
+    with _serve(env, ["--ui-port", "0", *args], timeout, with_ui=True) as urls:
+        yield urls
+
+
+@contextlib.contextmanager
+def _serve(env: dict[str, str], args: list[str], timeout: float, with_ui: bool):
     import os
     import subprocess
     import sys
+    import threading
     import time
 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "VOICEGRAPH_"))}
@@ -57,17 +71,23 @@ def serve_process(env: dict[str, str], *args: str, timeout: float = 60.0):
     proc = subprocess.Popen([sys.executable, "-m", "flow.cli", "serve", "--host", "127.0.0.1", "--port", "0", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env)
     lines: list[str] = []
+    url = ui_url = None
     try:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and (url is None or (with_ui and ui_url is None)):
             line = proc.stdout.readline()
             if not line:
                 raise AssertionError("voicegraph serve exited:\n" + "".join(lines))
             lines.append(line)
             if "listening on " in line:
-                yield line.split("listening on ")[1].split()[0]
-                return
-        raise AssertionError("voicegraph serve did not start:\n" + "".join(lines))
+                url = line.split("listening on ")[1].split()[0]
+            elif "dashboard on " in line:
+                ui_url = line.split("dashboard on ")[1].split()[0]
+        if url is None or (with_ui and ui_url is None):
+            raise AssertionError("voicegraph serve did not start:\n" + "".join(lines))
+        # keep draining its output, so a chatty server never blocks on a full pipe
+        threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+        yield url, ui_url
     finally:
         proc.terminate()
         try:

@@ -90,8 +90,8 @@ class PiperSynthesizer:
             raise ProviderError(f"unknown piper voice {name!r} (none in {self.path.parent})")
         return check_voice(path)
 
-    def synthesize_sync(self, text: str, voice: str | None = None) -> bytes:
-        """Blocking text → MP3 (worker threads only)."""
+    def pcm_sync(self, text: str, voice: str | None = None) -> tuple[bytes, int]:
+        """Blocking text → (mono PCM16, sample rate) (worker threads only)."""
         loaded = self.slot(voice).get()
         pcm = bytearray()
         rate = loaded.config.sample_rate
@@ -101,7 +101,11 @@ class PiperSynthesizer:
                 pcm += chunk.audio_int16_bytes
         if not pcm:
             raise ProviderError("piper produced no audio for this text")
-        return encode_mp3_sync(bytes(pcm), rate)
+        return bytes(pcm), rate
+
+    def synthesize_sync(self, text: str, voice: str | None = None) -> bytes:
+        """Blocking text → MP3 (worker threads only)."""
+        return encode_mp3_sync(*self.pcm_sync(text, voice))
 
     async def synthesize(self, text: str, *, voice: str | None = None) -> bytes:
         if not text.strip():

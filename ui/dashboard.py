@@ -1,0 +1,119 @@
+"""The NiceGUI testbench: one page with Sessions (live view + inject) and Graph (draw, edit, apply).
+
+`Dashboard` is shared by every browser tab of one server. It subscribes to the monitoring channel
+only while at least one tab is open, so a server nobody watches pays nothing for having a
+dashboard. Each tab renders from `DashboardState` on its own throttled timers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nicegui import ui
+
+from ui.graph_panel import GraphPanel
+from ui.model import DashboardState
+from ui.sessions_panel import SessionsPanel
+
+if TYPE_CHECKING:
+    from flow.graph_spec import GraphSpec
+    from flow.server import VoicegraphServer
+
+log = logging.getLogger("voicegraph.ui")
+
+
+class Dashboard:
+    """The testbench of one `VoicegraphServer`; `root` builds the page for one browser tab."""
+
+    def __init__(self, server: VoicegraphServer, url: str | None = None) -> None:
+        self.server = server
+        self.url = url
+        """Where the Socket.IO protocol is served (the testbench connects there); set once bound."""
+        self.state = DashboardState()
+        self.graph_text = _read(server.spec.path)
+        """The YAML of the graph new sessions get (the file's, until a graph is applied here)."""
+        self._tabs = 0
+        self._follow: asyncio.Task | None = None
+
+    def apply_graph(self, spec: GraphSpec, text: str) -> None:
+        """Serve `spec` to new sessions (it was validated by the caller)."""
+        self.server.set_graph(spec)
+        self.graph_text = text
+        log.info("graph %r applied from the dashboard", spec.name)
+
+    # ------------------------------------------------------------------ watching
+
+    def open_tab(self) -> None:
+        self._tabs += 1
+        if self._follow is None or self._follow.done():
+            monitor = self.server.resources.monitor
+            sub = monitor.subscribe()  # before announcing, so no event falls in between
+            self.state.sessions.clear()
+            self.server.announce()
+            self._follow = asyncio.get_running_loop().create_task(self.state.follow(sub), name="dashboard")
+
+    def close_tab(self) -> None:
+        self._tabs = max(0, self._tabs - 1)
+        if self._tabs == 0 and self._follow is not None:
+            self._follow.cancel()
+            self._follow = None
+
+    @property
+    def watching(self) -> bool:
+        return self._follow is not None and not self._follow.done()
+
+    async def aclose(self) -> None:
+        if self._follow is not None:
+            self._follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow
+
+    # ------------------------------------------------------------------ the page
+
+    def root(self) -> None:
+        ui.page_title("voicegraph")
+        ui.add_css(CSS)
+        client = ui.context.client
+        self.open_tab()
+        with ui.header().classes("items-center bg-slate-800 py-1"):
+            ui.label("voicegraph").classes("text-lg font-bold")
+            status = ui.label().classes("text-sm opacity-80").props("data-testid=server-status")
+            with ui.tabs().classes("ml-auto") as tabs:
+                sessions_tab = ui.tab("Sessions")
+                graph_tab = ui.tab("Graph")
+        with ui.tab_panels(tabs, value=sessions_tab).classes("w-full"):
+            with ui.tab_panel(sessions_tab):
+                sessions = SessionsPanel(self)
+            with ui.tab_panel(graph_tab):
+                GraphPanel(self)
+
+        def show_status() -> None:
+            s = self.state
+            status.set_text(f"{len(s.sessions)} live sessions · graph {self.server.spec.name}"
+                            + (f" · {s.dropped} events dropped" if s.dropped else ""))
+
+        show_status()
+        ui.timer(1.0, show_status)
+
+        async def closed() -> None:
+            self.close_tab()
+            await sessions.inject.close()
+
+        client.on_delete(closed)
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return f"# the graph file {path} cannot be read here\n"
+
+
+CSS = """
+.vg-error-line { background: rgba(255, 0, 0, 0.12); }
+.vg-state { min-width: 6.5rem; justify-content: center; }
+"""

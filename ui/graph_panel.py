@@ -1,0 +1,123 @@
+"""Graph: the active graph drawn with live per-node counters, and a YAML editor that hot-reloads.
+
+The editor validates as you type with the same loader `voicegraph serve` uses (providers
+included), marks the offending lines, and "Apply" swaps the server's graph only when the text
+loads cleanly: new sessions get it, live sessions finish on the graph they started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+from nicegui import ui
+
+from flow.graph_loader import GraphError, load_graph_text
+from flow.graph_spec import GraphSpec
+from flow.mermaid import to_mermaid
+
+if TYPE_CHECKING:
+    from ui.dashboard import Dashboard
+
+VALIDATE_AFTER_S = 0.4
+"""Typing pause before the text is validated."""
+
+
+class GraphPanel:
+    """The Graph tab of one browser tab."""
+
+    def __init__(self, dashboard: Dashboard) -> None:
+        self.dashboard = dashboard
+        self.server = dashboard.server
+        self._pending: asyncio.Task | None = None
+        self._drawn: tuple[int, str] | None = None
+        with ui.row().classes("w-full no-wrap items-start"):
+            with ui.column().classes("w-1/2"):
+                self.caption = ui.label().classes("text-base font-bold").props("data-testid=graph-name")
+                self.mermaid = ui.mermaid(self._chart()).classes("w-full")
+                self.counters = ui.table(
+                    columns=[{"name": c, "label": c, "field": c, "align": "left" if c == "node" else "right"}
+                             for c in ("node", "in", "out", "errors")],
+                    rows=[], row_key="node").props("dense flat bordered").classes("w-full")
+            with ui.column().classes("w-1/2"):
+                ui.label("Edit (YAML)").classes("text-base font-bold")
+                self.editor = ui.codemirror(dashboard.graph_text, language="YAML", on_change=self._typed) \
+                    .classes("w-full h-96 border").props("data-testid=editor")
+                with ui.row().classes("items-center"):
+                    self.apply_button = ui.button("Apply", icon="published_with_changes", on_click=self.apply) \
+                        .props("data-testid=apply")
+                    ui.button("Revert", on_click=self._revert).props("flat")
+                    self.verdict = ui.label().classes("text-sm").props("data-testid=verdict")
+                self.issues = ui.column().classes("gap-0 text-sm text-red-700 font-mono") \
+                    .props("data-testid=graph-issues")
+        self._refresh()
+        ui.timer(2.0, self._refresh)
+
+    # ------------------------------------------------------------------ live drawing
+
+    def _chart(self) -> str:
+        return to_mermaid(self.server.spec, self.dashboard.state.server.get("counters") or None)
+
+    def _refresh(self) -> None:
+        spec = self.server.spec
+        self.caption.set_text(f"{spec.name} ({spec.path})")
+        chart = self._chart()
+        if self._drawn != (id(spec), chart):
+            self._drawn = (id(spec), chart)
+            self.mermaid.set_content(chart)
+        counters = self.dashboard.state.server.get("counters") or {}
+        rows = [{"node": node,
+                 "in": sum(n for k, n in c.items() if k.startswith("in.")),
+                 "out": c.get("out", 0), "errors": c.get("errors", 0)}
+                for node, c in sorted(counters.items())]
+        if rows != self.counters.rows:
+            self.counters.update_rows(rows)
+
+    # ------------------------------------------------------------------ editing
+
+    def _typed(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+        self._pending = asyncio.get_running_loop().create_task(self._validate_later())
+
+    async def _validate_later(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(VALIDATE_AFTER_S)
+            self.validate()
+
+    def validate(self) -> GraphSpec | None:
+        """Load the editor's text; show the verdict and mark each issue's line."""
+        text = self.editor.value or ""
+        self.issues.clear()
+        try:
+            spec = load_graph_text(text, path="editor", resources=self.server.resources)
+        except GraphError as err:
+            self.verdict.set_text(f"{len(err.issues)} problem(s): not applicable")
+            self.verdict.classes(replace="text-sm text-red-700")
+            with self.issues:
+                for issue in err.issues:
+                    ui.label(str(issue))
+            self.editor.decorations = [
+                {"kind": "line", "line": i.line, "class": "vg-error-line", "attributes": {"title": i.message}}
+                for i in err.issues if 0 < i.line <= text.count("\n") + 1
+            ]
+            return None
+        self.verdict.set_text(f"valid: graph {spec.name!r}, {len(spec.nodes)} nodes")
+        self.verdict.classes(replace="text-sm text-green-700")
+        self.editor.decorations = []
+        return spec
+
+    def apply(self) -> None:
+        spec = self.validate()
+        if spec is None:
+            ui.notify("not applied: fix the problems listed under the editor", type="negative")
+            return
+        live = len(self.server.sessions)
+        self.dashboard.apply_graph(spec, self.editor.value or "")
+        self._refresh()
+        ui.notify(f"applied {spec.name!r}: new sessions use it; {live} live session(s) keep their graph "
+                  "(the file on disk is unchanged)", type="positive")
+
+    def _revert(self) -> None:
+        self.editor.value = self.dashboard.graph_text

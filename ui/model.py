@@ -1,0 +1,260 @@
+"""What the dashboard knows, rebuilt from monitoring events alone (never from session internals).
+
+`DashboardState.apply` folds `MonitorEvent`s into one `SessionView` per client: its state, level,
+speech/silence timeline, transcripts, replies, errors and per-turn stage times. Everything is
+bounded, so a long-running server or a client that talks for hours cannot grow it. Pages read it
+on their own timers (throttled rendering); `version` tells them whether anything changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from flow.monitor import MonitorEvent, Subscription
+
+TIMELINE_POINTS = 300
+"""Level/speech samples kept per session (30 s at the monitor's 10 Hz)."""
+KEEP_TURNS = 20
+KEEP_REPLIES = 10
+KEEP_ERRORS = 20
+KEEP_CLOSED = 50
+INTERRUPTED_SHOW_S = 2.0
+"""How long `interrupted` stays the state before the session reads idle/listening again."""
+
+STAGES = ("speech_end", "transcript", "first_token", "first_audio")
+"""The stages the latency chart shows, in order (text turns start at `accepted`)."""
+STAGE_LABELS = {
+    "transcript": "end of speech → transcript",
+    "first_token": "→ first token",
+    "first_audio": "→ first audio",
+}
+
+
+@dataclass
+class Reply:
+    id: str
+    reply_to: str
+    text: str
+    audio_b64: str | None
+    at_ms: float
+
+    @property
+    def data_url(self) -> str | None:
+        return f"data:audio/mpeg;base64,{self.audio_b64}" if self.audio_b64 else None
+
+
+@dataclass
+class SessionView:
+    """One client, as the dashboard shows it."""
+
+    sid: str
+    opened_ms: float
+    graph: str = ""
+    remote: str = ""
+    agent: str = ""
+    label: str = ""
+    state: str = "idle"
+    state_ms: float = 0.0
+    recording: bool = False
+    level_db: float = -120.0
+    speech: bool = False
+    backlog: float = 0.0
+    bytes_in: int = 0
+    speaking_until: float = 0.0
+    closed_ms: float | None = None
+    timeline: deque[tuple[float, float, bool]] = field(default_factory=lambda: deque(maxlen=TIMELINE_POINTS))
+    """(time ms, level dBFS, speech) samples."""
+    transcripts: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=KEEP_TURNS))
+    """(time ms, source, text) of accepted user turns."""
+    replies: deque[Reply] = field(default_factory=lambda: deque(maxlen=KEEP_REPLIES))
+    errors: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=KEEP_ERRORS))
+    turns: dict[int, dict[str, float]] = field(default_factory=dict)
+    version: int = 0
+
+    def current_state(self, now_ms: float | None = None) -> str:
+        """The state, with the time-based transitions (a reply finished playing) applied."""
+        now = time.time() * 1000 if now_ms is None else now_ms
+        if self.closed_ms is not None:
+            return "closed"
+        if self.state == "speaking" and now >= self.speaking_until:
+            return "listening" if self.recording else "idle"
+        if self.state == "interrupted" and now - self.state_ms >= INTERRUPTED_SHOW_S * 1000:
+            return "listening" if self.recording else "idle"
+        return self.state
+
+    def stage_latencies(self) -> list[tuple[int, dict[str, float]]]:
+        """Per turn (oldest first): ms spent in each stage of `STAGE_LABELS`."""
+        out = []
+        for turn in sorted(self.turns):
+            marks = self.turns[turn]
+            prev = marks.get("speech_end", marks.get("accepted"))
+            if prev is None:
+                continue
+            spans: dict[str, float] = {}
+            for stage in STAGES[1:]:
+                if stage in marks:
+                    spans[stage] = round(max(0.0, marks[stage] - prev), 1)
+                    prev = marks[stage]
+            if "cancelled" in marks:
+                spans["cancelled"] = 1.0
+            out.append((turn, spans))
+        return out
+
+    def turn_rows(self) -> list[dict[str, Any]]:
+        """The latency table: per turn (newest first), ms of each stage and how the turn ended."""
+        rows = []
+        for turn, spans in reversed(self.stage_latencies()):
+            marks = self.turns[turn]
+            status = ("cancelled" if "cancelled" in marks else
+                      "answered" if "first_audio" in marks else "in flight")
+            rows.append({"turn": turn, "status": status,
+                         **{stage: spans.get(stage, "") for stage in STAGE_LABELS}})
+        return rows
+
+    # ------------------------------------------------------------------ folding events
+
+    def _set(self, state: str, at_ms: float) -> None:
+        self.state = state
+        self.state_ms = at_ms
+
+    def apply(self, ev: MonitorEvent) -> None:
+        d, at = ev.data, ev.at_ms
+        kind = ev.kind
+        if kind == "tick":
+            self.level_db, self.speech, self.backlog = d["level_db"], d["speech"], d["backlog"]
+            self.bytes_in = d["bytes_in"]
+            self.timeline.append((at, self.level_db, self.speech))
+        elif kind == "speech":
+            self._set("speech" if d["state"] == "start" else "transcribing", at)
+        elif kind == "stage":
+            self.turns.setdefault(d["turn"], {})[d["stage"]] = d["at_ms"]
+            while len(self.turns) > KEEP_TURNS:
+                del self.turns[min(self.turns)]
+        elif kind == "in":
+            self._client_event(d["event"], at)
+        elif kind == "out":
+            self._server_event(d["event"], d["payload"], at)
+        elif kind == "open":
+            self.graph, self.remote = d.get("graph", ""), d.get("remote", "")
+            self.agent, self.label = d.get("agent", ""), d.get("label", "")
+        elif kind == "close":
+            self.closed_ms = at
+        self.version += 1
+
+    def _client_event(self, event: str, at: float) -> None:
+        if event == "start-recording":
+            self.recording = True
+            self._set("listening", at)
+        elif event == "stop-recording":
+            self.recording = False
+        elif event == "interrupt":
+            self._set("interrupted", at)
+
+    def _server_event(self, event: str, p: Any, at: float) -> None:
+        if event == "message-received":
+            self.transcripts.append((at, p.get("source", ""), p.get("text", "")))
+            self._set("thinking", at)
+        elif event == "ai-typing" and p.get("isTyping") and self.state not in ("speaking",):
+            self._set("thinking", at)
+        elif event == "ai-response-chunk":
+            self._speak(p.get("audio"), at, extend=True)
+        elif event == "ai-response":
+            streamed = self.state == "speaking" and self.speaking_until > at
+            self.replies.append(Reply(p.get("id", ""), p.get("replyTo", ""), p.get("text", ""),
+                                      p.get("audio"), at))
+            if not streamed:
+                self._speak(p.get("audio"), at, extend=False)
+        elif event == "response-cancelled":
+            self._set("interrupted", at)
+            self.speaking_until = 0.0
+        elif event == "error":
+            self.errors.append((at, p.get("code", ""), p.get("message", "")))
+
+    def _speak(self, audio_b64: str | None, at: float, extend: bool) -> None:
+        seconds = mp3_seconds_b64(audio_b64)
+        start = max(at, self.speaking_until) if extend else at
+        self.speaking_until = start + seconds * 1000
+        if self.state != "speaking":
+            self._set("speaking", at)
+
+
+class DashboardState:
+    """Every session of one server (or, later, several), folded from the monitor's events."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, SessionView] = {}
+        self.closed: deque[SessionView] = deque(maxlen=KEEP_CLOSED)
+        self.server: dict[str, Any] = {}
+        self.graph_events = 0
+        self.dropped = 0
+        self.version = 0
+        """Bumped when sessions come or go (lists re-render); per-session changes bump theirs."""
+
+    def apply(self, ev: MonitorEvent) -> None:
+        if ev.kind == "server":
+            self.server = ev.data
+            return
+        if ev.kind == "graph":
+            self.graph_events += 1
+            self.server = {**self.server, "graph": ev.data["name"], "path": ev.data["path"]}
+            return
+        view = self.sessions.get(ev.session)
+        if view is None:
+            if ev.kind == "close" or not ev.session:
+                return
+            view = self.sessions[ev.session] = SessionView(ev.session, ev.at_ms)
+            self.version += 1
+        view.apply(ev)
+        if ev.kind == "close":
+            self.closed.appendleft(self.sessions.pop(ev.session))
+            self.version += 1
+
+    def find(self, sid: str) -> SessionView | None:
+        return self.sessions.get(sid) or next((v for v in self.closed if v.sid == sid), None)
+
+    async def follow(self, sub: Subscription) -> None:
+        """Fold a subscription's events in until cancelled (one task per dashboard); closes it."""
+        try:
+            while True:
+                for ev in await sub.batch():
+                    self.apply(ev)
+                self.dropped = sub.dropped
+        finally:
+            sub.close()
+
+
+def mp3_seconds_b64(audio_b64: str | None) -> float:
+    """Playing time of a base64 MP3 (constant bit rate, as our encoders make), 0 if unknown."""
+    if not audio_b64:
+        return 0.0
+    with contextlib.suppress(ValueError):
+        return mp3_seconds(base64.b64decode(audio_b64[:4096]), len(audio_b64) * 3 // 4)
+    return 0.0
+
+
+_KBPS_V1_L3 = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+_KBPS_V2_L3 = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
+
+
+def mp3_seconds(head: bytes, total_bytes: int) -> float:
+    """Duration from the first frame header's bit rate: enough to show how long a reply speaks.
+
+    `head` is the start of the file (an ID3v2 tag, then the first frame), `total_bytes` its size.
+    """
+    offset = 0
+    if head[:3] == b"ID3" and len(head) >= 10:
+        size = head[6:10]
+        offset = 10 + (size[0] << 21 | size[1] << 14 | size[2] << 7 | size[3])
+    header = head[offset:offset + 4]
+    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
+        return 0.0
+    table = _KBPS_V1_L3 if (header[1] >> 3) & 0x3 == 3 else _KBPS_V2_L3
+    index = header[2] >> 4
+    if not 0 < index < 15:
+        return 0.0
+    return (total_bytes - offset) * 8 / (table[index] * 1000)
