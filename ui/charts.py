@@ -29,7 +29,7 @@ def timeline(view: SessionView, now_ms: float, window_s: float = 30.0) -> dict[s
             {"name": "level dBFS", "type": "line", "showSymbol": False,
              "data": [[x, db] for x, db, _ in points]},
             {"name": "speech", "type": "line", "step": "end", "showSymbol": False,
-             "areaStyle": {"opacity": 0.25}, "lineStyle": {"width": 0},
+             "areaStyle": {"opacity": 0.25, "origin": "start"}, "lineStyle": {"width": 0},
              "data": [[x, 0 if speech else FLOOR_DB] for x, _, speech in points]},
         ],
     }

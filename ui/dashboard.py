@@ -84,7 +84,7 @@ class Dashboard:
             status = ui.label().classes("text-sm opacity-80").props("data-testid=server-status")
             with ui.tabs().classes("ml-auto") as tabs:
                 sessions_tab = ui.tab("Sessions")
-                graph_tab = ui.tab("Graph")
+                graph_tab = ui.tab("Graph").props("data-testid=graph-tab")
         with ui.tab_panels(tabs, value=sessions_tab).classes("w-full"):
             with ui.tab_panel(sessions_tab):
                 sessions = SessionsPanel(self)

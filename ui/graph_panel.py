@@ -57,7 +57,8 @@ class GraphPanel:
     # ------------------------------------------------------------------ live drawing
 
     def _chart(self) -> str:
-        return to_mermaid(self.server.spec, self.dashboard.state.server.get("counters") or None)
+        chart = to_mermaid(self.server.spec, self.dashboard.state.server.get("counters") or None)
+        return chart.replace("flowchart LR", "flowchart TD", 1)  # half a screen is taller than wide
 
     def _refresh(self) -> None:
         spec = self.server.spec

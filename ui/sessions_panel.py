@@ -136,7 +136,7 @@ class SessionsPanel:
             self.transcripts.clear()
             with self.transcripts:
                 for _, source, text in reversed(view.transcripts):
-                    ui.label(f"{'🎤' if source == 'voice' else '⌨'} {text}").classes("text-sm")
+                    ui.label(f"{text} ({source})").classes("text-sm")
         if self._changed("replies", [r.id for r in view.replies]):
             self.replies.clear()
             with self.replies:

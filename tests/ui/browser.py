@@ -1,0 +1,59 @@
+"""A real headless Chromium (Debian `chromium` + `chromedriver`) driven by Selenium, for UI tests."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM_FLAGS = ("--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                  "--window-size=1400,1000", "--use-fake-ui-for-media-stream",
+                  "--use-fake-device-for-media-stream")
+
+
+def chromium_paths() -> tuple[str, str]:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not browser or not driver:
+        if Path("/etc/debian_version").exists() and shutil.which("apt-get"):
+            pytest.fail("chromium/chromedriver missing: the README test command installs them (apt-get)")
+        pytest.skip("needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver)")
+    return browser, driver
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    browser, driver_path = chromium_paths()
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
+               driver: Any = None, shot: Path | None = None) -> Any:
+    """Poll `check()` until truthy; on timeout save a screenshot (if given) and fail with `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(Exception):
+            value = check()
+            if value:
+                return value
+        if time.monotonic() > deadline:
+            if driver is not None and shot is not None:
+                driver.save_screenshot(str(shot))
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
