@@ -33,6 +33,8 @@ MAX_INJECT_SECONDS = 120.0
 class TestbenchError(Exception):
     """Something the developer should be told (bad file, no offline voice, server gone)."""
 
+    __test__ = False
+
 
 class Testbench:
     """One testbench session against the server at `url`."""
