@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import time
@@ -74,7 +75,8 @@ async def bare_server(sessions: int, chunks: int) -> float:
     return rate
 
 
-async def voicegraph_server(sessions: int, chunks: int) -> float:
+async def voicegraph_server(sessions: int, chunks: int, dashboard: bool = False) -> float:
+    """Chunks/s through the offline graph; with `dashboard`, while a dashboard tab watches."""
     from flow.testing.servers import voicegraph
 
     async with voicegraph("offline") as srv:
@@ -84,17 +86,72 @@ async def voicegraph_server(sessions: int, chunks: int) -> float:
         async def ping(sid, *a):
             return "pong"
 
-        return await asyncio.to_thread(drive, srv.url, sessions, chunks)
+        if not dashboard:
+            return await asyncio.to_thread(drive, srv.url, sessions, chunks)
+        async with watching(srv.server, srv.url):
+            return await asyncio.to_thread(drive, srv.url, sessions, chunks)
+
+
+@contextlib.asynccontextmanager
+async def watching(server, url: str):
+    """The dashboard served in this process and open in a headless Chromium tab (the Sessions view).
+
+    Without chromium/selenium (the bench needs neither), a subscriber folding the same events into
+    the dashboard's state stands in for the tab; `WATCHER` says which one ran.
+    """
+    global WATCHER
+    from ui.app import serve_dashboard
+
+    running = await serve_dashboard(server, url, "127.0.0.1", 0)
+    browser = await asyncio.to_thread(_open_browser, running.url)
+    try:
+        if browser is None:
+            running.dashboard.open_tab()
+            WATCHER = "dashboard state only (no chromium)"
+        else:
+            WATCHER = "dashboard open in headless chromium"
+        if not running.dashboard.watching:  # the page is built during the browser's GET
+            raise RuntimeError("the dashboard tab did not open")
+        yield
+    finally:
+        if browser is not None:
+            await asyncio.to_thread(browser.quit)
+        await running.aclose()
+
+
+WATCHER = ""
+
+
+def _open_browser(url: str):
+    import shutil
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        return None
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        return None
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(driver), options=options)
+    browser.get(url)
+    return browser
 
 
 async def main(sessions: int, chunks: int) -> None:
     bare = await bare_server(sessions, chunks)
     ours = await voicegraph_server(sessions, chunks)
+    watched = await voicegraph_server(sessions, chunks, dashboard=True)
     print(f"| ingest, {sessions} sessions x {chunks} PCM16 40 ms chunks | chunks/s |")
     print("| --- | --- |")
     print(f"| bare python-socketio | {bare:,.0f} |")
     print(f"| voicegraph (offline graph: buffer + finalizer) | {ours:,.0f} |")
     print(f"| ratio | {ours / bare:.2f} |")
+    print(f"| voicegraph, {WATCHER} | {watched:,.0f} ({watched / ours:.2f}x unwatched) |")
     print(f"(cpus: {os.cpu_count()}; a real-time session needs 25 chunks/s)")
 
 

@@ -62,6 +62,9 @@ async def collect(quick: bool) -> list[Row]:
     ours = await ingest.voicegraph_server(sessions, chunks)
     rows.append(("1 ingest", f"chunks/s, {sessions} sessions (client in another process)",
                  f"bare {bare:,.0f} · voicegraph {ours:,.0f} · ratio {ours / bare:.2f}"))
+    watched = await ingest.voicegraph_server(sessions, chunks, dashboard=True)
+    rows.append(("1 ingest", f"chunks/s, same, {ingest.WATCHER}",
+                 f"{watched:,.0f} · {watched / ours:.2f}x unwatched"))
     for n in ((1, 3) if quick else (1, 10, 100)):
         rows.append(("2 turn overhead", f"stop-recording → ai-response, stub 0 ms, {n} sessions (ms)",
                      _stats(await turn_overhead(n))))

@@ -73,3 +73,26 @@ async def test_broken_yaml_is_never_applied_and_valid_yaml_is() -> None:
             user.find("Apply").click()
             await user.should_see("valid: graph 'edited'", retries=50)
             assert srv.server.spec.name == "edited"
+
+
+async def test_a_hundred_live_sessions_are_listed_ten_per_page_and_the_page_keeps_up() -> None:
+    from flow.testing.client import Recorder
+
+    async with voicegraph("offline") as srv:
+        dash = Dashboard(srv.server, srv.url)
+        clients = [await Recorder().connect(srv.url) for _ in range(100)]
+        try:
+            async with user_simulation(root=dash.root) as user:
+                await user.open("/")
+                table = next(t for t in user.find(ui.table).elements if t.props.get("data-testid") == "sessions")
+                await until(lambda: len(table.rows) == 100, 10, "100 rows")
+                assert table.props["pagination"]["rowsPerPage"] == 10
+                await asyncio.gather(*(c.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
+                                       for c in clients))
+                await until(lambda: sum(r["state"] == "listening" for r in table.rows) == 100, 10,
+                            "every session listening")
+                await clients[0].close()
+                await until(lambda: sum(r["state"] == "closed" for r in table.rows) == 1, 10, "one closed")
+        finally:
+            for c in clients:
+                await c.close()

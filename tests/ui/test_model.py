@@ -1,0 +1,63 @@
+"""DashboardState folds monitor events into what the page shows (states, turns, replies)."""
+
+from __future__ import annotations
+
+import base64
+
+from flow.ffmpeg import encode_mp3_sync
+from flow.monitor import MonitorEvent
+from ui.model import DashboardState, mp3_seconds_b64
+
+
+def ev(kind: str, at: float, session: str = "s", **data) -> MonitorEvent:
+    return MonitorEvent(kind, session, data, at_ms=at)
+
+
+def test_a_voice_turn_walks_through_the_states_and_its_stage_latencies() -> None:
+    one_second = base64.b64encode(encode_mp3_sync(bytes(2 * 16000), 16000)).decode()
+    st = DashboardState()
+    steps = [
+        (ev("open", 0, graph="default", label="testbench"), "idle"),
+        (ev("in", 10, event="start-recording", payload=None), "listening"),
+        (ev("speech", 500, state="start", reason=None), "speech"),
+        (ev("speech", 2000, state="end", reason="silence"), "transcribing"),
+        (ev("stage", 2001, turn=1, stage="speech_end", at_ms=1300.0), "transcribing"),
+        (ev("stage", 2300, turn=1, stage="transcript", at_ms=2300.0), "transcribing"),
+        (ev("out", 2301, event="message-received", payload={"text": "hi", "source": "voice"}), "thinking"),
+        (ev("stage", 2700, turn=1, stage="first_token", at_ms=2700.0), "thinking"),
+        (ev("stage", 3000, turn=1, stage="first_audio", at_ms=3000.0), "thinking"),
+        (ev("out", 3001, event="ai-response", payload={"id": "r", "replyTo": "t", "text": "hello",
+                                                      "audio": one_second}), "speaking"),
+    ]
+    for event, state in steps:
+        st.apply(event)
+        assert st.sessions["s"].current_state(event.at_ms) == state, event
+    view = st.sessions["s"]
+    assert view.current_state(3001 + 1100) == "listening"  # the reply finished playing
+    assert view.turn_rows() == [{"turn": 1, "status": "answered", "transcript": 1000.0,
+                                 "first_token": 400.0, "first_audio": 300.0}]
+    assert view.replies[-1].data_url.startswith("data:audio/mpeg;base64,")
+    st.apply(ev("in", 5000, event="interrupt", payload={}))
+    assert view.current_state(5001) == "interrupted" and view.current_state(8000) == "listening"
+    st.apply(ev("out", 5002, event="error", payload={"code": "bad_audio", "message": "x"}))
+    assert list(view.errors) == [(5002, "bad_audio", "x")]
+    st.apply(ev("close", 6000))
+    assert "s" not in st.sessions and st.find("s") is view and view.current_state() == "closed"
+
+
+def test_mp3_duration_from_the_header_and_garbage_is_zero() -> None:
+    three = base64.b64encode(encode_mp3_sync(bytes(2 * 22050 * 3), 22050)).decode()
+    assert abs(mp3_seconds_b64(three) - 3.0) < 0.15
+    assert mp3_seconds_b64(base64.b64encode(b"not an mp3 at all").decode()) == 0.0
+    assert mp3_seconds_b64(None) == 0.0
+
+
+def test_memory_is_bounded_however_long_a_session_talks() -> None:
+    st = DashboardState()
+    st.apply(ev("open", 0))
+    for i in range(5000):
+        st.apply(ev("tick", i, level_db=-20.0, speech=bool(i % 2), backlog=0.0, bytes_in=i))
+        st.apply(ev("stage", i, turn=i, stage="accepted", at_ms=float(i)))
+        st.apply(ev("out", i, event="message-received", payload={"text": str(i), "source": "text"}))
+    view = st.sessions["s"]
+    assert len(view.timeline) <= 300 and len(view.turns) <= 20 and len(view.transcripts) <= 20
