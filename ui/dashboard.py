@@ -83,7 +83,7 @@ class Dashboard:
             ui.label("voicegraph").classes("text-lg font-bold")
             status = ui.label().classes("text-sm opacity-80").props("data-testid=server-status")
             with ui.tabs().classes("ml-auto") as tabs:
-                sessions_tab = ui.tab("Sessions")
+                sessions_tab = ui.tab("Sessions").props("data-testid=sessions-tab")
                 graph_tab = ui.tab("Graph").props("data-testid=graph-tab")
         with ui.tab_panels(tabs, value=sessions_tab).classes("w-full"):
             with ui.tab_panel(sessions_tab):

@@ -87,6 +87,11 @@ class SessionView:
             return "listening" if self.recording else "idle"
         return self.state
 
+    def peak_db(self, now_ms: float, window_ms: float = 1000.0) -> float:
+        """The loudest level of the last `window_ms` (what a once-a-second list should show)."""
+        recent = [db for t, db, _ in reversed(self.timeline) if now_ms - t <= window_ms]
+        return max(recent, default=-120.0)
+
     def stage_latencies(self) -> list[tuple[int, dict[str, float]]]:
         """Per turn (oldest first): ms spent in each stage of `STAGE_LABELS`."""
         out = []

@@ -38,7 +38,7 @@ def row(view: SessionView, now_ms: float) -> dict[str, Any]:
         "sid": view.sid,
         "label": view.label or view.remote,
         "state": view.current_state(now_ms),
-        "level": f"{view.level_db:.0f}",
+        "level": f"{view.peak_db(now_ms):.0f}",
         "backlog": f"{100 * view.backlog:.0f}%",
         "turns": len(view.transcripts),
         "errors": len(view.errors),

@@ -77,9 +77,8 @@ def test_inject_watch_interrupt_and_refuse_a_broken_graph(tmp_path) -> None:
 
             # (c) a broken graph is shown with its error and never applied
             d.find_element(By.CSS_SELECTOR, "[data-testid=graph-tab]").click()
-            editor = wait_until(lambda: d.find_element(By.CSS_SELECTOR, "[data-testid=editor] .cm-content"), 10,
-                                "the editor", d, tmp_path / "fail.png")
-            editor.click()
+            editor = d.find_element(By.CSS_SELECTOR, "[data-testid=editor] .cm-content")
+            wait_until(lambda: editor.click() or True, 10, "the editor (tab switch)", d, tmp_path / "fail.png")
             editor.send_keys(Keys.CONTROL, "a")
             editor.send_keys("nodes: [")
             d.find_element(By.CSS_SELECTOR, "[data-testid=apply]").click()
@@ -88,5 +87,19 @@ def test_inject_watch_interrupt_and_refuse_a_broken_graph(tmp_path) -> None:
             assert "editor:" in text_of(d, "graph-issues")  # issues name file:line
             shot("5-broken-graph")
             assert health(url)["graph"]["name"] == "local_llm"
+
+            # (d) the browser microphone (Chromium's fake device: a beep) streams webm/opus live
+            d.find_element(By.CSS_SELECTOR, "[data-testid=sessions-tab]").click()
+            wait_until(lambda: d.find_element(By.CSS_SELECTOR, "[data-testid=mic]").click() or True, 10,
+                       "the microphone button", d, tmp_path / "fail.png")
+            wait_until(lambda: "microphone live" in text_of(d, "inject-status"), 10, "the microphone", d,
+                       tmp_path / "fail.png")
+            levels = []
+            wait_until(lambda: levels.append(float(d.find_element(
+                By.CSS_SELECTOR, "[data-testid=sessions] tbody tr td:nth-child(4)").text)) or max(levels) > -50,
+                15, "the beep's level", d, tmp_path / "fail.png")
+            shot("6-microphone")
+            d.find_element(By.CSS_SELECTOR, "[data-testid=mic]").click()
+            assert text_of(d, "errors") == ""
     finally:
         stub.stop_thread()
