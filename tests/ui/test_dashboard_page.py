@@ -50,6 +50,9 @@ async def test_spoken_sentence_shows_transcript_reply_levels_and_stage_latencies
             assert rows[0]["status"] == "answered"
             assert all(rows[0][k] != "" for k in ("transcript", "first_token", "first_audio"))
             assert view.current_state() in ("speaking", "listening", "idle")
+            user.find("Replay").click()  # the same audio again: a second voice turn
+            await until(lambda: len(view.replies) == 2, 40, "the replayed turn's reply")
+            assert [src for _, src, _ in view.transcripts] == ["voice", "voice"]
             user.client.delete()  # the tab is closed for good: nobody pays for monitoring any more
             await until(lambda: not srv.server.resources.monitor.watched, 5, "the monitor unwatched")
             await until(lambda: not any(s.peer.get("label") for s in srv.server.sessions.values()),
@@ -58,8 +61,11 @@ async def test_spoken_sentence_shows_transcript_reply_levels_and_stage_latencies
 
 async def test_broken_yaml_is_never_applied_and_valid_yaml_is() -> None:
     async with voicegraph("offline") as srv:
+        from flow.testing.client import Recorder
+
         dash = Dashboard(srv.server, srv.url)
         before = srv.server.spec
+        old_client = await Recorder().connect(srv.url)
         async with user_simulation(root=dash.root) as user:
             await user.open("/")
             editor = user.find(ui.codemirror).elements.pop()
@@ -73,6 +79,14 @@ async def test_broken_yaml_is_never_applied_and_valid_yaml_is() -> None:
             user.find("Apply").click()
             await user.should_see("valid: graph 'edited'", retries=50)
             assert srv.server.spec.name == "edited"
+            new_client = await Recorder().connect(srv.url)
+            specs = {sid: s.spec.name for sid, s in srv.server.sessions.items()}
+            assert specs[old_client.sio.get_sid()] == "offline"  # live sessions finish on their graph
+            assert specs[new_client.sio.get_sid()] == "edited"
+            await old_client.emit("text-message", "still here")
+            await old_client.wait("ai-response", timeout=30)
+            await old_client.close()
+            await new_client.close()
 
 
 async def test_a_hundred_live_sessions_are_listed_ten_per_page_and_the_page_keeps_up() -> None:
