@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROWS = ("1 ingest", "2 turn overhead", "3 time to first audio", "4 barge-in", "7 offline providers",
-        "8 endpointing")
+ROWS = ("1 ingest", "2 turn overhead", "3 time to first audio", "4 barge-in", "5 capacity", "6 memory",
+        "7 offline providers", "8 endpointing")
 
 
 def test_bench_quick_prints_and_writes_every_row(tmp_path: Path) -> None:

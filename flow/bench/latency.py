@@ -1,7 +1,8 @@
 """Turn latency and offline real-time factors, printed as a table (`python -m tests.bench.latency`).
 
 Not a test: figures for closing notes and for judging changes. Every figure comes from a real
-server on loopback, a real Socket.IO client and real speech.
+`voicegraph serve` process on loopback, driven by real Socket.IO clients (and the stub) in this
+process, with real speech.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import statistics
 import time
 import wave
 
+from flow.bench.procs import server_process
 from flow.config import Settings
 from flow.resources import Resources
 from flow.testing.client import Recorder
 from flow.testing.openai_stub import OpenAIStub
-from flow.testing.servers import voicegraph
 from flow.testing.speech import encode, pcm16, speak_piper
 from nodes.synthesizer.piper import PiperSynthesizer
 from nodes.transcriber.pocketsphinx import PocketsphinxTranscriber
@@ -34,7 +35,7 @@ async def stop_to_response(runs: int) -> list[float]:
     """`stop-recording` → `ai-response`, providers at zero latency (the stub)."""
     audio = encode(speak_piper(QUESTION), "pcm16_16k", pad_s=0.0)
     out: list[float] = []
-    async with OpenAIStub() as stub, voicegraph(stub=stub) as srv:
+    async with OpenAIStub() as stub, server_process("default", stub) as srv:
         c = await Recorder().connect(srv.url)
         for i in range(runs):
             await c.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
@@ -66,7 +67,7 @@ async def first_audio(graph: str, runs: int) -> list[float]:
     audio = encode(speak_piper(QUESTION), "pcm16_16k", pad_s=0.0)
     event = "ai-response-chunk" if graph == "streaming" else "ai-response"
     out: list[float] = []
-    async with OpenAIStub() as stub, voicegraph(graph, stub=realistic(stub)) as srv:
+    async with OpenAIStub() as stub, server_process(graph, realistic(stub)) as srv:
         c = await Recorder().connect(srv.url)
         for i in range(runs):
             await c.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
@@ -87,7 +88,7 @@ async def barge_in(runs: int) -> tuple[list[float], list[float]]:
     its chat request cancelled."""
     to_last: list[float] = []
     to_upstream: list[float] = []
-    async with OpenAIStub() as stub, voicegraph("streaming", stub=realistic(stub)) as srv:
+    async with OpenAIStub() as stub, server_process("streaming", realistic(stub)) as srv:
         stub.reply = THREE + " " + THREE + " " + THREE
         c = await Recorder().connect(srv.url)
         for i in range(runs):
@@ -115,7 +116,7 @@ async def offline_end_of_speech_to_response(runs: int) -> tuple[list[float], flo
     audio = encode(wav, "pcm16_16k", pad_s=2.0, lead_s=lead)
     chunk = 1280  # 40 ms
     out: list[float] = []
-    async with voicegraph("offline") as srv:
+    async with server_process("offline") as srv:
         for _ in range(runs):
             c = await Recorder().connect(srv.url)
             await c.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})

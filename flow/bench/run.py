@@ -14,7 +14,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from flow.bench import endpointing, ingest, latency
+from flow.bench import endpointing, ingest, latency, memory, turns
 
 Row = tuple[str, str, str]  # scenario, measure, figures
 
@@ -24,35 +24,6 @@ def _stats(values: list[float]) -> str:
         return "no data"
     return (f"n={len(values)} p50={statistics.median(values):.0f} p99={latency.pct(values, 99):.0f} "
             f"max={max(values):.0f}")
-
-
-async def turn_overhead(concurrency: int) -> list[float]:
-    """`stop-recording` → `ai-response` with zero-latency providers, `concurrency` sessions at once."""
-    audio = latency.encode(latency.speak_piper(latency.QUESTION), "pcm16_16k", pad_s=0.0)
-    async with latency.OpenAIStub() as stub, latency.voicegraph(stub=stub) as srv:
-        warm = await latency.Recorder().connect(srv.url)  # first-use costs (SDK, connections) not in the figure
-        await warm.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
-        await warm.stream(audio, 32000)
-        await warm.emit("stop-recording")
-        await warm.wait("ai-response")
-        await warm.close()
-        clients = [await latency.Recorder().connect(srv.url) for _ in range(concurrency)]
-        for c in clients:
-            await c.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
-            await c.stream(audio, 32000)
-        starts = {}
-
-        async def stop(c) -> float:
-            starts[c] = asyncio.get_running_loop().time()
-            await c.emit("stop-recording")
-            await c.wait("ai-response", timeout=60)
-            t = next(t for t, e, _ in c.events if e == "ai-response")
-            return 1000 * (t - starts[c])
-
-        out = await asyncio.gather(*(stop(c) for c in clients))
-        for c in clients:
-            await c.close()
-    return list(out)
 
 
 async def collect(quick: bool) -> list[Row]:
@@ -65,9 +36,15 @@ async def collect(quick: bool) -> list[Row]:
     watched = await ingest.voicegraph_server(sessions, chunks, dashboard=True)
     rows.append(("1 ingest", f"chunks/s, same, {ingest.WATCHER}",
                  f"{watched:,.0f} · {watched / ours:.2f}x unwatched"))
-    for n in ((1, 3) if quick else (1, 10, 100)):
-        rows.append(("2 turn overhead", f"stop-recording → ai-response, stub 0 ms, {n} sessions (ms)",
-                     _stats(await turn_overhead(n))))
+    sizes = (1, 3) if quick else (1, 10, 100)
+    burst = 3 if quick else 100
+    runs2 = [(n, 2 if quick else max(2, 30 // n), False) for n in sizes] + [(burst, 1, True)]
+    think = (0.2, 0.5) if quick else (2.0, 4.0)
+    for (n, _, is_burst), values in zip(runs2, await turns.turn_overhead(runs2, think), strict=True):
+        measure = (f"same, {n} sessions stopping at the same instant (ms)" if is_burst else
+                   f"stop-recording → ai-response, stub 0 ms, {n} sessions, {think[0]:g}-{think[1]:g} s "
+                   "between a session's turns (ms)")
+        rows.append(("2 turn overhead", measure, _stats(values)))
     runs = 2 if quick else 10
     streaming = await latency.first_audio("streaming", runs)
     sequential = await latency.first_audio("default", runs)
@@ -78,6 +55,18 @@ async def collect(quick: bool) -> list[Row]:
     to_last, to_upstream = await latency.barge_in(runs + 1)
     rows.append(("4 barge-in", "interrupt → last event of the stale reply (ms)", _stats(to_last)))
     rows.append(("4 barge-in", "interrupt → upstream request cancelled (ms)", _stats(to_upstream)))
+    steps = await (turns.capacity((5,), 4.0, turn_every_s=0.5) if quick else
+                   turns.capacity((25, 50, 100, 150, 200, 300, 400), 8.0))
+    passed = [st.sessions for st in steps if st.ok]
+    rows.append(("5 capacity", "most real-time sessions (25 chunks/s each, a turn every ~20 s) with turn p99 "
+                 f"≤ {turns.TURN_P99_MS:.0f} ms and no backlog",
+                 f"{max(passed) if passed else 0}" + (" (every step passed)" if steps[-1].ok else "")))
+    for st in steps:
+        rows.append(("5 capacity", "step", st.describe() + (" ✓" if st.ok else " ✗")))
+    n = 5 if quick else 100
+    idle, streaming = await memory.per_session(n)
+    rows.append(("6 memory", f"server RSS per idle session / per streaming session, {n} sessions (KiB)",
+                 f"{idle:.0f} / {streaming:.0f}"))
     rtf = await latency.real_time_factors()
     rows.append(("7 offline providers", "pocketsphinx STT real-time factor", f"{rtf['stt_rtf']:.3f}"))
     rows.append(("7 offline providers", "piper TTS + MP3 real-time factor", f"{rtf['tts_rtf']:.3f}"))

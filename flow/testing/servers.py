@@ -44,22 +44,32 @@ async def voicegraph(
         yield Running(server, url)
 
 
+@dataclass
+class Served:
+    """A `voicegraph serve` process: its Socket.IO URL, dashboard URL (if any) and pid."""
+
+    url: str
+    ui_url: str | None
+    pid: int
+
+
 @contextlib.contextmanager
 def serve_process(env: dict[str, str], *args: str, timeout: float = 60.0):
     """`voicegraph serve --port 0 --no-ui ARGS` as a real process (as a user runs it); yields its URL."""
-    with _serve(env, ["--no-ui", *args], timeout, with_ui=False) as (url, _):
-        yield url
+    with served(env, "--no-ui", *args, timeout=timeout) as s:
+        yield s.url
 
 
 @contextlib.contextmanager
 def serve_with_dashboard(env: dict[str, str], *args: str, timeout: float = 60.0):
     """`voicegraph serve --port 0 --ui-port 0 ARGS`; yields (Socket.IO URL, dashboard URL)."""
-    with _serve(env, ["--ui-port", "0", *args], timeout, with_ui=True) as urls:
-        yield urls
+    with served(env, "--ui-port", "0", *args, timeout=timeout, with_ui=True) as s:
+        yield s.url, s.ui_url
 
 
 @contextlib.contextmanager
-def _serve(env: dict[str, str], args: list[str], timeout: float, with_ui: bool):
+def served(env: dict[str, str], *args: str, timeout: float = 60.0, with_ui: bool = False):
+    """`voicegraph serve --host 127.0.0.1 --port 0 ARGS` in its own process; yields `Served`."""
     import os
     import subprocess
     import sys
@@ -87,7 +97,7 @@ def _serve(env: dict[str, str], args: list[str], timeout: float, with_ui: bool):
             raise AssertionError("voicegraph serve did not start:\n" + "".join(lines))
         # keep draining its output, so a chatty server never blocks on a full pipe
         threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-        yield url, ui_url
+        yield Served(url, ui_url, proc.pid)
     finally:
         proc.terminate()
         try:
