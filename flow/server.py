@@ -18,7 +18,9 @@ import socketio
 from aiohttp import web
 
 from flow.graph_spec import GraphSpec
+from flow.node import SessionContext
 from flow.resources import Resources
+from flow.runtime import GraphInstance
 from flow.session import Session
 from flow.wire import CLIENT_EVENTS
 
@@ -192,7 +194,20 @@ class VoicegraphServer:
         })
 
     async def _on_startup(self, app: web.Application) -> None:
+        await self.warm(self.spec)
         self._reporter = asyncio.get_running_loop().create_task(self._report(), name="monitor-report")
+
+    async def warm(self, spec: GraphSpec) -> None:
+        """Build (and drop) one session's graph before the port opens: provider modules import and
+        shared clients are made now, not on the first caller's clock (that import held the loop
+        for ~0.3 s on the first connect)."""
+        ctx = SessionContext("warm-up", self.resources, asyncio.get_running_loop())
+        try:
+            GraphInstance(spec, ctx)
+        except Exception:
+            log.exception("warming graph %s failed (sessions will report it)", spec.name)
+        finally:
+            await ctx.aclose()
 
     async def _on_shutdown(self, app: web.Application) -> None:
         if self._reporter is not None:
