@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from flow.monitor import MonitorEvent, Subscription
+
+log = logging.getLogger("voicegraph.ui")
 
 TIMELINE_POINTS = 300
 """Level/speech samples kept per session (30 s at the monitor's 10 Hz)."""
@@ -227,7 +230,10 @@ class DashboardState:
         try:
             while True:
                 for ev in await sub.batch():
-                    self.apply(ev)
+                    try:
+                        self.apply(ev)
+                    except Exception:  # one odd event (e.g. a custom graph's payload) must not
+                        log.exception("dashboard could not show %s event", ev.kind)  # freeze the view
                 self.dropped = sub.dropped
         finally:
             sub.close()

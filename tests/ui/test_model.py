@@ -61,3 +61,24 @@ def test_memory_is_bounded_however_long_a_session_talks() -> None:
         st.apply(ev("out", i, event="message-received", payload={"text": str(i), "source": "text"}))
     view = st.sessions["s"]
     assert len(view.timeline) <= 300 and len(view.turns) <= 20 and len(view.transcripts) <= 20
+
+
+async def test_an_odd_event_is_logged_and_the_view_keeps_following(caplog) -> None:
+    import asyncio
+
+    from flow.monitor import Monitor
+
+    monitor, st = Monitor(), DashboardState()
+    task = asyncio.get_running_loop().create_task(st.follow(monitor.subscribe()))
+    monitor.publish("open", "s")
+    monitor.publish("out", "s", event="message-received", payload=["not", "a", "dict"])
+    monitor.publish("out", "s", event="error", payload={"code": "bad_audio", "message": "m"})
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if st.sessions.get("s") and st.sessions["s"].errors:
+            break
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert list(st.sessions["s"].errors)[0][1:] == ("bad_audio", "m")
+    assert "could not show out event" in caplog.text
+    assert not monitor.watched  # cancelling the view closed its subscription
