@@ -49,7 +49,11 @@ class GraphInstance:
             produced = node.wire(**inputs)
             for port in node.outputs:
                 obs = produced.get(port)
-                outputs[(node_id, port)] = (obs if obs is not None else reactivex.empty()).pipe(ops.share())
+                if obs is None:
+                    obs = reactivex.empty()
+                elif not isinstance(obs, Subject):  # a Subject is multicast already: no extra hop
+                    obs = obs.pipe(ops.share())
+                outputs[(node_id, port)] = obs
                 self._feed_client(node_id, port, outputs[(node_id, port)])
 
     def _feed_client(self, node_id: str, port: str, source: Observable[Any]) -> None:

@@ -1,9 +1,12 @@
 """Ingest: audio chunks/s through the graph vs a bare python-socketio server, same run, same client.
 
-`python -m tests.bench.ingest [--sessions N] [--chunks M]`. The client runs in a separate process
-(so it does not share the server's CPU core budget unfairly); the server under test runs here.
-Each session sends M PCM16 chunks of 40 ms (1280 bytes) of low noise (no speech, so no turns start)
-as fast as the socket allows, then asks for an ack: the time to the last ack is the figure.
+`python -m flow.bench.ingest [--sessions N] [--chunks M] [--rounds R]`. Both servers run in
+processes of their own (voicegraph as a real `voicegraph serve`), the client here. Each session
+sends M PCM16 chunks of 40 ms (1280 bytes) of low noise (no speech, so no turn starts) as fast as
+the socket allows; the last one asks for an acknowledgement, which the server sends after handling
+every chunk before it (handlers run in arrival order): the time to that ack is the figure.
+Rounds alternate bare and voicegraph, and the medians are compared, so a noisy moment on a shared
+machine does not decide the ratio.
 """
 
 from __future__ import annotations
@@ -13,44 +16,44 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import statistics
 import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import numpy as np
 import socketio
-from aiohttp import web
+
+from flow.bench.procs import cpu_seconds
+from flow.testing.servers import served
 
 CHUNK = (np.random.default_rng(0).standard_normal(640) * 30).astype("<i2").tobytes()  # -60 dBFS noise
+WATCHER = ""
+"""What watched the server in the last `dashboard=True` run (a browser tab, or state only)."""
 
 
-def client_main(url: str, sessions: int, chunks: int, result: multiprocessing.Queue) -> None:
+async def drive(url: str, sessions: int, chunks: int) -> float:
+    """Chunks/s that `sessions` clients flooding `chunks` each get through `url`."""
+
     async def one() -> None:
         sio = socketio.AsyncClient(reconnection=False)
         await sio.connect(url, transports=["websocket"])
         await sio.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
-        for _ in range(chunks):
+        for _ in range(chunks - 1):
             await sio.emit("audio-stream", CHUNK)
-        await sio.call("ping", timeout=120)  # in order after every chunk
+        await sio.call("audio-stream", CHUNK, timeout=120)  # acked after every chunk before it
         await sio.disconnect()
 
-    async def main() -> float:
-        t0 = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(sessions)))
-        return time.perf_counter() - t0
-
-    result.put(asyncio.run(main()))
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(sessions)))
+    return sessions * chunks / (time.perf_counter() - t0)
 
 
-def drive(url: str, sessions: int, chunks: int) -> float:
-    q: multiprocessing.Queue = multiprocessing.Queue()
-    p = multiprocessing.Process(target=client_main, args=(url, sessions, chunks, q))
-    p.start()
-    seconds = q.get(timeout=300)
-    p.join(10)
-    return sessions * chunks / seconds
+def _bare_main(port: multiprocessing.Queue) -> None:
+    """A python-socketio server that only counts the chunks: the floor voicegraph stands on."""
+    from aiohttp import web
 
-
-async def bare_server(sessions: int, chunks: int) -> float:
-    sio = socketio.AsyncServer(async_mode="aiohttp")
+    sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False)
     app = web.Application()
     sio.attach(app)
     received = 0
@@ -60,66 +63,90 @@ async def bare_server(sessions: int, chunks: int) -> float:
         nonlocal received
         received += 1
 
-    @sio.on("ping")
-    async def ping(sid, *a):
-        return "pong"
+    @sio.on("start-recording")
+    async def start(sid, *a):
+        pass
 
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
-    rate = await asyncio.to_thread(drive, f"http://127.0.0.1:{port}", sessions, chunks)
-    await runner.cleanup()
-    assert received == sessions * chunks, received
-    return rate
+    async def main() -> None:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port.put(site._server.sockets[0].getsockname()[1])
+        await asyncio.Event().wait()
 
-
-async def voicegraph_server(sessions: int, chunks: int, dashboard: bool = False) -> float:
-    """Chunks/s through the offline graph; with `dashboard`, while a dashboard tab watches."""
-    from flow.testing.servers import voicegraph
-
-    async with voicegraph("offline") as srv:
-        sio = srv.server.sio
-
-        @sio.on("ping")
-        async def ping(sid, *a):
-            return "pong"
-
-        if not dashboard:
-            return await asyncio.to_thread(drive, srv.url, sessions, chunks)
-        async with watching(srv.server, srv.url):
-            return await asyncio.to_thread(drive, srv.url, sessions, chunks)
+    asyncio.run(main())
 
 
 @contextlib.asynccontextmanager
-async def watching(server, url: str):
-    """The dashboard served in this process and open in a headless Chromium tab (the Sessions view).
-
-    Without chromium/selenium (the bench needs neither), a subscriber folding the same events into
-    the dashboard's state stands in for the tab; `WATCHER` says which one ran.
-    """
-    global WATCHER
-    from ui.app import serve_dashboard
-
-    running = await serve_dashboard(server, url, "127.0.0.1", 0)
-    browser = await asyncio.to_thread(_open_browser, running.url)
+async def bare_process() -> AsyncIterator[tuple[str, int]]:
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of this process's heap
+    q = ctx.Queue()
+    p = ctx.Process(target=_bare_main, args=(q,), daemon=True)
+    p.start()
     try:
-        if browser is None:
-            running.dashboard.open_tab()
-            WATCHER = "dashboard state only (no chromium)"
-        else:
-            WATCHER = "dashboard open in headless chromium"
-        if not running.dashboard.watching:  # the page is built during the browser's GET
-            raise RuntimeError("the dashboard tab did not open")
-        yield
+        port = await asyncio.to_thread(q.get, True, 30)
+        yield f"http://127.0.0.1:{port}", p.pid
+    finally:
+        p.terminate()
+        p.join(5)
+
+
+@contextlib.asynccontextmanager
+async def voicegraph_process(dashboard: bool = False) -> AsyncIterator[tuple[str, int]]:
+    """`voicegraph serve --graph offline` (with its dashboard open in a browser if asked)."""
+    global WATCHER
+    args = ("--ui-port", "0") if dashboard else ("--no-ui",)
+    cm = served({}, *args, "--graph", "offline", with_ui=dashboard)
+    running = await asyncio.to_thread(cm.__enter__)
+    browser = None
+    try:
+        if dashboard:
+            browser = await asyncio.to_thread(_open_browser, running.ui_url)
+            WATCHER = "dashboard open in headless chromium" if browser else "dashboard served, no browser"
+        yield running.url, running.pid
     finally:
         if browser is not None:
             await asyncio.to_thread(browser.quit)
-        await running.aclose()
+        await asyncio.to_thread(cm.__exit__, None, None, None)
 
 
-WATCHER = ""
+@dataclass
+class Ingest:
+    """Chunks/s through a server, and the server's own CPU per chunk (client limits aside)."""
+
+    rate: float
+    cpu_us: float
+
+
+async def measured(url: str, pid: int, sessions: int, chunks: int) -> Ingest:
+    cpu = cpu_seconds(pid)
+    rate = await drive(url, sessions, chunks)
+    return Ingest(rate, 1e6 * (cpu_seconds(pid) - cpu) / (sessions * chunks))
+
+
+async def compare(sessions: int, chunks: int, rounds: int = 3) -> tuple[Ingest, Ingest]:
+    """(bare, voicegraph): medians over `rounds` alternating runs against one server each."""
+    bare: list[Ingest] = []
+    ours: list[Ingest] = []
+    async with bare_process() as (bare_url, bare_pid), voicegraph_process() as (url, pid):
+        await drive(url, 1, 50)  # warm both (first connections, first decoder)
+        await drive(bare_url, 1, 50)
+        for _ in range(rounds):
+            bare.append(await measured(bare_url, bare_pid, sessions, chunks))
+            ours.append(await measured(url, pid, sessions, chunks))
+    return _median(bare), _median(ours)
+
+
+def _median(runs: list[Ingest]) -> Ingest:
+    return Ingest(statistics.median(r.rate for r in runs), statistics.median(r.cpu_us for r in runs))
+
+
+async def watched(sessions: int, chunks: int) -> Ingest:
+    """voicegraph while its dashboard is open in a browser tab (the Sessions view)."""
+    async with voicegraph_process(dashboard=True) as (url, pid):
+        await drive(url, 1, 50)
+        return await measured(url, pid, sessions, chunks)
 
 
 def _open_browser(url: str):
@@ -142,16 +169,16 @@ def _open_browser(url: str):
     return browser
 
 
-async def main(sessions: int, chunks: int) -> None:
-    bare = await bare_server(sessions, chunks)
-    ours = await voicegraph_server(sessions, chunks)
-    watched = await voicegraph_server(sessions, chunks, dashboard=True)
-    print(f"| ingest, {sessions} sessions x {chunks} PCM16 40 ms chunks | chunks/s |")
-    print("| --- | --- |")
-    print(f"| bare python-socketio | {bare:,.0f} |")
-    print(f"| voicegraph (offline graph: buffer + finalizer) | {ours:,.0f} |")
-    print(f"| ratio | {ours / bare:.2f} |")
-    print(f"| voicegraph, {WATCHER} | {watched:,.0f} ({watched / ours:.2f}x unwatched) |")
+async def main(sessions: int, chunks: int, rounds: int) -> None:
+    bare, ours = await compare(sessions, chunks, rounds)
+    seen = await watched(sessions, chunks)
+    print(f"| ingest, {sessions} sessions x {chunks} PCM16 40 ms chunks, median of {rounds} | chunks/s | "
+          "server CPU per chunk (µs) |")
+    print("| --- | --- | --- |")
+    print(f"| bare python-socketio | {bare.rate:,.0f} | {bare.cpu_us:.0f} |")
+    print(f"| voicegraph (offline graph: buffer + finalizer) | {ours.rate:,.0f} | {ours.cpu_us:.0f} |")
+    print(f"| ratio | {ours.rate / bare.rate:.2f} | {bare.cpu_us / ours.cpu_us:.2f} |")
+    print(f"| voicegraph, {WATCHER} | {seen.rate:,.0f} | {seen.cpu_us:.0f} |")
     print(f"(cpus: {os.cpu_count()}; a real-time session needs 25 chunks/s)")
 
 
@@ -159,5 +186,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--chunks", type=int, default=1500)
+    parser.add_argument("--rounds", type=int, default=3)
     a = parser.parse_args()
-    asyncio.run(main(a.sessions, a.chunks))
+    asyncio.run(main(a.sessions, a.chunks, a.rounds))

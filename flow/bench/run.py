@@ -29,11 +29,12 @@ def _stats(values: list[float]) -> str:
 async def collect(quick: bool) -> list[Row]:
     rows: list[Row] = []
     sessions, chunks = (2, 200) if quick else (10, 1500)
-    bare = await ingest.bare_server(sessions, chunks)
-    ours = await ingest.voicegraph_server(sessions, chunks)
-    rows.append(("1 ingest", f"chunks/s, {sessions} sessions (client in another process)",
-                 f"bare {bare:,.0f} · voicegraph {ours:,.0f} · ratio {ours / bare:.2f}"))
-    watched = await ingest.voicegraph_server(sessions, chunks, dashboard=True)
+    rounds = 1 if quick else 3
+    bare, ours = await ingest.compare(sessions, chunks, rounds)
+    rows.append(("1 ingest", f"chunks/s, {sessions} sessions flooding, median of {rounds} (servers in their "
+                 "own processes)", f"bare python-socketio {bare:,.0f} · voicegraph {ours:,.0f} · "
+                 f"ratio {ours / bare:.2f}"))
+    watched = await ingest.watched(sessions, chunks)
     rows.append(("1 ingest", f"chunks/s, same, {ingest.WATCHER}",
                  f"{watched:,.0f} · {watched / ours:.2f}x unwatched"))
     sizes = (1, 3) if quick else (1, 10, 100)

@@ -79,6 +79,6 @@ async def test_an_odd_event_is_logged_and_the_view_keeps_following(caplog) -> No
             break
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    assert list(st.sessions["s"].errors)[0][1:] == ("bad_audio", "m")
+    assert st.sessions["s"].errors[0][1:] == ("bad_audio", "m")
     assert "could not show out event" in caplog.text
     assert not monitor.watched  # cancelling the view closed its subscription
