@@ -32,11 +32,13 @@ async def collect(quick: bool) -> list[Row]:
     rounds = 1 if quick else 3
     bare, ours = await ingest.compare(sessions, chunks, rounds)
     rows.append(("1 ingest", f"chunks/s, {sessions} sessions flooding, median of {rounds} (servers in their "
-                 "own processes)", f"bare python-socketio {bare:,.0f} · voicegraph {ours:,.0f} · "
-                 f"ratio {ours / bare:.2f}"))
+                 "own processes)", f"bare python-socketio {bare.rate:,.0f} · voicegraph {ours.rate:,.0f} · "
+                 f"ratio {ours.rate / bare.rate:.2f}"))
+    rows.append(("1 ingest", "server CPU per chunk (µs)",
+                 f"bare {bare.cpu_us:.0f} · voicegraph {ours.cpu_us:.0f}"))
     watched = await ingest.watched(sessions, chunks)
-    rows.append(("1 ingest", f"chunks/s, same, {ingest.WATCHER}",
-                 f"{watched:,.0f} · {watched / ours:.2f}x unwatched"))
+    rows.append(("1 ingest", f"same, {ingest.WATCHER}: chunks/s, CPU per chunk (µs)",
+                 f"{watched.rate:,.0f} ({watched.rate / ours.rate:.2f}x unwatched) · {watched.cpu_us:.0f}"))
     sizes = (1, 3) if quick else (1, 10, 100)
     burst = 3 if quick else 100
     runs2 = [(n, 2 if quick else max(2, 30 // n), False) for n in sizes] + [(burst, 1, True)]
