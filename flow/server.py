@@ -17,6 +17,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
+from flow import fastjson
 from flow.graph_spec import GraphSpec
 from flow.node import SessionContext
 from flow.resources import Resources
@@ -54,6 +55,7 @@ class VoicegraphServer:
             # Handlers never await before routing an event, so run them inline: no task per
             # chunk, and chunks of one client can never be reordered (python-socketio #284).
             async_handlers=False,
+            json=fastjson.for_socketio(),
         )
         self.app = web.Application(middlewares=[self._cors])
         self.app.router.add_get("/health", self._health)

@@ -53,7 +53,10 @@ def _bare_main(port: multiprocessing.Queue) -> None:
     """A python-socketio server that only counts the chunks: the floor voicegraph stands on."""
     from aiohttp import web
 
-    sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False)
+    from flow import fastjson
+
+    # configured as voicegraph configures it (inline handlers, orjson), so the ratio is the graph's cost
+    sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False, json=fastjson.for_socketio())
     app = web.Application()
     sio.attach(app)
     received = 0
