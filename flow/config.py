@@ -37,6 +37,8 @@ class Settings(BaseModel):
     """`VOICEGRAPH_TOKEN`: when set, a connect without `auth: {token}` is refused."""
     max_message_bytes: int = Field(1 << 20, ge=1024)
     """Largest accepted Socket.IO payload (`VOICEGRAPH_MAX_MESSAGE_BYTES`)."""
+    preload: bool = True
+    """Load offline models and workers at start-up (`VOICEGRAPH_PRELOAD=0`: on first use)."""
     ui: bool = True
     """Serve the dashboard (`VOICEGRAPH_UI=0` or `--no-ui` turns it off)."""
     ui_host: str = "127.0.0.1"
@@ -69,6 +71,7 @@ class Settings(BaseModel):
             "LOG_LEVEL": "log_level",
             "VOICEGRAPH_TOKEN": "token",
             "VOICEGRAPH_MAX_MESSAGE_BYTES": "max_message_bytes",
+            "VOICEGRAPH_PRELOAD": "preload",
             "VOICEGRAPH_UI": "ui",
             "VOICEGRAPH_UI_HOST": "ui_host",
             "VOICEGRAPH_UI_PORT": "ui_port",

@@ -176,6 +176,10 @@ class Node(Generic[P]):
         """Check, before any audio flows, that these params can work here (e.g. a provider is
         installed and configured); raise ValueError with a message for the user otherwise."""
 
+    async def preload(self) -> None:
+        """Load now what this node's first turn would otherwise wait for (a model, a worker
+        process). Called once per server on a warm-up instance, off the audio path."""
+
     @classmethod
     def provider_name(cls, params: BaseModel, resources: Resources) -> str | None:
         """The provider these params resolve to (`auto` made concrete), for /health and logs."""

@@ -63,6 +63,7 @@ class VoicegraphServer:
         self.app.on_shutdown.append(self._on_shutdown)
         self.app.on_startup.append(self._on_startup)
         self._reporter: asyncio.Task | None = None
+        self._preloading: asyncio.Task | None = None
         self._register_handlers()
 
     def set_graph(self, spec: GraphSpec) -> None:
@@ -200,20 +201,37 @@ class VoicegraphServer:
         self._reporter = asyncio.get_running_loop().create_task(self._report(), name="monitor-report")
 
     async def warm(self, spec: GraphSpec) -> None:
-        """Build (and drop) one session's graph before the port opens: provider modules import and
-        shared clients are made now, not on the first caller's clock (that import held the loop
-        for ~0.3 s on the first connect)."""
+        """Build one session's graph before the port opens: provider modules import and shared
+        clients are made now, not on the first caller's clock (that import held the loop for
+        ~0.3 s on the first connect). With `preload`, its nodes then load their models in the
+        background (pocketsphinx worker ~0.7 s, piper voice ~0.5 s: the first turn's wait)."""
         ctx = SessionContext("warm-up", self.resources, asyncio.get_running_loop())
         try:
-            GraphInstance(spec, ctx)
+            graph = GraphInstance(spec, ctx)
         except Exception:
             log.exception("warming graph %s failed (sessions will report it)", spec.name)
-        finally:
             await ctx.aclose()
+            return
+        if not self.settings.preload:
+            await ctx.aclose()
+            return
+
+        async def preload() -> None:
+            try:
+                results = await asyncio.gather(*(n.preload() for n in graph.nodes.values()),
+                                               return_exceptions=True)
+                for node, result in zip(graph.nodes, results, strict=True):
+                    if isinstance(result, Exception):
+                        log.warning("preloading %s failed (it loads on first use): %s", node, result)
+            finally:
+                await ctx.aclose()
+
+        self._preloading = asyncio.get_running_loop().create_task(preload(), name="preload")
 
     async def _on_shutdown(self, app: web.Application) -> None:
-        if self._reporter is not None:
-            self._reporter.cancel()
+        for task in (self._reporter, self._preloading):
+            if task is not None:
+                task.cancel()
         await self.close_sessions()
 
     async def close_sessions(self) -> None:

@@ -30,7 +30,7 @@ async def voicegraph(
     **settings: Any,
 ) -> AsyncIterator[Running]:
     """A server for `graph` (a bundled name, a path, or YAML text), OpenAI pointed at `stub`."""
-    values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "openai_max_retries": 0}
+    values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "openai_max_retries": 0, "preload": False}
     if stub is not None:
         values.update(openai_base_url=stub.base_url, openai_api_key="sk-test-key")
     values.update(settings)

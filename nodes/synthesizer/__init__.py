@@ -62,6 +62,11 @@ class SynthesizerNode(Node[SynthesizerParams]):
     def check_params(cls, params: SynthesizerParams, resources: Resources) -> None:
         require(cls.provider_name(params, resources), resources, MODULES)
 
+    async def preload(self) -> None:
+        load = getattr(self.provider, "preload", None)
+        if load is not None:
+            await self.ctx.resources.run_cpu(load)
+
     def make_provider(self) -> Synthesizer:
         p = self.params
         if self.provider_name(p, self.ctx.resources) == "openai":

@@ -103,6 +103,10 @@ class PiperSynthesizer:
             raise ProviderError("piper produced no audio for this text")
         return bytes(pcm), rate
 
+    def preload(self) -> None:
+        """Blocking: load the voice now (~0.5 s), so the first reply does not wait."""
+        self.slot().get()
+
     def synthesize_sync(self, text: str, voice: str | None = None) -> bytes:
         """Blocking text → MP3 (worker threads only)."""
         return encode_mp3_sync(*self.pcm_sync(text, voice))

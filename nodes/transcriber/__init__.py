@@ -52,6 +52,11 @@ class TranscriberNode(Node[TranscriberParams]):
     def check_params(cls, params: TranscriberParams, resources: Resources) -> None:
         require(cls.provider_name(params, resources), resources, MODULES)
 
+    async def preload(self) -> None:
+        load = getattr(self.provider, "preload", None)
+        if load is not None:
+            await self.ctx.resources.run_cpu(load)
+
     def make_provider(self) -> Transcriber:
         name = self.provider_name(self.params, self.ctx.resources)
         if name == "openai":

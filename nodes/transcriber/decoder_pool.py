@@ -208,6 +208,11 @@ class DecoderPool:
             else:  # crashed or closed: its slot goes to the next caller
                 self._discard(worker)
 
+    def preload(self) -> None:
+        """Blocking: have at least one worker alive and idle."""
+        if not self.workers():
+            self._free.put(self._checkout())
+
     def workers(self) -> list[DecoderWorker]:
         """The live workers (idle or busy)."""
         with self._lock:

@@ -53,6 +53,10 @@ class PocketsphinxTranscriber:
             raise ProviderError(f"pocketsphinx has only an English model, not {language!r}")
         return await self.resources.run_cpu(self._transcribe_sync, pcm, rate, width, channels)
 
+    def preload(self) -> None:
+        """Blocking: start one decoder worker now (~0.7 s), so the first utterance does not wait."""
+        self.pool.preload()
+
     def _transcribe_sync(self, pcm: bytes, rate: int, width: int, channels: int) -> str:
         pcm = to_mono_16k(pcm, rate, width, channels)
         if len(pcm) < MIN_BYTES or level_dbfs(pcm) < QUIET_DBFS:

@@ -217,3 +217,28 @@ async def test_echo_is_honest_counts_turns_and_streams_sentences() -> None:
     assert "".join(pieces) == 'You said: "second one". That was turn 2 of this conversation.'
     for silent in ([ChatMessage("user", " ")], [ChatMessage("system", "x")]):
         assert "".join([p async for p in echo.reply(silent)]) == "I did not hear anything."
+
+
+async def test_models_are_preloaded_at_start_up_so_the_first_turn_does_not_wait() -> None:
+    import asyncio
+
+    from flow.testing.servers import voicegraph
+    from nodes.synthesizer.piper import VoiceSlot
+    from nodes.transcriber.decoder_pool import DecoderPool
+
+    async with voicegraph("offline", preload=True) as srv:
+        shared = srv.server.resources._shared
+
+        def loaded() -> bool:
+            pools = [v for v in shared.values() if isinstance(v, DecoderPool)]
+            slots = [v for v in shared.values() if isinstance(v, VoiceSlot)]
+            return bool(pools and slots) and pools[0].started == 1 and slots[0].loads == 1
+
+        for _ in range(200):  # no client has connected: only the start-up preload can do this
+            if loaded():
+                break
+            await asyncio.sleep(0.05)
+        assert loaded() and not srv.server.sessions
+    async with voicegraph("offline") as srv:  # preload off (VOICEGRAPH_PRELOAD=0): nothing loads
+        await asyncio.sleep(0.5)
+        assert not any(isinstance(v, DecoderPool) and v.started for v in srv.server.resources._shared.values())
