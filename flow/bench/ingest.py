@@ -153,21 +153,16 @@ async def watched(sessions: int, chunks: int) -> Ingest:
 
 
 def _open_browser(url: str):
-    import shutil
+    """A headless Chromium tab on `url`, or None without chromium/chromedriver/selenium."""
+    from flow.testing.browser import find_chromium, launch
 
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver:
+    found = find_chromium()
+    if found is None:
         return None
     try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
+        browser = launch(*found)
+    except ImportError:  # selenium comes with the test extra
         return None
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(driver), options=options)
     browser.get(url)
     return browser
 

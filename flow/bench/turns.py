@@ -20,12 +20,12 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+from flow.bench.latency import QUESTION, pct
 from flow.bench.procs import close_all, connect_many, cpu_seconds, server_process
 from flow.testing.client import Recorder
 from flow.testing.openai_stub import OpenAIStub
 from flow.testing.speech import encode, speak_piper
 
-QUESTION = "Could you tell me what the weather will be like in Paris tomorrow?"
 CHUNK = 1280  # 40 ms of 16 kHz PCM16
 NOISE = bytes(CHUNK)  # digital silence: no speech, no turn
 START = {"format": "pcm16", "sampleRate": 16000}
@@ -37,11 +37,6 @@ TURN_EVERY_S = 20.0
 
 def question_pcm() -> bytes:
     return encode(speak_piper(QUESTION), "pcm16_16k", pad_s=0.0)
-
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 async def one_turn(c: Recorder, audio: bytes, chunk: int = 32_000) -> float:

@@ -1,4 +1,4 @@
-"""A real headless Chromium (Debian `chromium` + `chromedriver`) driven by Selenium, for UI tests."""
+"""A real headless Chromium (Debian `chromium` + `chromedriver`) driven by Selenium: UI tests, the bench."""
 
 from __future__ import annotations
 
@@ -9,34 +9,45 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 CHROMIUM_FLAGS = ("--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                   "--window-size=1400,1000", "--use-fake-ui-for-media-stream",
                   "--use-fake-device-for-media-stream")
 
 
-def chromium_paths() -> tuple[str, str]:
+def find_chromium() -> tuple[str, str] | None:
+    """(browser, driver) executables, or None where either is missing."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
-    if not browser or not driver:
+    return (browser, driver) if browser and driver else None
+
+
+def chromium_paths() -> tuple[str, str]:
+    """For tests: the executables, or fail (a Debian CI must have them) / skip elsewhere."""
+    import pytest
+
+    found = find_chromium()
+    if found is None:
         if Path("/etc/debian_version").exists() and shutil.which("apt-get"):
             pytest.fail("chromium/chromedriver missing: the README test command installs them (apt-get)")
         pytest.skip("needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver)")
-    return browser, driver
+    return found
 
 
-@contextlib.contextmanager
-def chromium() -> Iterator[Any]:
+def launch(browser: str, driver_path: str) -> Any:
+    """A headless Chromium session (Selenium `webdriver.Chrome`); `quit()` it when done."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    browser, driver_path = chromium_paths()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    driver = launch(*chromium_paths())
     try:
         yield driver
     finally:
