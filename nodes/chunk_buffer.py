@@ -99,7 +99,9 @@ class ChunkBuffer(Node[ChunkBufferParams]):
                       "chunk dropped")
             return
         rec.decoder.feed(msg.data)
-        self.ctx.probe.backlog(rec.decoder.pending_bytes / self.backlog_limit)
+        probe = self.ctx.probe
+        if probe.monitor.watched:  # the fill is only worth computing for an observer
+            probe.backlog(rec.decoder.pending_bytes / self.backlog_limit)
 
     def _open(self, first: bytes) -> _Recording:
         fmt = self.declared or _sniffed(first, self.params.pcm_rate)
