@@ -14,22 +14,11 @@ import gc
 import logging
 import signal
 import sys
-from importlib.resources import files
-from pathlib import Path
 
 from flow.config import Settings
+from flow.graph.loader import graph_path
 
 log = logging.getLogger("voicegraph")
-
-
-def graph_path(name: str | None) -> Path:
-    """A graph file path, or the name of a bundled graph (`default`, `offline`, `openai`, …)."""
-    if not name:
-        name = "default"
-    p = Path(name)
-    if p.exists() or p.suffix in (".yaml", ".yml") or "/" in name:
-        return p
-    return Path(str(files("graphs").joinpath(f"{name}.yaml")))
 
 
 def _setup_logging(level: str) -> None:
@@ -52,9 +41,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update=updates)
     _setup_logging(args.log_level or settings.log_level)
 
-    from flow.graph_loader import GraphError, load_graph
-    from flow.resources import Resources
-    from flow.server import VoicegraphServer, running
+    from flow.contract.resources import Resources
+    from flow.graph.loader import GraphError, load_graph
+    from flow.transport.server import VoicegraphServer, running
 
     resources = Resources(settings)
     path = graph_path(settings.graph)
@@ -104,7 +93,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from flow.graph_loader import check_files
+    from flow.graph.loader import check_files
 
     failed = 0
     for path, err in check_files([graph_path(p) for p in args.files]):
@@ -117,8 +106,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from flow.graph_loader import GraphError, load_graph
-    from flow.mermaid import to_mermaid
+    from flow.graph.loader import GraphError, load_graph
+    from flow.graph.mermaid import to_mermaid
 
     try:
         print(to_mermaid(load_graph(graph_path(args.file))))

@@ -17,9 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
 from reactivex.subject import Subject
 
-from flow.audio import sniff_format
-from flow.decoder import StreamDecoder, make_decoder
-from flow.messages import (
+from flow.audio.decoder import StreamDecoder, make_decoder
+from flow.audio.formats import sniff_format
+from flow.contract.messages import (
     AudioChunk,
     AudioData,
     AudioFormat,
@@ -27,7 +27,7 @@ from flow.messages import (
     RecordingStarted,
     RecordingStopped,
 )
-from flow.node import In, Node
+from flow.contract.node import In, Node
 
 
 class ChunkBufferParams(BaseModel):

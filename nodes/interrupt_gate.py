@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from reactivex import Observable
 from reactivex.subject import Subject
 
-from flow.messages import (
+from flow.contract.messages import (
     ClientEvent,
     Interrupt,
     NodeFailed,
@@ -31,7 +31,7 @@ from flow.messages import (
     Typing,
     UserTurn,
 )
-from flow.node import In, Node
+from flow.contract.node import In, Node
 
 log = logging.getLogger("voicegraph.turns")
 ENDS_TURN = frozenset({"llm_failed"})

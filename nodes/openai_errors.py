@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import openai
 
-from flow.providers import ProviderError
+from flow.contract.providers import ProviderError
 
 
 @contextlib.contextmanager

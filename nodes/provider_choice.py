@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from flow.resources import Resources
+from flow.contract.resources import Resources
 
 OFFLINE_HINT = "install the offline extra: pip install 'voicegraph[offline]'"
 OPENAI_HINT = "set OPENAI_API_KEY (or OPENAI_BASE_URL for a compatible server)"

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
 from reactivex.subject import Subject
 
-from flow.messages import (
+from flow.contract.messages import (
     AudioChunk,
     RecordingEnded,
     RecordingStarted,
@@ -23,7 +23,7 @@ from flow.messages import (
     Utterance,
     new_id,
 )
-from flow.node import In, Node
+from flow.contract.node import In, Node
 from nodes.segmenter import Segmenter, SpeechStart, UtteranceEnd
 from nodes.voice_activity import make_detector
 

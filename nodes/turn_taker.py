@@ -14,8 +14,8 @@ from typing import Any
 from reactivex import Observable
 from reactivex.subject import Subject
 
-from flow.messages import TextInput, Transcript, Typing, UserTurn, new_id
-from flow.node import In, Node, NoParams
+from flow.contract.messages import TextInput, Transcript, Typing, UserTurn, new_id
+from flow.contract.node import In, Node, NoParams
 
 
 class TurnTaker(Node[NoParams]):

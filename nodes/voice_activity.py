@@ -6,7 +6,7 @@ decisions do not depend on how the client sliced its chunks.
 
 from __future__ import annotations
 
-from flow.audio import SILENCE_DBFS, level_dbfs
+from flow.audio.formats import SILENCE_DBFS, level_dbfs
 
 Frame = tuple[bytes, bool, float]
 """(frame PCM, is speech, level in dBFS)."""

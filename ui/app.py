@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, quote
 import uvicorn
 from fastapi import FastAPI
 
-from flow.server import VoicegraphServer
+from flow.transport.server import VoicegraphServer
 from ui.dashboard import Dashboard
 
 log = logging.getLogger("voicegraph.ui")

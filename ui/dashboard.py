@@ -20,8 +20,8 @@ from ui.model import DashboardState
 from ui.sessions_panel import SessionsPanel
 
 if TYPE_CHECKING:
-    from flow.graph_spec import GraphSpec
-    from flow.server import VoicegraphServer
+    from flow.graph.spec import GraphSpec
+    from flow.transport.server import VoicegraphServer
 
 log = logging.getLogger("voicegraph.ui")
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from nicegui import ui
 
-from flow.graph_loader import GraphError, load_graph_text
-from flow.graph_spec import GraphSpec
-from flow.mermaid import to_mermaid
+from flow.graph.loader import GraphError, load_graph_text
+from flow.graph.mermaid import to_mermaid
+from flow.graph.spec import GraphSpec
 
 if TYPE_CHECKING:
     from ui.dashboard import Dashboard

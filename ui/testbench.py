@@ -15,9 +15,9 @@ from typing import Any
 
 import socketio
 
-from flow.audio import PcmConverter
-from flow.ffmpeg import decode_to_pcm16
-from flow.resources import Resources
+from flow.audio.ffmpeg import decode_to_pcm16
+from flow.audio.formats import PcmConverter
+from flow.contract.resources import Resources
 
 log = logging.getLogger("voicegraph.ui.testbench")
 

@@ -25,6 +25,7 @@ import numpy as np
 import socketio
 
 from flow.bench.procs import cpu_seconds
+from flow.testing.browser import open_tab
 from flow.testing.servers import served
 
 CHUNK = (np.random.default_rng(0).standard_normal(640) * 30).astype("<i2").tobytes()  # -60 dBFS noise
@@ -53,7 +54,7 @@ def _bare_main(port: multiprocessing.Queue) -> None:
     """A python-socketio server that only counts the chunks: the floor voicegraph stands on."""
     from aiohttp import web
 
-    from flow import fastjson
+    from flow.transport import fastjson
 
     # configured as voicegraph configures it (inline handlers, orjson), so the ratio is the graph's cost
     sio = socketio.AsyncServer(async_mode="aiohttp", async_handlers=False, json=fastjson.for_socketio())
@@ -105,12 +106,15 @@ async def voicegraph_process(dashboard: bool = False) -> AsyncIterator[tuple[str
     browser = None
     try:
         if dashboard:
-            browser = await asyncio.to_thread(_open_browser, running.ui_url)
+            browser = open_tab(running.ui_url)
             WATCHER = "dashboard open in headless chromium" if browser else "dashboard served, no browser"
+            if browser is not None:
+                await asyncio.sleep(5)  # the page loads and subscribes to the monitoring channel
         yield running.url, running.pid
     finally:
         if browser is not None:
-            await asyncio.to_thread(browser.quit)
+            browser.terminate()
+            await asyncio.to_thread(browser.wait)
         await asyncio.to_thread(cm.__exit__, None, None, None)
 
 
@@ -150,21 +154,6 @@ async def watched(sessions: int, chunks: int) -> Ingest:
     async with voicegraph_process(dashboard=True) as (url, pid):
         await drive(url, 1, 50)
         return await measured(url, pid, sessions, chunks)
-
-
-def _open_browser(url: str):
-    """A headless Chromium tab on `url`, or None without chromium/chromedriver/selenium."""
-    from flow.testing.browser import find_chromium, launch
-
-    found = find_chromium()
-    if found is None:
-        return None
-    try:
-        browser = launch(*found)
-    except ImportError:  # selenium comes with the test extra
-        return None
-    browser.get(url)
-    return browser
 
 
 async def main(sessions: int, chunks: int, rounds: int) -> None:

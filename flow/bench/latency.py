@@ -15,7 +15,7 @@ import wave
 
 from flow.bench.procs import server_process
 from flow.config import Settings
-from flow.resources import Resources
+from flow.contract.resources import Resources
 from flow.testing.client import Recorder
 from flow.testing.openai_stub import OpenAIStub
 from flow.testing.speech import encode, pcm16, speak_piper

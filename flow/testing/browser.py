@@ -1,70 +1,29 @@
-"""A real headless Chromium (Debian `chromium` + `chromedriver`) driven by Selenium: UI tests, the bench."""
+"""A headless Chromium tab as a plain process (Debian `chromium`), for the bench's "dashboard open" row.
+
+No Selenium here: the bench ships with the package, and only needs a real browser to hold a page
+open. The UI tests drive Chromium through Selenium from `tests/ui/browser.py`.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+import subprocess
+import tempfile
 
 CHROMIUM_FLAGS = ("--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                  "--window-size=1400,1000", "--use-fake-ui-for-media-stream",
-                  "--use-fake-device-for-media-stream")
+                  "--window-size=1400,1000")
 
 
-def find_chromium() -> tuple[str, str] | None:
-    """(browser, driver) executables, or None where either is missing."""
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
+def find_chromium() -> str | None:
+    """The Chromium executable, or None where it is not installed."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def chromium_paths() -> tuple[str, str]:
-    """For tests: the executables, or fail (a Debian CI must have them) / skip elsewhere."""
-    import pytest
-
-    found = find_chromium()
-    if found is None:
-        if Path("/etc/debian_version").exists() and shutil.which("apt-get"):
-            pytest.fail("chromium/chromedriver missing: the README test command installs them (apt-get)")
-        pytest.skip("needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver)")
-    return found
-
-
-def launch(browser: str, driver_path: str) -> Any:
-    """A headless Chromium session (Selenium `webdriver.Chrome`); `quit()` it when done."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(driver_path), options=options)
-
-
-@contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    driver = launch(*chromium_paths())
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
-               driver: Any = None, shot: Path | None = None) -> Any:
-    """Poll `check()` until truthy; on timeout save a screenshot (if given) and fail with `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(Exception):
-            value = check()
-            if value:
-                return value
-        if time.monotonic() > deadline:
-            if driver is not None and shot is not None:
-                driver.save_screenshot(str(shot))
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
+def open_tab(url: str) -> subprocess.Popen | None:
+    """A headless Chromium showing `url` until `terminate()`d; None without Chromium."""
+    browser = find_chromium()
+    if browser is None:
+        return None
+    profile = tempfile.mkdtemp(prefix="voicegraph-chromium-")
+    return subprocess.Popen([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

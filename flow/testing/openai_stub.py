@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from flow.ffmpeg import ffmpeg_path
+from flow.audio.ffmpeg import ffmpeg_path
 
 
 @dataclass

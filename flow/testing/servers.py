@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from flow.cli import graph_path
 from flow.config import Settings
-from flow.graph_loader import load_graph, load_graph_text
-from flow.resources import Resources
-from flow.server import VoicegraphServer, running
+from flow.contract.resources import Resources
+from flow.graph.loader import graph_path, load_graph, load_graph_text
+from flow.transport.server import VoicegraphServer, running
 
 
 @dataclass

@@ -13,7 +13,7 @@ import tempfile
 import wave
 from pathlib import Path
 
-from flow.ffmpeg import ffmpeg_path
+from flow.audio.ffmpeg import ffmpeg_path
 
 _DIR = Path(tempfile.mkdtemp(prefix="voicegraph-speech-"))
 

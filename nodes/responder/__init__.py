@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
 from reactivex import operators as ops
 
-from flow.messages import ReplyPiece, ReplyText, UserTurn, new_id
-from flow.node import In, Node
-from flow.providers import ChatMessage, Responder
-from flow.resources import Resources
-from flow.turns import TurnWorker
+from flow.contract.messages import ReplyPiece, ReplyText, UserTurn, new_id
+from flow.contract.node import In, Node
+from flow.contract.providers import ChatMessage, Responder
+from flow.contract.resources import Resources
+from flow.contract.turns import TurnWorker
 from nodes.provider_choice import require, resolve
 from nodes.text_split import SentenceStream
 

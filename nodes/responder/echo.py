@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from flow.providers import ChatMessage
-from flow.resources import Resources
+from flow.contract.providers import ChatMessage
+from flow.contract.resources import Resources
 
 
 class EchoResponder:

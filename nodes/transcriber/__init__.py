@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
 from reactivex.subject import Subject
 
-from flow.messages import Transcript, Utterance
-from flow.node import In, Node
-from flow.providers import Transcriber
-from flow.resources import Resources
+from flow.contract.messages import Transcript, Utterance
+from flow.contract.node import In, Node
+from flow.contract.providers import Transcriber
+from flow.contract.resources import Resources
 from nodes.provider_choice import require, resolve
 
 MODULES = {"pocketsphinx": ("pocketsphinx",)}

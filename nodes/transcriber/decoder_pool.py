@@ -22,7 +22,7 @@ import sys
 import threading
 import weakref
 
-from flow.providers import ProviderError
+from flow.contract.providers import ProviderError
 
 _HEADER = struct.Struct("<cI")  # status b"+" (ok) or b"!" (error), payload length
 WORKER_CODE = r"""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flow.audio import wav_bytes
-from flow.resources import Resources
+from flow.audio.formats import wav_bytes
+from flow.contract.resources import Resources
 from nodes.openai_errors import provider_errors
 
 

@@ -6,9 +6,9 @@ an utterance into the model's 16 kHz mono PCM, skips what holds no speech, and a
 
 from __future__ import annotations
 
-from flow.audio import PcmConverter, level_dbfs
-from flow.providers import ProviderError
-from flow.resources import Resources
+from flow.audio.formats import PcmConverter, level_dbfs
+from flow.contract.providers import ProviderError
+from flow.contract.resources import Resources
 from nodes.transcriber.decoder_pool import DecoderPool
 
 RATE = 16_000

@@ -18,9 +18,9 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable
 
+from flow.audio.ffmpeg import ffmpeg_path
 from flow.config import Settings
-from flow.ffmpeg import ffmpeg_path
-from flow.resources import Resources
+from flow.contract.resources import Resources
 from nodes.synthesizer.piper import PiperSynthesizer
 from nodes.transcriber.pocketsphinx import PocketsphinxTranscriber
 

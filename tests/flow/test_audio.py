@@ -9,8 +9,8 @@ import wave
 import numpy as np
 import pytest
 
-from flow.audio import SILENCE_DBFS, PcmConverter, level_dbfs, parse_start_payload, sniff_format, wav_bytes
-from flow.messages import AudioFormat
+from flow.audio.formats import SILENCE_DBFS, PcmConverter, level_dbfs, parse_start_payload, sniff_format, wav_bytes
+from flow.contract.messages import AudioFormat
 from flow.testing.speech import encode, silence, speak_espeak
 
 

@@ -35,7 +35,7 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path: Path) -> None:
 
 
 def test_ffmpeg_comes_from_the_wheel_when_the_system_has_none(tmp_path: Path) -> None:
-    code = ("from flow.ffmpeg import ffmpeg_path, encode_mp3_sync; p = ffmpeg_path(); "
+    code = ("from flow.audio.ffmpeg import ffmpeg_path, encode_mp3_sync; p = ffmpeg_path(); "
             "mp3 = encode_mp3_sync(b'\\0\\1' * 16000, 16000); print(p); print(len(mp3))")
     env = dict(os.environ, PATH=str(Path(sys.executable).parent), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout

@@ -7,8 +7,8 @@ import wave
 
 import pytest
 
-from flow.decoder import FfmpegDecoder, make_decoder
-from flow.messages import AudioFormat
+from flow.audio.decoder import FfmpegDecoder, make_decoder
+from flow.contract.messages import AudioFormat
 from flow.testing.speech import encode, speak_piper
 
 SENTENCE = "Decoding must not lose a single word."

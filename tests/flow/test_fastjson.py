@@ -6,7 +6,7 @@ import json
 
 from engineio import json as default
 
-from flow import fastjson
+from flow.transport import fastjson
 
 
 def test_same_json_as_the_default_for_protocol_payloads_and_edges() -> None:

@@ -8,11 +8,11 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from flow.config import Settings
-from flow.graph_loader import GraphError, load_graph_text
-from flow.messages import AudioChunk, TextInput, Transcript, UserTurn
-from flow.node import In, Node
-from flow.registry import register
-from flow.resources import Resources
+from flow.contract.messages import AudioChunk, TextInput, Transcript, UserTurn
+from flow.contract.node import In, Node
+from flow.contract.resources import Resources
+from flow.graph.loader import GraphError, load_graph_text
+from flow.graph.registry import register
 
 
 class EchoParams(BaseModel):

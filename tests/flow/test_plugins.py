@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from flow import registry
+from flow.graph import registry
 from flow.testing.servers import voicegraph
 
 PLUGIN = '''
 """A third-party node type: shouts every turn back as the reply."""
 from reactivex import operators as ops
-from flow.messages import ReplyText, UserTurn, new_id
-from flow.node import In, Node, NoParams
+from flow.contract.messages import ReplyText, UserTurn, new_id
+from flow.contract.node import In, Node, NoParams
 
 
 class Shout(Node[NoParams]):

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from flow.config import Settings
-from flow.messages import NodeFailed
-from flow.node import Node, NoParams, SessionContext
-from flow.resources import Resources
-from flow.turns import TurnWorker
+from flow.contract.messages import NodeFailed
+from flow.contract.node import Node, NoParams, SessionContext
+from flow.contract.resources import Resources
+from flow.contract.turns import TurnWorker
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from flow.config import Settings
-from flow.graph_loader import load_graph
-from flow.resources import Resources
+from flow.contract.resources import Resources
+from flow.graph.loader import load_graph
 from flow.testing.servers import voicegraph
 
 GRAPHS = sorted(Path(__file__).resolve().parents[2].joinpath("graphs").glob("*.yaml"))

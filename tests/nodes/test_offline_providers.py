@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flow.audio.ffmpeg import ffmpeg_path
 from flow.config import Settings
-from flow.ffmpeg import ffmpeg_path
-from flow.providers import ChatMessage, ProviderError, Responder, Synthesizer, Transcriber
-from flow.resources import Resources
+from flow.contract.providers import ChatMessage, ProviderError, Responder, Synthesizer, Transcriber
+from flow.contract.resources import Resources
 from flow.testing.speech import pcm16, speak_piper
 from nodes.responder.echo import EchoResponder
 from nodes.synthesizer.piper import MAX_PIECE_CHARS, PiperSynthesizer, default_voice

@@ -9,8 +9,8 @@ import wave
 import pytest
 
 from flow.config import Settings
-from flow.providers import ChatMessage, ProviderError
-from flow.resources import Resources
+from flow.contract.providers import ChatMessage, ProviderError
+from flow.contract.resources import Resources
 from nodes.responder.openai import OpenAIResponder
 from nodes.synthesizer.openai import OpenAISynthesizer
 from nodes.transcriber.openai import OpenAITranscriber

@@ -15,10 +15,10 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 
-from flow.testing.browser import chromium, wait_until
 from flow.testing.openai_stub import OpenAIStub
 from flow.testing.servers import serve_with_dashboard
 from flow.testing.speech import encode, speak_piper
+from tests.ui.browser import chromium, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from flow.ffmpeg import encode_mp3_sync
+from flow.audio.ffmpeg import encode_mp3_sync
 from flow.monitor import MonitorEvent
 from ui.model import DashboardState, mp3_seconds_b64
 

@@ -17,13 +17,13 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from flow import fastjson
-from flow.graph_spec import GraphSpec
-from flow.node import SessionContext
-from flow.resources import Resources
-from flow.runtime import GraphInstance
-from flow.session import Session
-from flow.wire import CLIENT_EVENTS
+from flow.contract.node import SessionContext
+from flow.contract.resources import Resources
+from flow.graph.runtime import GraphInstance
+from flow.graph.spec import GraphSpec
+from flow.transport import fastjson
+from flow.transport.session import Session
+from flow.transport.wire import CLIENT_EVENTS
 
 log = logging.getLogger("voicegraph.server")
 

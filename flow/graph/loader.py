@@ -9,15 +9,17 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterable, Mapping
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from flow import registry
-from flow.graph_spec import CLIENT, CLIENT_INPUTS, CLIENT_OUTPUTS, EdgeSpec, GraphSpec, NodeSpec
-from flow.graph_yaml import (
+from flow.contract.node import In, type_names
+from flow.graph import registry
+from flow.graph.spec import CLIENT, CLIENT_INPUTS, CLIENT_OUTPUTS, EdgeSpec, GraphSpec, NodeSpec
+from flow.graph.yaml_tree import (
     GraphError,
     GraphIssue,
     compose,
@@ -26,9 +28,8 @@ from flow.graph_yaml import (
     line_of,
     mapping_items,
 )
-from flow.node import In, type_names
 
-__all__ = ["GraphError", "GraphIssue", "check_files", "load_graph", "load_graph_text"]
+__all__ = ["GraphError", "GraphIssue", "check_files", "graph_path", "load_graph", "load_graph_text"]
 
 TOP_KEYS = ("version", "name", "description", "nodes", "edges")
 
@@ -256,3 +257,13 @@ def check_files(paths: Iterable[str | Path], resources: Any = None) -> list[tupl
         except GraphError as err:
             results.append((str(p), err))
     return results
+
+
+def graph_path(name: str | None) -> Path:
+    """A graph file path, or the name of a bundled graph (`default`, `offline`, `openai`, …)."""
+    if not name:
+        name = "default"
+    p = Path(name)
+    if p.exists() or p.suffix in (".yaml", ".yml") or "/" in name:
+        return p
+    return Path(str(files("graphs").joinpath(f"{name}.yaml")))

@@ -11,7 +11,7 @@ import logging
 from importlib.metadata import entry_points
 from typing import Any
 
-from flow.node import Node
+from flow.contract.node import Node
 
 GROUP = "voicegraph.nodes"
 log = logging.getLogger("voicegraph.registry")

@@ -1,7 +1,7 @@
 """Audio formats and PCM helpers: what a client declared, what bytes look like, level, resampling.
 
 Everything here is pure and cheap per chunk (C-level `audioop`/numpy), so it may run on the loop;
-container decoding, which is not cheap, lives in `flow.decoder` and runs in ffmpeg.
+container decoding, which is not cheap, lives in `flow.audio.decoder` and runs in ffmpeg.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop  # stdlib up to 3.12; the `audioop-lts` package on 3.13+
 
-from flow.messages import AudioFormat
+from flow.contract.messages import AudioFormat
 
 CONTAINERS = ("webm", "ogg", "wav", "mp3")
 SILENCE_DBFS = -100.0

@@ -18,8 +18,8 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable
 from reactivex.subject import Subject
 
-from flow.node import Node
-from flow.providers import ProviderError
+from flow.contract.node import Node
+from flow.contract.providers import ProviderError
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -16,8 +16,8 @@ from reactivex import Observable
 from reactivex import operators as ops
 from reactivex.subject import Subject
 
-from flow.graph_spec import CLIENT, CLIENT_INPUTS, CLIENT_OUTPUTS, GraphSpec
-from flow.node import Node, SessionContext
+from flow.contract.node import Node, SessionContext
+from flow.graph.spec import CLIENT, CLIENT_INPUTS, CLIENT_OUTPUTS, GraphSpec
 
 log = logging.getLogger("voicegraph.runtime")
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flow.audio import parse_start_payload
-from flow.messages import (
+from flow.audio.formats import parse_start_payload
+from flow.contract.messages import (
     ClientEvent,
     Interrupt,
     NodeFailed,

@@ -14,9 +14,9 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from flow.audio import PcmConverter
-from flow.ffmpeg import ffmpeg_path
-from flow.messages import AudioFormat
+from flow.audio.ffmpeg import ffmpeg_path
+from flow.audio.formats import PcmConverter
+from flow.contract.messages import AudioFormat
 
 log = logging.getLogger("voicegraph.decoder")
 

@@ -1,6 +1,6 @@
 """A loaded, validated graph: which node types with which params, and which ports are wired.
 
-This is what `flow.graph_loader` produces from YAML and what `flow.runtime` instantiates once per
+This is what `flow.graph.loader` produces from YAML and what `flow.graph.runtime` instantiates once per
 session; keeping it a plain immutable description means validation happens once, at load time.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from flow.messages import (
+from flow.contract.messages import (
     AudioData,
     ClientEvent,
     Interrupt,
@@ -24,7 +24,7 @@ from flow.messages import (
     Typing,
     UserTurn,
 )
-from flow.node import In, Node
+from flow.contract.node import In, Node
 
 CLIENT = "client"
 """The reserved node id for the Socket.IO connection: its outputs are client events, its inputs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flow.graph_spec import CLIENT, GraphSpec
+from flow.graph.spec import CLIENT, GraphSpec
 
 _UNSAFE = re.compile(r'["<>{}\[\]|#;`]')
 

@@ -21,8 +21,8 @@ from reactivex.disposable import CompositeDisposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import Subject
 
-from flow.messages import NodeFailed
-from flow.resources import Resources
+from flow.contract.messages import NodeFailed
+from flow.contract.resources import Resources
 
 log = logging.getLogger("voicegraph.node")
 

@@ -13,13 +13,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from flow.graph_spec import GraphSpec
-from flow.messages import AudioData, NodeFailed, RecordingStopped, ReplyPiece, ReplyText
-from flow.node import SessionContext
-from flow.ratelimit import TokenBucket
-from flow.resources import Resources
-from flow.runtime import GraphInstance
-from flow.wire import WireError, audio_bytes, parse_interrupt, parse_start, parse_text, to_wire
+from flow.contract.messages import AudioData, NodeFailed, RecordingStopped, ReplyPiece, ReplyText
+from flow.contract.node import SessionContext
+from flow.contract.resources import Resources
+from flow.graph.runtime import GraphInstance
+from flow.graph.spec import GraphSpec
+from flow.transport.ratelimit import TokenBucket
+from flow.transport.wire import WireError, audio_bytes, parse_interrupt, parse_start, parse_text, to_wire
 
 log = logging.getLogger("voicegraph.session")
 
