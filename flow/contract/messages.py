@@ -226,6 +226,42 @@ class Typing:
     is_typing: bool
 
 
+# --------------------------------------------------------------------------- control
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Every turn numbered ≤ `through_turn` is stale: its in-flight work must stop, its output drop.
+
+    Sent by the interrupt gate (an `interrupt`, barge-in on speech, or a newer accepted turn) on its
+    `cancel` output; every node doing per-turn work declares a `cancel` input wired to it.
+    """
+
+    session: str
+    through_turn: int
+    reason: str = "interrupt"  # interrupt | speech | newer turn
+    response_id: str | None = None
+    """The reply that was cancelled, when one had started."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What was actually written to the client's socket: one reply piece, or a whole reply.
+
+    The client node emits it on its `delivered` output after the send; the responder keeps the
+    conversation history from these (what the user heard), never from what it generated.
+    """
+
+    session: str
+    turn: int
+    response_id: str
+    text: str
+    complete: bool
+    """The reply was delivered to its end (`ai-response`, or the final piece)."""
+    whole: bool = False
+    """`text` is the whole reply (`ai-response`), not one piece of it."""
+
+
 # --------------------------------------------------------------------------- failures and extensions
 
 

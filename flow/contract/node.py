@@ -43,6 +43,9 @@ class In:
     type: type | tuple[type, ...]
     required: bool = True
     doc: str = ""
+    control: bool = False
+    """A control input (cancellation, delivery, failures): it may be fed from downstream, so the
+    graph may loop through it; `voicegraph graph` draws its edges dashed."""
 
     @property
     def types(self) -> tuple[type, ...]:
