@@ -2,9 +2,15 @@
 
 The audio path must not pay for being watched. So nothing here is polled from the hot path:
 sessions *publish* small events, and publishing is a no-op while nobody subscribes. Each
-subscriber has its own bounded buffer; a slow observer loses its oldest events (and is told how
-many), it never slows a session down or grows memory without bound. High-rate signals — the input
-level, the decoder backlog — are coalesced per session to at most `TICK_HZ` updates a second.
+subscriber has its own buffer, bounded by events and by (estimated) bytes; a slow observer loses
+its oldest events (and is told how many), it never slows a session down or grows memory without
+bound. High-rate signals — the input level, the decoder backlog — are coalesced per session to at
+most `TICK_HZ` updates a second.
+
+Events carry no audio. An outbound event's audio (the base64 MP3 of `ai-response` and
+`ai-response-chunk`) is replaced by a reference, `{"bytes", "seconds", "ref"}`, into `ReplyAudio`:
+a small per-process store of recent reply audio, filled only while someone watches, from which an
+observer fetches the sound it wants to play.
 
 Events are plain, JSON-friendly records naming their server process (`server`), so the same
 stream can later be relayed from several processes to one dashboard.
@@ -13,19 +19,31 @@ stream can later be relayed from several processes to one dashboard.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
+import re
 import socket
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
+
+from flow.audio.mp3 import b64_size, mp3_seconds_b64
+from flow.sizing import approx_bytes
 
 TICK_HZ = 10.0
 """Most level/backlog updates per second and session that reach observers."""
 QUEUE_EVENTS = 20_000
-"""Per-subscriber buffer; beyond it the oldest events are dropped (and counted)."""
-
-
+"""Per-subscriber buffer in events; beyond it the oldest events are dropped (and counted)."""
+QUEUE_BYTES = 4 * 1024 * 1024
+"""Per-subscriber buffer in (estimated) bytes, the same way. Audio-free events are ~0.3 KB, so
+this is over ten thousand events: seconds of a busy server's output for an observer that drains."""
+EVENT_OVERHEAD_BYTES = 200
+"""What an event record costs beyond its data (the object, its dict, the strings it names)."""
+AUDIO_STORE_BYTES = 8 * 1024 * 1024
+"""Recent reply audio kept for observers (base64 bytes): a few minutes of speech, oldest out."""
+AUDIO_STORE_ITEMS = 1_000
+"""…and at most this many clips, so tiny chunks cannot grow the index instead."""
 @dataclass(frozen=True, slots=True)
 class MonitorEvent:
     """One observation: `kind` says what happened to `session` (empty for server-wide events)."""
@@ -40,23 +58,34 @@ class MonitorEvent:
 class Subscription:
     """A bounded buffer of events for one observer. Iterate with `batch()`; `close()` when done."""
 
-    def __init__(self, monitor: Monitor, size: int) -> None:
+    def __init__(self, monitor: Monitor, size: int, max_bytes: int) -> None:
         self._monitor = monitor
-        self._events: deque[MonitorEvent] = deque(maxlen=size)
+        self._events: deque[tuple[MonitorEvent, int]] = deque()
         self._ready = asyncio.Event()
+        self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        """Estimated bytes of the events buffered now (at most `max_bytes`)."""
         self.dropped = 0
-        """Events lost because this observer fell more than `size` events behind."""
+        """Events lost because this observer fell more than `size` events or `max_bytes` behind."""
 
-    def put(self, event: MonitorEvent) -> None:
-        if len(self._events) == self._events.maxlen:
+    def put(self, event: MonitorEvent, nbytes: int | None = None) -> None:
+        """Buffer `event` (`nbytes`: its estimated size), dropping the oldest beyond the bounds."""
+        if nbytes is None:
+            nbytes = event_bytes(event.data)
+        self._events.append((event, nbytes))
+        self.bytes += nbytes
+        while self._events and (len(self._events) > self.size or self.bytes > self.max_bytes):
+            _, gone = self._events.popleft()
+            self.bytes -= gone
             self.dropped += 1
-        self._events.append(event)
         self._ready.set()
 
     def drain(self) -> list[MonitorEvent]:
         """Every buffered event, oldest first (non-blocking)."""
-        out = list(self._events)
+        out = [event for event, _ in self._events]
         self._events.clear()
+        self.bytes = 0
         self._ready.clear()
         return out
 
@@ -79,30 +108,108 @@ class Monitor:
     def __init__(self, server: str | None = None) -> None:
         self.server = server or f"{socket.gethostname()}:{os.getpid()}"
         self._subs: list[Subscription] = []
+        self.audio = ReplyAudio()
+        """Recent reply audio that outbound events refer to (emptied when the last observer leaves)."""
 
     @property
     def watched(self) -> bool:
         """Whether anyone listens; publishers skip even building events when not."""
         return bool(self._subs)
 
-    def subscribe(self, size: int = QUEUE_EVENTS) -> Subscription:
-        sub = Subscription(self, size)
+    def subscribe(self, size: int = QUEUE_EVENTS, max_bytes: int = QUEUE_BYTES) -> Subscription:
+        sub = Subscription(self, size, max_bytes)
         self._subs.append(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subs:
             self._subs.remove(sub)
+        if not self._subs:
+            self.audio.clear()
 
     def publish(self, kind: str, session: str = "", **data: Any) -> None:
         if not self._subs:
             return
         event = MonitorEvent(kind, session, data, server=self.server)
+        nbytes = event_bytes(data)
         for sub in self._subs:
-            sub.put(event)
+            sub.put(event, nbytes)
 
     def probe(self, session: str) -> SessionProbe:
         return SessionProbe(self, session)
+
+
+def event_bytes(data: dict[str, Any]) -> int:
+    """Estimated memory of one event with `data` (what the subscribers' byte bound counts)."""
+    return EVENT_OVERHEAD_BYTES + approx_bytes(data)
+
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+class ReplyAudio:
+    """Recent reply audio (base64 MP3) by reference `"<response id>/<seq | full>"`, bounded by bytes.
+
+    Filled only from `SessionProbe.publish_out`, i.e. only while someone watches; the oldest clips
+    go first. Observers fetch a clip by the `ref` its event carried, while it is still here.
+    """
+
+    def __init__(self, max_bytes: int = AUDIO_STORE_BYTES, max_items: int = AUDIO_STORE_ITEMS) -> None:
+        self.max_bytes = max_bytes
+        self.max_items = max_items
+        self.bytes = 0
+        self._clips: OrderedDict[str, str] = OrderedDict()
+        self._unnamed = 0
+
+    def __len__(self) -> int:
+        return len(self._clips)
+
+    def put(self, ref: str, audio_b64: str) -> None:
+        old = self._clips.pop(ref, None)
+        if old is not None:
+            self.bytes -= len(old)
+        if len(audio_b64) > self.max_bytes:
+            return  # larger than the whole store: observers see its size, not its sound
+        self._clips[ref] = audio_b64
+        self.bytes += len(audio_b64)
+        while self.bytes > self.max_bytes or len(self._clips) > self.max_items:
+            _, gone = self._clips.popitem(last=False)
+            self.bytes -= len(gone)
+
+    def get(self, ref: str) -> bytes | None:
+        """The MP3 bytes of `ref`, or None if unknown or already pushed out."""
+        clip = self._clips.get(ref)
+        return base64.b64decode(clip) if clip is not None else None
+
+    def clear(self) -> None:
+        self._clips.clear()
+        self.bytes = 0
+
+    def strip(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """`payload` as observers see it: base64 `audio` kept here and replaced by a reference,
+        any binary value by its size. The payload itself (on its way to the client) is not changed."""
+        out: dict[str, Any] | None = None
+        for key, value in payload.items():
+            if isinstance(value, bytes | bytearray | memoryview):
+                replaced: Any = {"bytes": len(value)}
+            elif key == "audio" and isinstance(value, str) and value:
+                ref = self._ref(payload)
+                self.put(ref, value)
+                replaced = {"bytes": b64_size(value), "seconds": round(mp3_seconds_b64(value), 3), "ref": ref}
+            else:
+                continue
+            if out is None:
+                out = dict(payload)
+            out[key] = replaced
+        return payload if out is None else out
+
+    def _ref(self, payload: dict[str, Any]) -> str:
+        rid, seq = payload.get("id"), payload.get("seq")
+        if not (isinstance(rid, str) and _SAFE_ID.fullmatch(rid)):
+            self._unnamed += 1
+            rid = f"clip-{self._unnamed}"
+        part = str(seq) if isinstance(seq, int) and not isinstance(seq, bool) else "full"
+        return f"{rid}/{part}"
 
 
 class SessionProbe:
@@ -121,6 +228,15 @@ class SessionProbe:
 
     def publish(self, kind: str, **data: Any) -> None:
         self.monitor.publish(kind, self.session, **data)
+
+    def publish_out(self, event: str, payload: Any) -> None:
+        """An event sent to the client, as an `out` event without its audio (see `ReplyAudio`)."""
+        monitor = self.monitor
+        if not monitor._subs:
+            return
+        if isinstance(payload, dict):
+            payload = monitor.audio.strip(payload)
+        monitor.publish("out", self.session, event=event, payload=payload)
 
     def audio_in(self, nbytes: int) -> None:
         """Bytes of audio received (hot path: one addition)."""

@@ -1,7 +1,8 @@
-"""Format parsing, sniffing, PCM conversion, level and WAV helpers."""
+"""Format parsing, sniffing, PCM conversion, level, WAV and MP3-duration helpers."""
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 import wave
@@ -9,7 +10,9 @@ import wave
 import numpy as np
 import pytest
 
+from flow.audio.ffmpeg import encode_mp3_sync
 from flow.audio.formats import SILENCE_DBFS, PcmConverter, level_dbfs, parse_start_payload, sniff_format, wav_bytes
+from flow.audio.mp3 import b64_size, mp3_seconds, mp3_seconds_b64
 from flow.contract.messages import AudioFormat
 from flow.testing.speech import encode, silence, speak_espeak
 
@@ -76,3 +79,14 @@ def test_wav_bytes_roundtrip() -> None:
     with wave.open(io.BytesIO(wav_bytes(pcm, 16000))) as w:
         assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (16000, 2, 1)
         assert w.readframes(w.getnframes()) == pcm
+
+
+def test_mp3_duration_from_the_header_and_garbage_is_zero() -> None:
+    three = encode_mp3_sync(bytes(2 * 22050 * 3), 22050)
+    b64 = base64.b64encode(three).decode()
+    assert b64_size(b64) == len(three) and b64_size(base64.b64encode(b"ab").decode()) == 2
+    assert abs(mp3_seconds_b64(b64) - 3.0) < 0.15
+    assert abs(mp3_seconds(three[:4096], len(three)) - 3.0) < 0.15
+    assert mp3_seconds_b64(base64.b64encode(b"not an mp3 at all").decode()) == 0.0
+    assert mp3_seconds_b64("%%% not base64") == 0.0
+    assert mp3_seconds_b64(None) == 0.0
