@@ -3,7 +3,9 @@
 NiceGUI is a FastAPI app; we run it with uvicorn as one more task of voicegraph's loop (the
 Socket.IO server stays aiohttp, untouched). We bind the socket ourselves so a busy port is a clear
 error at start-up and port 0 works in tests, and we leave signal handling to `voicegraph serve`.
-When `VOICEGRAPH_TOKEN` is set, every page, asset and websocket of the dashboard needs it.
+When `VOICEGRAPH_TOKEN` is set, every page, asset and websocket of the dashboard needs it —
+including `/reply-audio/<response id>/<seq | full>`, where the reply players fetch their MP3 (the
+monitoring events carry only a reference to it).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 
 from flow.transport.server import VoicegraphServer
 from ui.dashboard import Dashboard
+from ui.model import REPLY_AUDIO_PATH
 
 log = logging.getLogger("voicegraph.ui")
 
@@ -72,6 +75,14 @@ def build_app(dashboard: Dashboard, token: str | None) -> FastAPI:
     from nicegui import ui
 
     app = FastAPI(title="voicegraph dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get(REPLY_AUDIO_PATH + "/{response}/{part}")
+    def reply_audio(response: str, part: str) -> Response:  # before NiceGUI's mount at "/" shadows it
+        mp3 = dashboard.reply_audio(f"{response}/{part}")
+        if mp3 is None:
+            return Response("no such reply audio (or no longer kept)", status_code=404, media_type="text/plain")
+        return Response(mp3, media_type="audio/mpeg", headers={"Cache-Control": "private, max-age=600"})
+
     ui.run_with(app, root=dashboard.root, title="voicegraph", favicon="🎙", show_welcome_message=False,
                 reconnect_timeout=10.0)
     if token:

@@ -62,6 +62,10 @@ class Dashboard:
             self._follow.cancel()
             self._follow = None
 
+    def reply_audio(self, ref: str) -> bytes | None:
+        """The MP3 of a reply the monitor referred to (None once pushed out of its bounded store)."""
+        return self.server.resources.monitor.audio.get(ref)
+
     @property
     def watching(self) -> bool:
         return self._follow is not None and not self._follow.done()

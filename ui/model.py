@@ -8,8 +8,6 @@ on their own timers (throttled rendering); `version` tells them whether anything
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import logging
 import time
 from collections import deque
@@ -38,17 +36,22 @@ STAGE_LABELS = {
 }
 
 
+REPLY_AUDIO_PATH = "/reply-audio"
+"""Where the dashboard serves a reply's MP3 by its monitor reference (`ui.app`): events carry none."""
+
+
 @dataclass
 class Reply:
     id: str
     reply_to: str
     text: str
-    audio_b64: str | None
+    audio_ref: str | None
+    """The monitor's reference to the reply's audio (`flow.monitor.ReplyAudio`), None if silent."""
     at_ms: float
 
     @property
-    def data_url(self) -> str | None:
-        return f"data:audio/mpeg;base64,{self.audio_b64}" if self.audio_b64 else None
+    def audio_url(self) -> str | None:
+        return f"{REPLY_AUDIO_PATH}/{self.audio_ref}" if self.audio_ref else None
 
 
 @dataclass
@@ -170,21 +173,21 @@ class SessionView:
         elif event == "ai-typing" and p.get("isTyping") and self.state not in ("speaking",):
             self._set("thinking", at)
         elif event == "ai-response-chunk":
-            self._speak(p.get("audio"), at, extend=True)
+            self._speak(_audio(p), at, extend=True)
         elif event == "ai-response":
             streamed = self.state == "speaking" and self.speaking_until > at
             self.replies.append(Reply(p.get("id", ""), p.get("replyTo", ""), p.get("text", ""),
-                                      p.get("audio"), at))
+                                      _audio(p).get("ref"), at))
             if not streamed:
-                self._speak(p.get("audio"), at, extend=False)
+                self._speak(_audio(p), at, extend=False)
         elif event == "response-cancelled":
             self._set("interrupted", at)
             self.speaking_until = 0.0
         elif event == "error":
             self.errors.append((at, p.get("code", ""), p.get("message", "")))
 
-    def _speak(self, audio_b64: str | None, at: float, extend: bool) -> None:
-        seconds = mp3_seconds_b64(audio_b64)
+    def _speak(self, audio: dict[str, Any], at: float, extend: bool) -> None:
+        seconds = audio.get("seconds") or 0.0
         start = max(at, self.speaking_until) if extend else at
         self.speaking_until = start + seconds * 1000
         if self.state != "speaking":
@@ -239,33 +242,7 @@ class DashboardState:
             sub.close()
 
 
-def mp3_seconds_b64(audio_b64: str | None) -> float:
-    """Playing time of a base64 MP3 (constant bit rate, as our encoders make), 0 if unknown."""
-    if not audio_b64:
-        return 0.0
-    with contextlib.suppress(ValueError):
-        return mp3_seconds(base64.b64decode(audio_b64[:4096]), len(audio_b64) * 3 // 4)
-    return 0.0
-
-
-_KBPS_V1_L3 = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
-_KBPS_V2_L3 = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
-
-
-def mp3_seconds(head: bytes, total_bytes: int) -> float:
-    """Duration from the first frame header's bit rate: enough to show how long a reply speaks.
-
-    `head` is the start of the file (an ID3v2 tag, then the first frame), `total_bytes` its size.
-    """
-    offset = 0
-    if head[:3] == b"ID3" and len(head) >= 10:
-        size = head[6:10]
-        offset = 10 + (size[0] << 21 | size[1] << 14 | size[2] << 7 | size[3])
-    header = head[offset:offset + 4]
-    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
-        return 0.0
-    table = _KBPS_V1_L3 if (header[1] >> 3) & 0x3 == 3 else _KBPS_V2_L3
-    index = header[2] >> 4
-    if not 0 < index < 15:
-        return 0.0
-    return (total_bytes - offset) * 8 / (table[index] * 1000)
+def _audio(payload: dict[str, Any]) -> dict[str, Any]:
+    """The audio reference of a reply event (`{bytes, seconds, ref}`), `{}` if it has none."""
+    audio = payload.get("audio")
+    return audio if isinstance(audio, dict) else {}

@@ -142,8 +142,8 @@ class SessionsPanel:
             with self.replies:
                 for reply in reversed(view.replies):
                     ui.label(reply.text).classes("text-sm")
-                    if reply.data_url:
-                        ui.audio(reply.data_url).classes("w-full").props("preload=none")
+                    if reply.audio_url:  # fetched from this dashboard only when played
+                        ui.audio(reply.audio_url).classes("w-full").props("preload=none")
         if self._changed("latency", tuple((t, tuple(s.items())) for t, s in view.stage_latencies())):
             self.latency.options.clear()
             self.latency.options.update(charts.latencies(view))

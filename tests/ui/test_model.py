@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-
-from flow.audio.ffmpeg import encode_mp3_sync
 from flow.monitor import MonitorEvent
-from ui.model import DashboardState, mp3_seconds_b64
+from ui.model import DashboardState
 
 
 def ev(kind: str, at: float, session: str = "s", **data) -> MonitorEvent:
@@ -14,7 +11,7 @@ def ev(kind: str, at: float, session: str = "s", **data) -> MonitorEvent:
 
 
 def test_a_voice_turn_walks_through_the_states_and_its_stage_latencies() -> None:
-    one_second = base64.b64encode(encode_mp3_sync(bytes(2 * 16000), 16000)).decode()
+    one_second = {"bytes": 4000, "seconds": 1.0, "ref": "r/full"}  # events refer to audio, never carry it
     st = DashboardState()
     steps = [
         (ev("open", 0, graph="default", label="testbench"), "idle"),
@@ -36,20 +33,13 @@ def test_a_voice_turn_walks_through_the_states_and_its_stage_latencies() -> None
     assert view.current_state(3001 + 1100) == "listening"  # the reply finished playing
     assert view.turn_rows() == [{"turn": 1, "status": "answered", "transcript": 1000.0,
                                  "first_token": 400.0, "first_audio": 300.0}]
-    assert view.replies[-1].data_url.startswith("data:audio/mpeg;base64,")
+    assert view.replies[-1].audio_url == "/reply-audio/r/full"
     st.apply(ev("in", 5000, event="interrupt", payload={}))
     assert view.current_state(5001) == "interrupted" and view.current_state(8000) == "listening"
     st.apply(ev("out", 5002, event="error", payload={"code": "bad_audio", "message": "x"}))
     assert list(view.errors) == [(5002, "bad_audio", "x")]
     st.apply(ev("close", 6000))
     assert "s" not in st.sessions and st.find("s") is view and view.current_state() == "closed"
-
-
-def test_mp3_duration_from_the_header_and_garbage_is_zero() -> None:
-    three = base64.b64encode(encode_mp3_sync(bytes(2 * 22050 * 3), 22050)).decode()
-    assert abs(mp3_seconds_b64(three) - 3.0) < 0.15
-    assert mp3_seconds_b64(base64.b64encode(b"not an mp3 at all").decode()) == 0.0
-    assert mp3_seconds_b64(None) == 0.0
 
 
 def test_memory_is_bounded_however_long_a_session_talks() -> None:
