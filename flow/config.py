@@ -6,6 +6,7 @@ The OpenAI key is held as a `SecretStr` so that no repr, log line or error messa
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -45,10 +46,14 @@ class Settings(BaseModel):
     """Dashboard bind address (`VOICEGRAPH_UI_HOST`): loopback unless told otherwise."""
     ui_port: int = Field(8080, ge=0, le=65535)
     """Dashboard port (`VOICEGRAPH_UI_PORT`, `--ui-port`)."""
+    env: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+    """The environment these settings were read from (`.env` included): where providers find
+    their own settings. Holds secrets, so it is left out of repr and dumps. Empty by default, so
+    `Settings()` in a test is offline whatever the test process's environment says."""
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
-        """Read the process environment, after loading `.env` (which never overrides it)."""
+    def from_env(cls, env: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
+        """Read `env`, or the process environment after loading `.env` (which never overrides it)."""
         if env is None:
             if dotenv is not None and dotenv.is_file():
                 from dotenv import load_dotenv
@@ -79,7 +84,7 @@ class Settings(BaseModel):
         for var, name in mapping.items():
             if env.get(var):
                 values[name] = env[var]
-        return cls(**values)
+        return cls(**values, env=dict(env))
 
     @property
     def has_openai(self) -> bool:
