@@ -1,6 +1,8 @@
 """Server settings from the environment (and a `.env` file), named as the seed backend named them.
 
-The OpenAI key is held as a `SecretStr` so that no repr, log line or error message can show it.
+Only the runtime's own settings live here. Providers read theirs (API keys, endpoints) from
+`Settings.env`, the environment the settings were read from; it never appears in a repr or dump,
+and secrets held here (`token`) are `SecretStr`s, so no log line or error message shows them.
 """
 
 from __future__ import annotations
@@ -27,11 +29,6 @@ class Settings(BaseModel):
     graph: str | None = None
     """Graph file (`VOICEGRAPH_GRAPH`); None picks `graphs/default.yaml`."""
     cors_origins: tuple[str, ...] = ("*",)
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
-    openai_timeout_s: float = Field(30.0, gt=0)
-    """Per-call timeout for provider requests (the SDK's default is ten minutes)."""
-    openai_max_retries: int = Field(1, ge=0, le=5)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     log_level: str = "INFO"
     token: SecretStr | None = None
@@ -68,10 +65,6 @@ class Settings(BaseModel):
             "HOST": "host",
             "PORT": "port",
             "VOICEGRAPH_GRAPH": "graph",
-            "OPENAI_API_KEY": "openai_api_key",
-            "OPENAI_BASE_URL": "openai_base_url",
-            "OPENAI_TIMEOUT": "openai_timeout_s",
-            "OPENAI_MAX_RETRIES": "openai_max_retries",
             "SYSTEM_PROMPT": "system_prompt",
             "LOG_LEVEL": "log_level",
             "VOICEGRAPH_TOKEN": "token",
@@ -85,10 +78,3 @@ class Settings(BaseModel):
             if env.get(var):
                 values[name] = env[var]
         return cls(**values, env=dict(env))
-
-    @property
-    def has_openai(self) -> bool:
-        """Whether OpenAI (or a compatible server) is configured: a key, or a base URL."""
-        return bool(self.openai_api_key and self.openai_api_key.get_secret_value()) or bool(
-            self.openai_base_url
-        )

@@ -15,7 +15,7 @@ def test_env_names_of_the_seed_and_dotenv(tmp_path: Path) -> None:
            "SYSTEM_PROMPT": "Be brief.", "OPENAI_BASE_URL": "http://127.0.0.1:1/v1", "VOICEGRAPH_TOKEN": "t0k"}
     s = Settings.from_env(env)
     assert s.port == 4000 and s.cors_origins == ("http://a.example", "http://b.example")
-    assert s.system_prompt == "Be brief." and s.has_openai and s.env["OPENAI_API_KEY"] == "sk-secret-123"
+    assert s.system_prompt == "Be brief." and s.env["OPENAI_API_KEY"] == "sk-secret-123"  # for the providers
     assert "sk-secret-123" not in repr(s) and "sk-secret-123" not in str(s.model_dump())
     assert "sk-secret-123" not in s.model_dump_json() and "sk-secret-123" not in str(s.model_copy(update={"port": 1}))
     assert "t0k" not in repr(s)
