@@ -262,7 +262,7 @@ def check_files(paths: Iterable[str | Path], resources: Any = None) -> list[tupl
 
 
 def graph_path(name: str | None) -> Path:
-    """A graph file path, or the name of a bundled graph (`default`, `offline`, `openai`, …)."""
+    """A graph file path, or the name of a bundled graph (`default`, `offline`, …)."""
     if not name:
         name = "default"
     p = Path(name)
