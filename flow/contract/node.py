@@ -88,6 +88,7 @@ class SessionContext:
         self.settings = resources.settings
         self.loop = loop
         self.scheduler = AsyncIOScheduler(loop=loop)
+        """For Rx time operators (`debounce`, `timer`…): without it they run on threads."""
         self.disposables = CompositeDisposable()
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
@@ -199,8 +200,10 @@ class Node(Generic[P]):
         self.errors.on_next(NodeFailed(self.ctx.session, code, message, self.id, turn))
 
     def route(self, inputs: dict[str, Observable[Any]], handlers: dict[str, Callable[[Any], None]]) -> None:
-        """Subscribe each connected input to its handler, on the loop's scheduler, for the
-        session's lifetime; a handler that raises becomes a `NodeFailed`, not a dead stream."""
+        """Subscribe each connected input to its handler for the session's lifetime; a handler that
+        raises becomes a `NodeFailed` on `error`, not a dead stream. Delivery is synchronous, on
+        the emitter's stack (Subjects do not hop through the scheduler); the loop's scheduler
+        passed here only serves time-based operators, which would otherwise start threads."""
         for port, source in inputs.items():
             self.ctx.disposables.add(
                 source.subscribe(on_next=guarded(self, handlers[port]), scheduler=self.ctx.scheduler))
