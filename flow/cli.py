@@ -48,15 +48,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     resources = Resources(settings)
     path = graph_path(settings.graph)
     try:
-        spec = load_graph(path, resources=resources)
+        spec = load_graph(path, env=settings.env, resources=resources)
     except (GraphError, OSError) as err:
         print(f"voicegraph: cannot serve {path}:\n{err}", file=sys.stderr)
         return 2
     server = VoicegraphServer(spec, resources)
-    mode = "OpenAI" if settings.has_openai else "offline (no OPENAI_API_KEY)"
+    # how to switch an `auto` provider was logged by the nodes while the graph was checked
     log.info("graph %s (%s), providers: %s", spec.name, path, server.providers() or "none")
-    log.info("mode: %s. %s", mode, "Unset OPENAI_API_KEY to run offline." if settings.has_openai
-             else "Set OPENAI_API_KEY (or OPENAI_BASE_URL) to use OpenAI.")
 
     async def main() -> None:
         stop = asyncio.Event()

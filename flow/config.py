@@ -1,11 +1,14 @@
 """Server settings from the environment (and a `.env` file), named as the seed backend named them.
 
-The OpenAI key is held as a `SecretStr` so that no repr, log line or error message can show it.
+Only the runtime's own settings live here. Providers read theirs (API keys, endpoints) from
+`Settings.env`, the environment the settings were read from; it never appears in a repr or dump,
+and secrets held here (`token`) are `SecretStr`s, so no log line or error message shows them.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -26,11 +29,6 @@ class Settings(BaseModel):
     graph: str | None = None
     """Graph file (`VOICEGRAPH_GRAPH`); None picks `graphs/default.yaml`."""
     cors_origins: tuple[str, ...] = ("*",)
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str | None = None
-    openai_timeout_s: float = Field(30.0, gt=0)
-    """Per-call timeout for provider requests (the SDK's default is ten minutes)."""
-    openai_max_retries: int = Field(1, ge=0, le=5)
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     log_level: str = "INFO"
     token: SecretStr | None = None
@@ -45,10 +43,14 @@ class Settings(BaseModel):
     """Dashboard bind address (`VOICEGRAPH_UI_HOST`): loopback unless told otherwise."""
     ui_port: int = Field(8080, ge=0, le=65535)
     """Dashboard port (`VOICEGRAPH_UI_PORT`, `--ui-port`)."""
+    env: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+    """The environment these settings were read from (`.env` included): where providers find
+    their own settings. Holds secrets, so it is left out of repr and dumps. Empty by default, so
+    `Settings()` in a test is offline whatever the test process's environment says."""
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
-        """Read the process environment, after loading `.env` (which never overrides it)."""
+    def from_env(cls, env: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
+        """Read `env`, or the process environment after loading `.env` (which never overrides it)."""
         if env is None:
             if dotenv is not None and dotenv.is_file():
                 from dotenv import load_dotenv
@@ -63,10 +65,6 @@ class Settings(BaseModel):
             "HOST": "host",
             "PORT": "port",
             "VOICEGRAPH_GRAPH": "graph",
-            "OPENAI_API_KEY": "openai_api_key",
-            "OPENAI_BASE_URL": "openai_base_url",
-            "OPENAI_TIMEOUT": "openai_timeout_s",
-            "OPENAI_MAX_RETRIES": "openai_max_retries",
             "SYSTEM_PROMPT": "system_prompt",
             "LOG_LEVEL": "log_level",
             "VOICEGRAPH_TOKEN": "token",
@@ -79,11 +77,4 @@ class Settings(BaseModel):
         for var, name in mapping.items():
             if env.get(var):
                 values[name] = env[var]
-        return cls(**values)
-
-    @property
-    def has_openai(self) -> bool:
-        """Whether OpenAI (or a compatible server) is configured: a key, or a base URL."""
-        return bool(self.openai_api_key and self.openai_api_key.get_secret_value()) or bool(
-            self.openai_base_url
-        )
+        return cls(**values, env=dict(env))

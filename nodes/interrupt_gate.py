@@ -1,14 +1,17 @@
-"""Let only the current turn's response reach the client; `interrupt` makes it stale.
+"""Let only the current turn's response reach the client, and say when a turn's work is stale.
 
 In:  turn: UserTurn, response: ReplyText, pieces: ReplyPiece, interrupt: Interrupt,
-     speech: SpeechStarted (barge-in on speech, opt-in)
-Out: response: ReplyText, pieces: ReplyPiece, typing: Typing, events: ClientEvent
+     speech: SpeechStarted (barge-in on speech, opt-in), failed: NodeFailed (control)
+Out: response: ReplyText, pieces: ReplyPiece, typing: Typing, events: ClientEvent, cancel: Cancel
 
-`interrupt` marks the current turn stale on the session's control plane (`ctx.mark_stale`): nodes
-doing work for it cancel that work (LLM streams and syntheses are aborted), and nothing of it
-passes here any more. Newer turns (from `turn`) make older responses stale the same way. On
-`events` go the extensions `response-cancelled {id}` (stop playing what you have) and
-`turn-metrics` (when each stage of a turn happened).
+This is where barge-in is decided, in one place. A newer accepted turn, an `interrupt` (for the
+reply in flight, or naming it by `responseId`), or — with `barge_in_on_speech` — the user
+starting to speak, makes the current turn stale: the gate sends `Cancel` on `cancel`, which the
+graph wires to every node doing per-turn work (their LLM streams and syntheses stop) and to the
+client (queued replies of that turn are dropped), and nothing of that turn passes here any more.
+On `events` go the extensions `response-cancelled {id, reason}` (stop playing what you have) and
+`turn-metrics` (when each stage of a turn happened). A failure on `failed` after which no reply
+will come (`llm_failed`) ends the turn: typing stops.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from reactivex import Observable
 from reactivex.subject import Subject
 
 from flow.contract.messages import (
+    Cancel,
     ClientEvent,
     Interrupt,
     NodeFailed,
@@ -36,7 +40,8 @@ from flow.contract.node import In, Node
 log = logging.getLogger("voicegraph.turns")
 ENDS_TURN = frozenset({"llm_failed"})
 """Failure codes after which no response will come for the turn (typing must stop)."""
-STAGES = ("speech_end", "transcript", "accepted", "first_token", "first_audio", "last_token", "last_audio", "cancelled")
+STAGES = ("speech_end", "endpointed", "transcript", "accepted", "first_token", "first_audio", "last_token",
+          "last_audio", "cancelled")
 
 
 class InterruptGateParams(BaseModel):
@@ -48,7 +53,7 @@ class InterruptGateParams(BaseModel):
 
 
 class InterruptGate(Node[InterruptGateParams]):
-    """Pass the current turn's response (and its pieces) once; drop anything stale."""
+    """Pass the current turn's response (and its pieces) once; cancel and drop anything stale."""
 
     Params = InterruptGateParams
     inputs = {
@@ -57,48 +62,68 @@ class InterruptGate(Node[InterruptGateParams]):
         "pieces": In(ReplyPiece, required=False),
         "interrupt": In(Interrupt, required=False),
         "speech": In(SpeechStarted, required=False),
+        "failed": In(NodeFailed, required=False, control=True,
+                     doc="failures of the nodes answering (llm_failed ends the turn)"),
     }
-    outputs = {"response": ReplyText, "pieces": ReplyPiece, "typing": Typing, "events": ClientEvent}
+    outputs = {"response": ReplyText, "pieces": ReplyPiece, "typing": Typing, "events": ClientEvent,
+               "cancel": Cancel}
 
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.current: UserTurn | None = None
         self.in_flight = False
         self.response_id: str | None = None
+        self.cancelled_through = 0
         self.ends_with_response = "response" in inputs
         self.responses: Subject[ReplyText] = Subject()
         self.pieces: Subject[ReplyPiece] = Subject()
         self.typing: Subject[Typing] = Subject()
         self.events: Subject[ClientEvent] = Subject()
+        self.cancels: Subject[Cancel] = Subject()
         self.route(inputs, {
             "turn": self._on_turn,
             "response": self._on_response,
             "pieces": self._on_piece,
-            "interrupt": lambda _m: self._interrupt("interrupt"),
+            "interrupt": self._on_interrupt,
             "speech": self._on_speech,
+            "failed": self._on_failure,
         })
-        self.ctx.disposables.add(self.ctx.failures.subscribe(on_next=self._on_failure))
-        return {"response": self.responses, "pieces": self.pieces, "typing": self.typing, "events": self.events}
+        return {"response": self.responses, "pieces": self.pieces, "typing": self.typing,
+                "events": self.events, "cancel": self.cancels}
 
     @property
     def turn(self) -> int:
         return self.current.turn if self.current else 0
+
+    def _cancel(self, through: int, why: str) -> None:
+        """Send `Cancel`: every turn ≤ `through` is stale wherever its work runs."""
+        if through > self.cancelled_through:
+            self.cancelled_through = through
+            self.cancels.on_next(Cancel(self.ctx.session, through, why, self.response_id))
 
     def _on_turn(self, t: UserTurn) -> None:
         if t.turn <= self.turn:
             return
         if self.in_flight:
             self._cancelled("newer turn")
+        self._cancel(t.turn - 1, "newer turn")
         self.current, self.in_flight, self.response_id = t, True, None
 
     def _is_current(self, turn: int) -> bool:
-        return self.in_flight and turn == self.turn and turn > self.ctx.stale_through
+        return self.in_flight and turn == self.turn and turn > self.cancelled_through
+
+    def _on_interrupt(self, msg: Interrupt) -> None:
+        if msg.response_id is not None and msg.response_id != self.response_id:
+            # meant for another reply (one already over): the reply in flight is not it
+            self.ctx.count(self.id, "ignored")
+            return
+        self._interrupt("interrupt")
 
     def _interrupt(self, why: str) -> None:
-        self.ctx.mark_stale(self.turn)
         if self.in_flight:
             self.ctx.count(self.id, "interrupts")
             self.typing.on_next(Typing(self.ctx.session, self.turn, False))
             self._cancelled(why)
+        self._cancel(self.turn, why)
 
     def _cancelled(self, why: str) -> None:
         self.in_flight = False

@@ -1,10 +1,10 @@
-"""Accept user turns: number them, announce them, and make every older turn stale.
+"""Accept user turns: number them and announce them.
 
 In:  transcript: Transcript, text: TextInput        Out: turn: UserTurn, typing: Typing
 
 A final transcript with words, or a typed message, becomes a `UserTurn` (`message-received`) and
-`ai-typing: true`. Accepting turn n marks turns < n stale on the session's control plane, which
-cancels their in-flight LLM and TTS work wherever it runs.
+`ai-typing: true`. Older turns become stale when the interrupt gate sees the new one (it sends the
+`Cancel` that stops their work).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ class TurnTaker(Node[NoParams]):
             self.ctx.mark(self.turn, "speech_end", speech_end_ms)
             self.ctx.mark(self.turn, "transcript")
         self.ctx.mark(self.turn, "accepted")
-        self.ctx.mark_stale(self.turn - 1)
         self.ctx.count(self.id, "out")
         self.turns.on_next(UserTurn(session, self.turn, new_id(), text, source, voice=voice))
         self.typing.on_next(Typing(session, self.turn, True))

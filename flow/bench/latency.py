@@ -1,4 +1,4 @@
-"""Turn latency and offline real-time factors, printed as a table (`python -m tests.bench.latency`).
+"""Turn latency and offline real-time factors (`voicegraph bench` runs it; alone: `python -m flow.bench.latency`).
 
 Not a test: figures for closing notes and for judging changes. Every figure comes from a real
 `voicegraph serve` process on loopback, driven by real Socket.IO clients (and the stub) in this

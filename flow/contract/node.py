@@ -3,7 +3,13 @@
 A node type is a class with `inputs`/`outputs` (port name → message type) and a `Params` model;
 the runtime builds one instance per session and calls `wire()` once with an observable per
 connected input. A node never lets an exception end a stream: failures become `NodeFailed`
-messages through `ctx.fail(...)`, because one bad utterance must not kill the session.
+messages on the node's `error` output (every node has one), because one bad utterance must not
+kill the session, and a graph shows by its edges who hears of a failure.
+
+Nothing travels between nodes except on edges. `SessionContext` holds what is the session's own
+(its loop, tasks, counters, the monitoring probe), never a channel one node uses to reach another:
+cancellation is a `Cancel` message on the interrupt gate's `cancel` output, delivery a `Delivered`
+message on the client's `delivered` output.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from reactivex.disposable import CompositeDisposable
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 from reactivex.subject import Subject
 
-from flow.contract.messages import NodeFailed
+from flow.contract.messages import Cancel, NodeFailed
 from flow.contract.resources import Resources
 
 log = logging.getLogger("voicegraph.node")
@@ -34,6 +40,11 @@ class NoParams(BaseModel):
 
 
 P = TypeVar("P", bound=BaseModel)
+
+ERROR_PORT = "error"
+"""The output every node has: its failures as `NodeFailed` messages."""
+CANCEL_PORT = "cancel"
+"""The input a node doing per-turn work declares: `Cancel` messages stop that work."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +63,11 @@ class In:
         return self.type if isinstance(self.type, tuple) else (self.type,)
 
 
+def cancel_input() -> In:
+    """The `cancel` input of a node with per-turn work; wire the interrupt gate's `cancel` to it."""
+    return In(Cancel, required=False, control=True, doc="Cancel: stop the work of stale turns")
+
+
 def type_names(types: type | tuple[type, ...]) -> str:
     """`AudioChunk` or `TextInput | Transcript`, for error messages."""
     ts = types if isinstance(types, tuple) else (types,)
@@ -59,11 +75,11 @@ def type_names(types: type | tuple[type, ...]) -> str:
 
 
 class SessionContext:
-    """What one session's nodes share: ids, the loop's scheduler, resources, failures, tasks.
+    """What belongs to one session itself: ids, the loop's scheduler, resources, tasks, counters.
 
-    It is also the session's control plane: `stale` carries the number of the newest turn that is
-    no longer current (after an interrupt or a newer turn), so every node's per-turn work can
-    cancel itself without an explicit edge from the interrupt gate.
+    Nodes never talk to each other through it (that is what edges are for); it is where a node
+    finds the loop, the shared providers, a place to start tasks that die with the session, and
+    the session's side of the monitoring channel.
     """
 
     def __init__(self, session: str, resources: Resources, loop: asyncio.AbstractEventLoop) -> None:
@@ -72,10 +88,7 @@ class SessionContext:
         self.settings = resources.settings
         self.loop = loop
         self.scheduler = AsyncIOScheduler(loop=loop)
-        self.failures: Subject[NodeFailed] = Subject()
-        self.stale: Subject[int] = Subject()
-        """Emits n: every turn numbered ≤ n is stale; its in-flight work must be cancelled."""
-        self.stale_through = 0
+        """For Rx time operators (`debounce`, `timer`…): without it they run on threads."""
         self.disposables = CompositeDisposable()
         self._tasks: set[asyncio.Task] = set()
         self.closed = False
@@ -83,24 +96,9 @@ class SessionContext:
         self.probe = resources.monitor.probe(session)
         """This session's side of the monitoring channel (events for the dashboard)."""
         self.metrics: dict[int, dict[str, float]] = {}
-        """Per turn: wall-clock ms of each stage (speech_end, transcript, first_token, …)."""
-        self.delivered: dict[int, list[str]] = {}
-        """Per turn: the reply pieces actually sent to the client (what the user heard)."""
-        self.completed: set[int] = set()
-        """Turns whose whole reply was sent (`ai-response`, or the final piece)."""
+        """Per turn: wall-clock ms of each stage (speech_end, transcript, first_token, …), for
+        observers (dashboard, turn-metrics); no node decides anything from it."""
         self._closers: list[Callable[[], Coroutine[Any, Any, Any]]] = []
-
-    def fail(self, node: str, code: str, message: str, turn: int | None = None) -> None:
-        """Report a failure as a message: it becomes an `error` event, the session goes on."""
-        log.warning("session %s node %s: %s: %s", self.session, node, code, message)
-        self.count(node, "errors")
-        self.failures.on_next(NodeFailed(self.session, code, message, node, turn))
-
-    def mark_stale(self, through_turn: int) -> None:
-        """Make every turn ≤ `through_turn` stale (the interrupt gate calls this)."""
-        if through_turn > self.stale_through:
-            self.stale_through = through_turn
-            self.stale.on_next(through_turn)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task:
         """Start a task owned by the session: cancelled when it closes, errors logged."""
@@ -153,8 +151,6 @@ class SessionContext:
             t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        self.failures.on_completed()
-        self.stale.on_completed()
 
 
 class Node(Generic[P]):
@@ -169,6 +165,13 @@ class Node(Generic[P]):
         self.id = node_id
         self.params = params
         self.ctx = ctx
+        self.errors: Subject[NodeFailed] = Subject()
+        """The `error` output: this node's failures, as messages."""
+
+    @classmethod
+    def output_ports(cls) -> dict[str, type]:
+        """Declared outputs plus `error` (NodeFailed), which every node has."""
+        return {**cls.outputs, ERROR_PORT: NodeFailed}
 
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         """Connect operators: inputs (only the connected ones) in, an observable per output out."""
@@ -191,11 +194,16 @@ class Node(Generic[P]):
     # helpers for subclasses ---------------------------------------------------------------
 
     def fail(self, code: str, message: str, turn: int | None = None) -> None:
-        self.ctx.fail(self.id, code, message, turn)
+        """Report a failure on the `error` output (and the log); the session goes on."""
+        log.warning("session %s node %s: %s: %s", self.ctx.session, self.id, code, message)
+        self.ctx.count(self.id, "errors")
+        self.errors.on_next(NodeFailed(self.ctx.session, code, message, self.id, turn))
 
     def route(self, inputs: dict[str, Observable[Any]], handlers: dict[str, Callable[[Any], None]]) -> None:
-        """Subscribe each connected input to its handler, on the loop's scheduler, for the
-        session's lifetime; a handler that raises becomes a `NodeFailed`, not a dead stream."""
+        """Subscribe each connected input to its handler for the session's lifetime; a handler that
+        raises becomes a `NodeFailed` on `error`, not a dead stream. Delivery is synchronous, on
+        the emitter's stack (Subjects do not hop through the scheduler); the loop's scheduler
+        passed here only serves time-based operators, which would otherwise start threads."""
         for port, source in inputs.items():
             self.ctx.disposables.add(
                 source.subscribe(on_next=guarded(self, handlers[port]), scheduler=self.ctx.scheduler))

@@ -1,4 +1,4 @@
-"""Process-wide things every session shares: settings, one OpenAI client, loaded models, a CPU pool.
+"""Process-wide things every session shares: settings, provider clients, loaded models, a CPU pool.
 
 Loading a model or opening an HTTP connection pool per session would multiply memory and start-up
 time by the number of clients; providers therefore come from here, built once and reused.
@@ -7,6 +7,7 @@ time by the number of clients; providers therefore come from here, built once an
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import threading
@@ -27,7 +28,6 @@ class Resources:
         self.settings = settings or Settings()
         self._shared: dict[Any, Any] = {}
         self._lock = threading.Lock()
-        self._openai: Any = None
         self.monitor = Monitor()
         """What observers (the dashboard) learn of sessions; free while nobody watches."""
         workers = max(1, os.cpu_count() or 1)
@@ -42,35 +42,20 @@ class Resources:
                 self._shared[key] = factory()
             return self._shared[key]
 
-    def openai(self) -> Any:
-        """The one `AsyncOpenAI` client, with real-time timeouts and bounded retries."""
-        if self._openai is None:
-            from openai import AsyncOpenAI
-
-            s = self.settings
-            key = s.openai_api_key.get_secret_value() if s.openai_api_key else "not-needed"
-            self._openai = AsyncOpenAI(
-                api_key=key,
-                base_url=s.openai_base_url or None,
-                timeout=s.openai_timeout_s,
-                max_retries=s.openai_max_retries,
-            )
-        return self._openai
-
     async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking `fn(*args)` in the shared CPU pool and await it on the loop."""
         return await asyncio.get_running_loop().run_in_executor(self.cpu_pool, fn, *args)
 
     async def aclose(self) -> None:
-        """Close the HTTP client and stop the pool (server shutdown)."""
-        if self._openai is not None:
-            await self._openai.close()
-            self._openai = None
+        """Close what `shared` built (HTTP clients, worker processes) and stop the pool (shutdown)."""
         for thing in list(self._shared.values()):
-            close = getattr(thing, "close", None)
-            if callable(close):  # e.g. the pocketsphinx worker processes
+            close = getattr(thing, "aclose", None) or getattr(thing, "close", None)
+            if callable(close):  # e.g. an HTTP client (async close), the pocketsphinx workers (blocking)
                 try:
-                    await asyncio.to_thread(close)
+                    if inspect.iscoroutinefunction(close):
+                        await close()
+                    else:
+                        await asyncio.to_thread(close)
                 except Exception:
                     logging.getLogger("voicegraph.resources").exception("closing %r failed", thing)
         self._shared.clear()

@@ -1,10 +1,13 @@
 """Per-turn asynchronous work that is cancelled, not merely ignored, when its turn goes stale.
 
 Provider calls (LLM streams, speech synthesis) belong to a user turn. When a newer turn arrives
-at a node, or the session marks a turn stale (interrupt, newer turn accepted elsewhere), the
-task doing that turn's work is cancelled, which closes its HTTP request or frees its worker.
-Within one turn, messages are handled one at a time in arrival order, so the pieces of a reply
-keep their order.
+at a node, or a `Cancel` arrives on the node's `cancel` input (the interrupt gate sends one on an
+interrupt, on barge-in, and when a newer turn is accepted), the task doing that turn's work is
+cancelled, which closes its HTTP request or stops its offline synthesis. Within one turn,
+messages are handled one at a time in arrival order, so the pieces of a reply keep their order.
+
+This is plain asyncio, not Rx scheduling: `submit` runs synchronously when a message arrives
+(Subjects deliver on the caller's stack), and the work runs in one task per turn.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from reactivex import Observable
 from reactivex.subject import Subject
 
+from flow.contract.messages import Cancel
 from flow.contract.node import Node
 from flow.contract.providers import ProviderError
 
@@ -49,21 +53,23 @@ class TurnWorker(Generic[T, R]):
         self.concurrency = concurrency
         """Messages of one turn worked on at once (look-ahead); results still leave in order."""
         self.output: Subject[R] = Subject()
+        self.stale_through = 0
+        """Every turn ≤ this was cancelled: its work stopped, its late messages are ignored."""
         self._turn = -1
         self._queue: deque[T] = deque()
         self._task: asyncio.Task | None = None
-        self.ctx.disposables.add(self.ctx.stale.subscribe(self._on_stale))
 
-    def attach(self, source: Observable[T]) -> Observable[R]:
-        """Consume `source`; results come out of the returned observable."""
-        self.ctx.disposables.add(
-            source.subscribe(on_next=self.submit, scheduler=self.ctx.scheduler)
-        )
+    def attach(self, source: Observable[T], cancel: Observable[Cancel] | None = None) -> Observable[R]:
+        """Consume `source` (and `cancel`, the node's cancel input if wired); results come out of
+        the returned observable."""
+        self.ctx.disposables.add(source.subscribe(on_next=self.submit, scheduler=self.ctx.scheduler))
+        if cancel is not None:
+            self.ctx.disposables.add(cancel.subscribe(on_next=self.cancel, scheduler=self.ctx.scheduler))
         return self.output
 
     def submit(self, msg: T) -> None:
         turn = getattr(msg, "turn", 0)
-        if turn <= self.ctx.stale_through or turn < self._turn:
+        if turn <= self.stale_through or turn < self._turn:
             return  # already stale: never start work for it
         if turn > self._turn:
             self._cancel_current()
@@ -72,8 +78,12 @@ class TurnWorker(Generic[T, R]):
         if self._task is None or self._task.done():
             self._task = self.ctx.spawn(self._drain(turn), name=f"{self.node.id}-turn{turn}")
 
-    def _on_stale(self, through: int) -> None:
-        if self._turn <= through:
+    def cancel(self, msg: Cancel) -> None:
+        """Stop the work of every turn ≤ `msg.through_turn` (now, not when it next yields)."""
+        if msg.through_turn <= self.stale_through:
+            return
+        self.stale_through = msg.through_turn
+        if self._turn <= msg.through_turn:
             self._cancel_current()
 
     def _cancel_current(self) -> None:
@@ -123,7 +133,7 @@ class TurnWorker(Generic[T, R]):
             return [fallback] if fallback is not None else []
 
     def _emit(self, turn: int, result: R) -> bool:
-        if self._turn != turn or turn <= self.ctx.stale_through:
+        if self._turn != turn or turn <= self.stale_through:
             return False
         self.ctx.count(self.node.id, "out")
         self.output.on_next(result)

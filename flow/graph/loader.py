@@ -150,7 +150,7 @@ class _Loader:
             ports = CLIENT_OUTPUTS if direction == "out" else {k: v.types for k, v in CLIENT_INPUTS.items()}
         elif node in self.nodes:
             cls = self.nodes[node].cls
-            ports = cls.outputs if direction == "out" else {k: v.types for k, v in cls.inputs.items()}
+            ports = cls.output_ports() if direction == "out" else {k: v.types for k, v in cls.inputs.items()}
         else:
             return None
         return {k: (v if isinstance(v, tuple) else (v,)) for k, v in ports.items()}
@@ -214,8 +214,10 @@ class _Loader:
                                node_id, port)
 
     def _order(self) -> list[str]:
-        """Kahn's algorithm in YAML order; what is left over lies on a cycle."""
-        deps = {n: {e.src for e in self.edges if e.dst == n and e.src != CLIENT} for n in self.nodes}
+        """Kahn's algorithm in YAML order; what is left over lies on a cycle. Edges into control
+        inputs (cancellation, delivery, failures) may point upstream: they are no dependency."""
+        deps = {n: {e.src for e in self.edges if e.dst == n and e.src != CLIENT
+                    and not self.nodes[n].cls.inputs[e.dst_port].control} for n in self.nodes}
         order: list[str] = []
         while len(order) < len(self.nodes):
             ready = [n for n in self.nodes if n not in order and deps[n] <= set(order)]
@@ -260,7 +262,7 @@ def check_files(paths: Iterable[str | Path], resources: Any = None) -> list[tupl
 
 
 def graph_path(name: str | None) -> Path:
-    """A graph file path, or the name of a bundled graph (`default`, `offline`, `openai`, …)."""
+    """A graph file path, or the name of a bundled graph (`default`, `offline`, …)."""
     if not name:
         name = "default"
     p = Path(name)

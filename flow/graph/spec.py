@@ -12,7 +12,9 @@ from pydantic import BaseModel
 
 from flow.contract.messages import (
     AudioData,
+    Cancel,
     ClientEvent,
+    Delivered,
     Interrupt,
     NodeFailed,
     RecordingStarted,
@@ -36,6 +38,7 @@ CLIENT_OUTPUTS: dict[str, type] = {
     "stop": RecordingStopped,  # stop-recording
     "text": TextInput,  # text-message
     "interrupt": Interrupt,  # interrupt
+    "delivered": Delivered,  # what was written to the socket (what the user heard)
 }
 CLIENT_INPUTS: dict[str, In] = {
     "speech_result": In(Transcript, required=False, doc="speech-result"),
@@ -45,6 +48,8 @@ CLIENT_INPUTS: dict[str, In] = {
     "chunk": In(ReplyPiece, required=False, doc="ai-response-chunk, and ai-response-end after the final one"),
     "error": In(NodeFailed, required=False, doc="error"),
     "event": In(ClientEvent, required=False, doc="any extension event"),
+    "cancel": In(Cancel, required=False, control=True,
+                 doc="replies of cancelled turns still queued for the socket are dropped"),
 }
 
 

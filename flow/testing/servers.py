@@ -28,16 +28,22 @@ async def voicegraph(
     env: dict[str, str] | None = None,
     **settings: Any,
 ) -> AsyncIterator[Running]:
-    """A server for `graph` (a bundled name, a path, or YAML text), OpenAI pointed at `stub`."""
-    values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "openai_max_retries": 0, "preload": False}
+    """A server for `graph` (a bundled name, a path, or YAML text), OpenAI pointed at `stub`.
+
+    `env` is the server's environment, as `voicegraph serve` would read it: providers take their
+    settings from it (`env={"OPENAI_TIMEOUT": "0.5"}`) and the graph file its `${VARS}`. Nothing
+    comes from the test process's own environment. `settings` are `Settings` fields.
+    """
+    server_env = {"OPENAI_MAX_RETRIES": "0"}
     if stub is not None:
-        values.update(openai_base_url=stub.base_url, openai_api_key="sk-test-key")
-    values.update(settings)
-    resources = Resources(Settings(**values))
+        server_env.update(OPENAI_BASE_URL=stub.base_url, OPENAI_API_KEY="sk-test-key")
+    server_env.update(env or {})
+    values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "preload": False, **settings}
+    resources = Resources(Settings(**values, env=server_env))
     if graph_text is not None:
-        spec = load_graph_text(graph_text, env=env or {}, resources=resources)
+        spec = load_graph_text(graph_text, env=server_env, resources=resources)
     else:
-        spec = load_graph(graph_path(graph), env=env or {}, resources=resources)
+        spec = load_graph(graph_path(graph), env=server_env, resources=resources)
     server = VoicegraphServer(spec, resources)
     async with running(server, "127.0.0.1", 0) as url:
         yield Running(server, url)

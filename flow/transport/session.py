@@ -3,7 +3,9 @@
 Inbound handlers push into the graph synchronously, before any `await`, so chunks keep the order
 they arrived in even though python-socketio runs each event in its own task. Outbound events go
 through one queue and one sender task per session: the order the graph produced them in is the
-order the client sees, and a reply that went stale while queued is dropped at the last moment.
+order the client sees. The session is the graph's `client` node: a `Cancel` on its `cancel` input
+drops replies of that turn still queued, and after each reply (piece) is written to the socket it
+says so on its `delivered` output, the record of what the user heard.
 """
 
 from __future__ import annotations
@@ -13,7 +15,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from flow.contract.messages import AudioData, NodeFailed, RecordingStopped, ReplyPiece, ReplyText
+from flow.contract.messages import (
+    AudioData,
+    Cancel,
+    Delivered,
+    NodeFailed,
+    RecordingStopped,
+    ReplyPiece,
+    ReplyText,
+)
 from flow.contract.node import SessionContext
 from flow.contract.resources import Resources
 from flow.graph.runtime import GraphInstance
@@ -49,17 +59,17 @@ class Session:
         self._audio_events = TokenBucket(AUDIO_EVENTS_PER_SECOND, AUDIO_EVENT_BURST)
         self._control_events = TokenBucket(CONTROL_EVENTS_PER_SECOND, CONTROL_EVENT_BURST)
         self._error_reports = TokenBucket(ERROR_REPORTS_PER_SECOND, 5)
+        self.cancelled_through = 0
+        """Replies of turns ≤ this are dropped instead of sent (from the `cancel` input)."""
         self.graph = GraphInstance(spec, self.ctx)
         scheduler = self.ctx.scheduler
         for port, sink in self.graph.sinks.items():
             self.ctx.disposables.add(sink.subscribe(
-                on_next=self._out.put_nowait,
+                on_next=self._on_cancel if port == "cancel" else self._out.put_nowait,
                 on_error=lambda err, port=port: self._sink_failed(port, err),
                 scheduler=scheduler,
             ))
-        self.ctx.disposables.add(
-            self.ctx.failures.subscribe(on_next=self._out.put_nowait, scheduler=scheduler)
-        )
+        self._delivered = self.graph.sources["delivered"]
         self._sender = self.ctx.spawn(self._send_loop(), name=f"send-{sid}")
         self.probe = self.ctx.probe
         self.peer = peer or {}
@@ -115,30 +125,36 @@ class Session:
         log.error("session %s: stream to client.%s ended by %r", self.sid, port, err)
         self._out.put_nowait(NodeFailed(self.sid, "internal", f"client.{port} stream failed"))
 
+    def _on_cancel(self, msg: Cancel) -> None:
+        self.cancelled_through = max(self.cancelled_through, msg.through_turn)
+
     async def _send_loop(self) -> None:
         while True:
             msg = await self._out.get()
-            if isinstance(msg, ReplyText | ReplyPiece) and msg.turn <= self.ctx.stale_through:
+            reply = isinstance(msg, ReplyText | ReplyPiece)
+            if reply and msg.turn <= self.cancelled_through:
                 continue  # went stale after the gate let it through: never reaches the client
             watched = self.probe.monitor.watched
+            sent = True
             for event, payload in to_wire(msg):
                 if watched:
                     self.probe.publish("out", event=event, payload=payload)
                 try:
                     await self._send(event, payload)
                 except Exception:
+                    sent = False
                     log.exception("session %s: sending %s failed", self.sid, event)
-            if isinstance(msg, ReplyText) or (isinstance(msg, ReplyPiece) and msg.final):
-                self.ctx.completed.add(msg.turn)
-                if len(self.ctx.completed) > 64:  # only turns still in a responder's history matter
-                    self.ctx.completed.discard(min(self.ctx.completed))
-            if isinstance(msg, ReplyPiece):
-                delivered = self.ctx.delivered
-                delivered.setdefault(msg.turn, []).append(msg.text)
-                while len(delivered) > 8:  # only the recent turns' history can still change
-                    del delivered[min(delivered)]
+            if reply and sent:
+                self._delivered.on_next(_delivered(msg))
 
     async def aclose(self) -> None:
         """Dispose the graph and cancel every task of the session (disconnect)."""
         await self.ctx.aclose()
         self.probe.publish("close")
+
+
+def _delivered(msg: ReplyText | ReplyPiece) -> Delivered:
+    """The `delivered` record of a reply (piece) just written to the socket."""
+    if isinstance(msg, ReplyPiece):
+        return Delivered(msg.session, msg.turn, msg.id, msg.text, complete=msg.final)
+    return Delivered(msg.session, msg.turn, msg.id, msg.text, complete=True, whole=True)

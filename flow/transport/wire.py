@@ -1,4 +1,4 @@
-"""The Socket.IO wire contract (../shared/spec/protocol.md) in one place: events in, events out.
+"""The Socket.IO wire contract (README, "The protocol, as arrows") in one place: events in, events out.
 
 Incoming payloads are checked here and turned into typed messages, or rejected with a
 `WireError(code, message)` that the session sends as an `error` event. Outgoing messages are

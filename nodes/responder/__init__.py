@@ -1,25 +1,29 @@
 """The assistant's answer to each accepted user turn, with a bounded per-session history.
 
-In:  turn: UserTurn        Out: reply: ReplyText, pieces: ReplyPiece
+In:  turn: UserTurn, cancel: Cancel (control), delivered: Delivered (control)
+Out: reply: ReplyText, pieces: ReplyPiece
 Tokens stream in; `pieces` carries each sentence as soon as it is surely complete (for speaking
 while the LLM still writes), `reply` the whole text at the end. Work for a turn is cancelled (the
-LLM stream closed) as soon as the turn goes stale. The history keeps what the user heard: an
-interrupted reply only up to the last piece sent, marked as interrupted; nothing if none was sent.
+LLM stream closed) when a `Cancel` for it arrives, or a newer turn does. This node alone owns the
+conversation history, one window of `max_turns` exchanges, and it keeps what the user heard, as
+the client's `delivered` output reports it: an interrupted reply only up to the last piece sent,
+marked as interrupted; nothing if none was sent. Without a `delivered` edge the history holds
+only the user's words.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
 from reactivex import operators as ops
 
-from flow.contract.messages import ReplyPiece, ReplyText, UserTurn, new_id
-from flow.contract.node import In, Node
+from flow.contract.messages import Delivered, ReplyPiece, ReplyText, UserTurn, new_id
+from flow.contract.node import In, Node, cancel_input
 from flow.contract.providers import ChatMessage, Responder
 from flow.contract.resources import Resources
 from flow.contract.turns import TurnWorker
@@ -31,11 +35,16 @@ INTERRUPTED = " [interrupted]"
 
 @dataclass
 class _Exchange:
-    """One user turn and the full reply text (None until the model finished)."""
+    """One user turn, the full reply text (None until the model finished), and what of the reply
+    reached the user."""
 
     turn: int
     user: str
     reply: str | None = None
+    heard: list[str] = field(default_factory=list)
+    """Pieces delivered (streamed replies)."""
+    complete: bool = False
+    """The whole reply was delivered."""
 
 
 class ResponderParams(BaseModel):
@@ -61,7 +70,12 @@ class ResponderNode(Node[ResponderParams]):
     """Answer each turn with the configured provider."""
 
     Params = ResponderParams
-    inputs = {"turn": In(UserTurn)}
+    inputs = {
+        "turn": In(UserTurn),
+        "cancel": cancel_input(),
+        "delivered": In(Delivered, required=False, control=True,
+                        doc="what reached the user (from client.delivered): the history keeps it"),
+    }
     outputs = {"reply": ReplyText, "pieces": ReplyPiece}
 
     @classmethod
@@ -83,13 +97,16 @@ class ResponderNode(Node[ResponderParams]):
 
         return EchoResponder(self.ctx.resources)
 
-    def wire(self, turn: Observable[UserTurn]) -> dict[str, Observable[Any]]:
+    def wire(self, turn: Observable[UserTurn], cancel: Observable[Any] | None = None,
+             delivered: Observable[Delivered] | None = None) -> dict[str, Observable[Any]]:
         self.provider = self.make_provider()
         self.history: deque[_Exchange] = deque(maxlen=self.params.max_turns)
         worker: TurnWorker[UserTurn, ReplyText | ReplyPiece] = TurnWorker(self, self._answer, "llm_failed")
+        if delivered is not None:
+            self.route({"delivered": delivered}, {"delivered": self._on_delivered})
         # The user's words enter the history when the turn arrives, even if it goes stale before
         # its work starts: the user did say them.
-        out = worker.attach(turn.pipe(ops.do_action(on_next=self._remember)))
+        out = worker.attach(turn.pipe(ops.do_action(on_next=self._remember)), cancel)
         return {
             "reply": out.pipe(ops.filter(lambda m: isinstance(m, ReplyText))),
             "pieces": out.pipe(ops.filter(lambda m: isinstance(m, ReplyPiece))),
@@ -108,13 +125,24 @@ class ResponderNode(Node[ResponderParams]):
         messages.append(ChatMessage("user", turn.text))
         return messages
 
-    def heard(self, ex: _Exchange) -> str | None:
+    @staticmethod
+    def heard(ex: _Exchange) -> str | None:
         """What the user heard of a past reply: all of it if it was delivered whole; the pieces
         sent before an interruption, marked; nothing if nothing reached them."""
-        if ex.turn in self.ctx.completed and ex.reply:
+        if ex.complete and ex.reply:
             return ex.reply
-        pieces = [p for p in self.ctx.delivered.get(ex.turn, []) if p]
+        pieces = [p for p in ex.heard if p]
         return " ".join(pieces) + INTERRUPTED if pieces else None
+
+    def _on_delivered(self, d: Delivered) -> None:
+        ex = next((ex for ex in self.history if ex.turn == d.turn), None)
+        if ex is None:
+            return  # older than the history window
+        if d.whole:
+            ex.reply = ex.reply or d.text
+        else:
+            ex.heard.append(d.text)
+        ex.complete = ex.complete or d.complete
 
     def _remember(self, turn: UserTurn) -> None:
         if not any(ex.turn == turn.turn for ex in self.history):

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 from flow.contract.providers import ChatMessage
 from flow.contract.resources import Resources
+from nodes.openai_client import openai_client, openai_settings
 from nodes.openai_errors import provider_errors
 
 
@@ -22,7 +23,7 @@ class OpenAIResponder:
                  temperature: float | None = None) -> None:
         self.resources = resources
         self.model = model
-        self.timeout_s = timeout_s or resources.settings.openai_timeout_s
+        self.timeout_s = timeout_s or openai_settings(resources).timeout_s
         self.temperature = temperature
 
     async def reply(self, messages: list[ChatMessage]) -> AsyncIterator[str]:
@@ -31,7 +32,7 @@ class OpenAIResponder:
             # The messages travel in `extra_body`: the SDK otherwise re-walks every message against
             # its typed-dict schema on each call (most of a turn's CPU in our profile) to produce a
             # byte-identical body. `extra_body` keys replace the empty placeholder.
-            stream = await self.resources.openai().chat.completions.create(
+            stream = await openai_client(self.resources).chat.completions.create(
                 model=self.model, stream=True, timeout=self.timeout_s, messages=[],
                 extra_body={"messages": [{"role": m.role, "content": m.content} for m in messages]}, **extra,
             )

@@ -1,11 +1,13 @@
 """Text to speech: each reply gets its MP3, or `audio: None` and a `tts_failed` error.
 
-In:  reply: ReplyText, pieces: ReplyPiece        Out: speech: SpokenReply, pieces: SpokenPiece
+In:  reply: ReplyText, pieces: ReplyPiece, cancel: Cancel (control)
+Out: speech: SpokenReply, pieces: SpokenPiece
 `reply` is spoken whole. `pieces` (a streamed reply) are spoken one by one with bounded look-ahead
 (piece n+1 is synthesized while piece n is sent); after the final piece, `speech` carries the
 whole reply with all pieces' MP3s joined, for clients that only know `ai-response`.
 A failed synthesis still lets the text through (the protocol's `audio: null`), so the user reads
-the answer even when they can't hear it. Stale turns are cancelled mid-synthesis.
+the answer even when they can't hear it. A `Cancel` stops the synthesis of stale turns mid-way
+(the HTTP request is closed; offline synthesis stops at its next check).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from reactivex import Observable
 from reactivex.subject import Subject
 
 from flow.contract.messages import ReplyPiece, ReplyText, SpokenPiece, SpokenReply
-from flow.contract.node import In, Node
+from flow.contract.node import In, Node, cancel_input
 from flow.contract.providers import Synthesizer
 from flow.contract.resources import Resources
 from flow.contract.turns import TurnWorker
@@ -51,7 +53,8 @@ class SynthesizerNode(Node[SynthesizerParams]):
     """Speak each reply with the configured provider (MP3 out)."""
 
     Params = SynthesizerParams
-    inputs = {"reply": In(ReplyText, required=False), "pieces": In(ReplyPiece, required=False)}
+    inputs = {"reply": In(ReplyText, required=False), "pieces": In(ReplyPiece, required=False),
+              "cancel": cancel_input()}
     outputs = {"speech": SpokenReply, "pieces": SpokenPiece}
 
     @classmethod
@@ -84,7 +87,7 @@ class SynthesizerNode(Node[SynthesizerParams]):
         if "reply" in inputs:
             whole: TurnWorker[ReplyText, SpokenReply] = TurnWorker(
                 self, self._speak, "tts_failed", on_failed=lambda r, _err: _spoken(r, None))
-            out["speech"] = whole.attach(inputs["reply"])
+            out["speech"] = whole.attach(inputs["reply"], inputs.get("cancel"))
         if "pieces" in inputs:
             pieces: TurnWorker[ReplyPiece, SpokenPiece] = TurnWorker(
                 self, self._speak_piece, "tts_failed", on_failed=lambda p, _err: _spoken_piece(p, None),
@@ -101,7 +104,7 @@ class SynthesizerNode(Node[SynthesizerParams]):
                     # after the final piece itself has gone downstream, never before it
                     self.ctx.loop.call_soon(joined.on_next, _joined(done))
 
-            spoken = pieces.attach(inputs["pieces"])
+            spoken = pieces.attach(inputs["pieces"], inputs.get("cancel"))
             self.ctx.disposables.add(spoken.subscribe(on_next=collect, scheduler=self.ctx.scheduler))
             out["pieces"] = spoken
             if "speech" not in out:

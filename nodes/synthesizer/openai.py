@@ -7,6 +7,7 @@ and the MP3 files concatenated (MP3 frames concatenate into a playable file).
 from __future__ import annotations
 
 from flow.contract.resources import Resources
+from nodes.openai_client import openai_client, openai_settings
 from nodes.openai_errors import provider_errors
 from nodes.text_split import split_sentences
 
@@ -23,13 +24,13 @@ class OpenAISynthesizer:
         self.resources = resources
         self.model = model
         self.voice = voice
-        self.timeout_s = timeout_s or resources.settings.openai_timeout_s
+        self.timeout_s = timeout_s or openai_settings(resources).timeout_s
 
     async def synthesize(self, text: str, *, voice: str | None = None) -> bytes:
         parts = []
         for piece in split_sentences(text, MAX_INPUT_CHARS):
             with provider_errors("speech synthesis"):
-                response = await self.resources.openai().audio.speech.create(
+                response = await openai_client(self.resources).audio.speech.create(
                     model=self.model, voice=voice or self.voice, input=piece,
                     response_format="mp3", timeout=self.timeout_s,
                 )

@@ -35,6 +35,8 @@ class TranscriberParams(BaseModel):
     """BCP-47 language hint; `start-recording`'s `language` overrides it."""
     timeout_s: float | None = Field(None, gt=0, le=300)
     """Per-call timeout; default: the server's OPENAI_TIMEOUT."""
+    max_queued: int = Field(8, ge=1, le=100)
+    """Utterances waiting for transcription; beyond it one is refused (`rate_limited`)."""
 
 
 class TranscriberNode(Node[TranscriberParams]):
@@ -71,7 +73,7 @@ class TranscriberNode(Node[TranscriberParams]):
     def wire(self, utterance: Observable[Utterance]) -> dict[str, Observable[Any]]:
         self.provider = self.make_provider()
         self.out: Subject[Transcript] = Subject()
-        self._queue: asyncio.Queue[Utterance] = asyncio.Queue()
+        self._queue: asyncio.Queue[Utterance] = asyncio.Queue(self.params.max_queued)
         self._worker: asyncio.Task | None = None
         self.ctx.disposables.add(
             utterance.subscribe(on_next=self._submit, scheduler=self.ctx.scheduler)
@@ -79,7 +81,13 @@ class TranscriberNode(Node[TranscriberParams]):
         return {"transcript": self.out}
 
     def _submit(self, utt: Utterance) -> None:
-        self._queue.put_nowait(utt)
+        try:
+            self._queue.put_nowait(utt)
+        except asyncio.QueueFull:
+            self.fail("rate_limited", f"{self.id}: {self.params.max_queued} utterances already wait for "
+                      "transcription; this one was dropped")
+            self.out.on_next(Transcript(utt.session, utt.id, "", True, utt.ended_ms, utt.voice))
+            return
         if self._worker is None or self._worker.done():
             self._worker = self.ctx.spawn(self._run(), name=f"{self.id}-stt")
 

@@ -121,3 +121,12 @@ def test_sequential_graph_never_leaks_stale_events(steps, lat) -> None:
     voice = encode(speak_piper("What should I wear?"), "pcm16_16k", pad_s=0.1)
     events, stub = asyncio.run(scenario(steps, lat, "default", voice))
     check(events, stub)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=list(HealthCheck))
+@given(steps=actions, lat=latencies)
+def test_offline_speech_graph_never_leaks_stale_events(steps, lat) -> None:
+    """Offline STT and TTS (pocketsphinx, piper in the CPU pool) around the stub's LLM."""
+    voice = encode(speak_piper("What should I wear?"), "pcm16_16k", pad_s=0.1)
+    events, stub = asyncio.run(scenario(steps, lat, "local_llm", voice))
+    check(events, stub)

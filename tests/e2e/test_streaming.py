@@ -92,3 +92,28 @@ async def test_user_speech_barges_in_on_a_reply(stub, clients) -> None:
         assert cancelled["reason"] == "speech"
         await stub.wait_for(lambda: stub.of("chat")[0].cancelled_at is not None, timeout=5)
         assert c.of("ai-response") == []
+
+
+async def test_interrupt_naming_an_older_reply_leaves_the_newer_one_intact(stub, clients) -> None:
+    stub.reply = THREE
+    async with voicegraph("streaming", stub=stub) as srv:
+        c = await clients(srv.url)
+        await c.emit("text-message", "first question")
+        old = await c.wait("ai-response")
+        stub.chat.token_delay = 0.1  # the second reply is still being written when the late interrupt comes
+        await c.emit("text-message", "second question")
+        piece = await c.wait("ai-response-chunk", lambda p: p["id"] != old["id"])
+        await c.emit("interrupt", {"responseId": old["id"]})  # late: meant for the reply already over
+        new = await c.wait("ai-response", count=2)
+        assert new["id"] == piece["id"] and new["text"] == THREE
+        assert c.of("response-cancelled") == []
+        assert not any(call.cancelled_at for call in stub.of("chat"))
+        # the same interrupt naming the reply in flight does cancel it
+        await c.emit("text-message", "third question")
+        third = await c.wait("ai-response-chunk", lambda p: p["id"] not in (old["id"], new["id"]))
+        await c.emit("interrupt", {"responseId": third["id"]})
+        cancelled = await c.wait("response-cancelled")
+        assert cancelled["id"] == third["id"]
+        await stub.wait_for(lambda: stub.of("chat")[2].cancelled_at is not None, timeout=5)
+        await c.quiet(0.5)
+        assert len(c.of("ai-response")) == 2

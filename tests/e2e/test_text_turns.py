@@ -89,7 +89,7 @@ async def test_llm_failure_is_an_error_and_the_session_goes_on(stub, clients) ->
 
 async def test_llm_timeout_is_bounded(stub, clients) -> None:
     stub.chat.hang = True
-    async with voicegraph(stub=stub, openai_timeout_s=0.5) as srv:
+    async with voicegraph(stub=stub, env={"OPENAI_TIMEOUT": "0.5"}) as srv:
         c = await clients(srv.url)
         await c.emit("text-message", "hello")
         err = await c.wait("error", timeout=10)

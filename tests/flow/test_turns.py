@@ -1,4 +1,4 @@
-"""TurnWorker: per-turn work is cancelled when its turn goes stale, and failures become messages."""
+"""TurnWorker: per-turn work is cancelled by a newer turn or a `Cancel`, and failures become messages."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from flow.config import Settings
-from flow.contract.messages import NodeFailed
+from flow.contract.messages import Cancel, NodeFailed
 from flow.contract.node import Node, NoParams, SessionContext
 from flow.contract.resources import Resources
 from flow.contract.turns import TurnWorker
@@ -30,7 +30,7 @@ class Probe(Node[NoParams]):
         self.cancelled: list[str] = []
         self.results: list[str] = []
         self.failures: list[NodeFailed] = []
-        ctx.failures.subscribe(self.failures.append)
+        self.errors.subscribe(self.failures.append)
         self.worker: TurnWorker[Job, str] = TurnWorker(
             self, self.work, "llm_failed", on_failed=lambda job, _e: f"fallback:{job.text}")
         self.worker.output.subscribe(self.results.append)
@@ -80,12 +80,12 @@ async def test_pieces_of_one_turn_keep_their_order() -> None:
     await ctx.aclose()
 
 
-async def test_stale_mark_cancels_and_blocks_late_jobs() -> None:
+async def test_cancel_stops_work_and_blocks_late_jobs() -> None:
     ctx = make_ctx()
     p = Probe(ctx)
     p.worker.submit(Job(3, "slow", delay=5))
     await asyncio.sleep(0.01)
-    ctx.mark_stale(3)
+    p.worker.cancel(Cancel("s1", 3))
     p.worker.submit(Job(3, "late"))
     await settle(ctx)
     assert p.cancelled == ["slow"]
@@ -144,7 +144,7 @@ async def test_look_ahead_failure_keeps_order_and_stale_cancels_all() -> None:
     p.worker.submit(Job(2, "slow1", delay=5))
     p.worker.submit(Job(2, "slow2", delay=5))
     await asyncio.sleep(0.01)
-    ctx.mark_stale(2)
+    p.worker.cancel(Cancel("s1", 2))
     await settle(ctx)
     assert sorted(p.cancelled) == ["slow1", "slow2"]
     await ctx.aclose()

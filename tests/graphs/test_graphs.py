@@ -23,7 +23,7 @@ def test_there_are_graphs() -> None:
 
 @pytest.mark.parametrize("path", GRAPHS, ids=lambda p: p.stem)
 def test_graph_validates_with_providers(path: Path) -> None:
-    settings = Settings(openai_base_url="http://127.0.0.1:9/v1") if path.stem in NEEDS_OPENAI else Settings()
+    settings = Settings(env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"} if path.stem in NEEDS_OPENAI else {})
     spec = load_graph(path, env={}, resources=Resources(settings))
     assert spec.order and spec.source.startswith("version: 1")
 

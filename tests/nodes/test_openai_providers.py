@@ -18,8 +18,8 @@ from nodes.transcriber.openai import OpenAITranscriber
 
 @pytest.fixture
 async def resources(stub):
-    r = Resources(Settings(openai_base_url=stub.base_url, openai_api_key="sk-test", openai_timeout_s=2,
-                           openai_max_retries=0))
+    r = Resources(Settings(env={"OPENAI_BASE_URL": stub.base_url, "OPENAI_API_KEY": "sk-test", "OPENAI_TIMEOUT": "2",
+                                "OPENAI_MAX_RETRIES": "0"}))
     yield r
     await r.aclose()
 
@@ -81,7 +81,8 @@ async def test_hang_times_out_as_provider_error(stub, resources) -> None:
 
 
 async def test_unreachable_server(resources) -> None:
-    r = Resources(Settings(openai_base_url="http://127.0.0.1:9/v1", openai_api_key="k", openai_max_retries=0))
+    r = Resources(Settings(env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "k",
+                                "OPENAI_MAX_RETRIES": "0"}))
     with pytest.raises(ProviderError, match="cannot reach"):
         await OpenAISynthesizer(r).synthesize("hello")
     await r.aclose()
