@@ -35,6 +35,9 @@ class Settings(BaseModel):
     """`VOICEGRAPH_TOKEN`: when set, a connect without `auth: {token}` is refused."""
     max_message_bytes: int = Field(1 << 20, ge=1024)
     """Largest accepted Socket.IO payload (`VOICEGRAPH_MAX_MESSAGE_BYTES`)."""
+    max_backlog_bytes: int = Field(8 << 20, ge=64 * 1024)
+    """Outbound bytes that may wait for a client that reads too slowly before it is disconnected
+    with `slow_consumer` (`VOICEGRAPH_MAX_BACKLOG_BYTES`; see `flow.transport.outbox`)."""
     preload: bool = True
     """Load offline models and workers at start-up (`VOICEGRAPH_PRELOAD=0`: on first use)."""
     ui: bool = True
@@ -69,6 +72,7 @@ class Settings(BaseModel):
             "LOG_LEVEL": "log_level",
             "VOICEGRAPH_TOKEN": "token",
             "VOICEGRAPH_MAX_MESSAGE_BYTES": "max_message_bytes",
+            "VOICEGRAPH_MAX_BACKLOG_BYTES": "max_backlog_bytes",
             "VOICEGRAPH_PRELOAD": "preload",
             "VOICEGRAPH_UI": "ui",
             "VOICEGRAPH_UI_HOST": "ui_host",

@@ -2,7 +2,9 @@
 
 One `VoicegraphServer` serves one graph to every new connection (swappable with `set_graph`: live
 sessions finish on the graph they started with). Authentication, size limits and CORS are checked
-here, at the door, so nodes only ever see well-formed events.
+here, at the door, so nodes only ever see well-formed events. On the way out, each client's events
+go through its bounded `Outbox`: a client that stops reading is disconnected (`slow_consumer`)
+instead of growing the server's memory.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from flow.contract.resources import Resources
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
 from flow.transport import fastjson
+from flow.transport.outbox import Connections, Outbox
 from flow.transport.session import Session
 from flow.transport.wire import CLIENT_EVENTS
 
@@ -57,7 +60,8 @@ class VoicegraphServer:
             async_handlers=False,
             json=fastjson.for_socketio(),
         )
-        self.app = web.Application(middlewares=[self._cors])
+        self.connections = Connections(self.sio)
+        self.app = web.Application(middlewares=[self._cors, self.connections.middleware])
         self.app.router.add_get("/health", self._health)
         self.sio.attach(self.app)
         self.app.on_shutdown.append(self._on_shutdown)
@@ -122,20 +126,23 @@ class VoicegraphServer:
                 log.info("refused connection %s: bad or missing token", sid)
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
 
-        async def send(event: str, data: Any) -> None:
-            await self.sio.emit(event, data, to=sid)
-
         request = environ.get("aiohttp.request")
         peer = {
             "remote": getattr(request, "remote", None) or environ.get("REMOTE_ADDR", ""),
             "agent": environ.get("HTTP_USER_AGENT", ""),
             "label": str(auth.get("label", ""))[:64] if isinstance(auth, dict) else "",
         }
+        outbox = Outbox(self.sio, sid, max_bytes=self.settings.max_backlog_bytes,
+                        transport=lambda: self.connections.transport(sid),
+                        on_evict=lambda error: self._slow_consumer(sid, error))
         try:
-            self.sessions[sid] = Session(sid, self.spec, self.resources, send, peer)
+            session = Session(sid, self.spec, self.resources, outbox.send, peer)
         except Exception as err:
+            await outbox.aclose()
             log.exception("could not build the graph for %s", sid)
             raise socketio.exceptions.ConnectionRefusedError("internal") from err
+        session.ctx.on_close(outbox.aclose)
+        self.sessions[sid] = session
         log.info("session %s connected (%d live)", sid, len(self.sessions))
 
     async def _disconnect(self, sid: str, *args: Any) -> None:
@@ -143,6 +150,12 @@ class VoicegraphServer:
         if session is not None:
             await session.aclose()
             log.info("session %s closed (%d live)", sid, len(self.sessions))
+
+    def _slow_consumer(self, sid: str, error: dict[str, Any]) -> None:
+        """Show observers why a session is about to close (its outbox cut the client off)."""
+        session = self.sessions.get(sid)
+        if session is not None:
+            session.probe.publish_out("error", error)
 
     def _make_handler(self, event: str):
         limit = self.settings.max_message_bytes

@@ -138,7 +138,7 @@ class Session:
             sent = True
             for event, payload in to_wire(msg):
                 if watched:
-                    self.probe.publish("out", event=event, payload=payload)
+                    self.probe.publish_out(event, payload)  # audio as a reference, never the bytes
                 try:
                     await self._send(event, payload)
                 except Exception:
