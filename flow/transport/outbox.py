@@ -14,13 +14,15 @@ hostile peer) therefore makes that queue grow for as long as its session produce
   (`queue.join()`) until engine.io's writer has taken the queue. So engine.io holds at most two
   short batches for the client: the one being written and the one queued.
 - Everything else waits in the outbox's own backlog, whose size is known (estimated bytes, see
-  `flow.sizing`). When one more event would take it past `max_bytes` or `max_packets`, the client
-  is a slow consumer: the backlog is dropped, `error {code: "slow_consumer"}` is queued for it (a
+  `flow.sizing`). When more than `max_bytes` or `max_packets` wait while the pump is held up by
+  engine.io (its writer has not taken the last batch: the client is not reading), the client is a
+  slow consumer: the backlog is dropped, `error {code: "slow_consumer"}` is queued for it (a
   client that catches up reads why), it is disconnected (its session closes at once), and if its
   connection is still open `GRACE_S` later, the TCP connection is aborted: that frees what
   engine.io, aiohttp and the kernel still hold for it.
-- An event larger than `max_bytes` is still sent to a client that has nothing else waiting: the
-  bound is on what queues behind it.
+- A burst the session hands over in one go (a long reply and the events after it) is not a slow
+  client: the bound counts only while the pump waits. One event larger than `max_bytes` alone is
+  also no reason: the bound is on what waits behind it.
 """
 
 from __future__ import annotations
@@ -76,6 +78,8 @@ class Outbox:
         self._backlog: deque[tuple[str, Any, int]] = deque()
         self._wake = asyncio.Event()
         self._engine_bytes = 0
+        self._stalled = False
+        """The pump waits for engine.io's writer (the client has not taken the last batch)."""
         self._closed = False
         self._pump = asyncio.get_running_loop().create_task(self._run(), name=f"outbox-{sid}")
         self._cutting: asyncio.Task | None = None
@@ -98,14 +102,17 @@ class Outbox:
         """Queue `event`; False if the client is gone or was just found too slow (and is cut off)."""
         if self._closed or self.evicted is not None:
             return False
-        size = approx_bytes(data) + PACKET_OVERHEAD_BYTES
-        if self._backlog and (self.bytes + size > self.max_bytes or len(self._backlog) >= self.max_packets):
-            self._evict(size)
-            return False
-        self._backlog.append((event, data, size))
-        self.bytes += size
+        self._backlog.append((event, data, approx_bytes(data) + PACKET_OVERHEAD_BYTES))
+        self.bytes += self._backlog[-1][2]
         self._wake.set()
-        return True
+        return not (self._stalled and self._check())
+
+    def _check(self) -> bool:
+        """Cut the client off if too much waits for it; whether it was."""
+        if len(self._backlog) > 1 and (self.bytes > self.max_bytes or len(self._backlog) > self.max_packets):
+            self._evict()
+            return True
+        return False
 
     async def aclose(self) -> None:
         """Drop what waits and stop the pump (the client disconnected). Idempotent."""
@@ -113,8 +120,9 @@ class Outbox:
         self._backlog.clear()
         self.bytes = 0
         self._pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._pump
+        if asyncio.current_task() is not self._pump:  # engine.io may close the client from its emit
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
 
     # ------------------------------------------------------------------ the pump
 
@@ -129,7 +137,8 @@ class Outbox:
                 self._wake.clear()
                 await self._wake.wait()
             event, data, size = self._backlog[0]  # still counted while it waits for room
-            await self._room()
+            if not await self._room():
+                return  # found too slow: cut off
             self._backlog.popleft()
             self.bytes -= size
             self._engine_bytes += size
@@ -138,21 +147,29 @@ class Outbox:
             except Exception:
                 log.exception("sending %s to %s failed", event, self.sid)
 
-    async def _room(self) -> None:
-        """Wait until engine.io's queue for the client is short enough to take one more packet."""
+    async def _room(self) -> bool:
+        """Wait until engine.io's queue for the client is short enough to take one more packet;
+        False if the client was found too slow meanwhile."""
         queue = self._engine_queue()
         if queue is None or queue.qsize() == 0:
             self._engine_bytes = 0
-            return
+            return True
         if queue.qsize() < ENGINE_PACKETS and self._engine_bytes < ENGINE_BYTES:
-            return
-        await queue.join()  # engine.io's writer took everything queued (it writes it now)
+            return True
+        self._stalled = True
+        try:
+            if self._check():
+                return False
+            await queue.join()  # engine.io's writer took everything queued (it writes it now)
+        finally:
+            self._stalled = False
         self._engine_bytes = 0
+        return True
 
     # ------------------------------------------------------------------ cutting off
 
-    def _evict(self, size: int) -> None:
-        waiting, nbytes = len(self._backlog) + 1, self.bytes + size
+    def _evict(self) -> None:
+        waiting, nbytes = len(self._backlog), self.bytes
         self.evicted = {"code": SLOW_CONSUMER, "message": (
             f"the client is not reading fast enough: {waiting} events ({nbytes} bytes) waiting, over the "
             f"limit of {self.max_packets} events or {self.max_bytes} bytes; disconnecting")}

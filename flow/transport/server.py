@@ -45,6 +45,8 @@ class VoicegraphServer:
         self.resources = resources
         self.settings = resources.settings
         self.sessions: dict[str, Session] = {}
+        self.outboxes: dict[str, Outbox] = {}
+        """Each live client's bounded way out (closed with its session)."""
         self.started = time.monotonic()
         origins: Any = list(self.settings.cors_origins)
         if origins == ["*"]:
@@ -143,10 +145,12 @@ class VoicegraphServer:
             raise socketio.exceptions.ConnectionRefusedError("internal") from err
         session.ctx.on_close(outbox.aclose)
         self.sessions[sid] = session
+        self.outboxes[sid] = outbox
         log.info("session %s connected (%d live)", sid, len(self.sessions))
 
     async def _disconnect(self, sid: str, *args: Any) -> None:
         session = self.sessions.pop(sid, None)
+        self.outboxes.pop(sid, None)
         if session is not None:
             await session.aclose()
             log.info("session %s closed (%d live)", sid, len(self.sessions))
@@ -248,7 +252,7 @@ class VoicegraphServer:
         await self.close_sessions()
 
     async def close_sessions(self) -> None:
-        sessions, self.sessions = list(self.sessions.values()), {}
+        sessions, self.sessions, self.outboxes = list(self.sessions.values()), {}, {}
         await asyncio.gather(*(s.aclose() for s in sessions), return_exceptions=True)
 
 

@@ -12,7 +12,7 @@ import socketio
 from aiohttp import web
 
 from flow.testing.rawclient import RawSocketIO
-from flow.transport.outbox import ENGINE_PACKETS, GRACE_S, PACKET_OVERHEAD_BYTES, Connections, Outbox
+from flow.transport.outbox import ENGINE_PACKETS, GRACE_S, Connections, Outbox
 
 
 @dataclass
@@ -83,30 +83,41 @@ async def test_a_reading_client_gets_every_event_in_order_and_the_backlog_emptie
             await client.disconnect()
 
 
-async def test_backlog_bounds_count_bytes_and_let_one_large_event_through() -> None:
+async def test_a_burst_or_one_large_event_is_not_a_slow_client() -> None:
     async with server(max_bytes=10_000, max_packets=5) as bench:
-        clients = [socketio.AsyncClient(reconnection=False) for _ in range(3)]
-        big: list[int] = []
-        clients[2].on("big", lambda data: big.append(len(data)))
-        for c in clients:
-            await c.connect(bench.url, transports=["websocket"])
-        sids = [c.get_sid() for c in clients]
-        by_count, by_bytes, large = (bench.outboxes[sid] for sid in sids)
-        # `put` never yields: nothing is handed on in between, so the backlog only grows
-        assert all(by_count.put("small", i) for i in range(5))
-        assert not by_count.put("small", 5)  # the sixth waiting event
-        assert by_count.evicted["code"] == "slow_consumer" and by_count.bytes == 0
-        assert by_bytes.put("mid", "y" * 6_000) and not by_bytes.put("mid", "y" * 6_000)
-        assert by_bytes.evicted["code"] == "slow_consumer"
-        assert large.put("big", "z" * 100_000)  # ten times the bound, but nothing waits before it
-        assert large.bytes == 100_000 + 2 + PACKET_OVERHEAD_BYTES
-        await until(lambda: big == [100_000], what="the large event")
-        assert large.evicted is None and clients[2].connected
-        await until(lambda: not clients[0].connected and not clients[1].connected, what="both cut off")
-        assert sorted(bench.disconnected) == sorted(sids[:2])
-        assert [e["code"] for e in bench.evicted] == ["slow_consumer", "slow_consumer"]
-        for c in clients:
-            await c.disconnect()
+        got: list[int] = []
+        client = socketio.AsyncClient(reconnection=False)
+        client.on("e", lambda data: got.append(len(data)))
+        await client.connect(bench.url, transports=["websocket"])
+        outbox = bench.outboxes[client.get_sid()]
+        # handed over in one go (`put` never yields): far over both bounds, but the client keeps up
+        sizes = [100_000] + [6_000] * 49
+        assert all(outbox.put("e", "y" * n) for n in sizes)
+        assert outbox.packets == 50 and outbox.bytes > 10 * outbox.max_bytes
+        await until(lambda: len(got) == 50, what="the whole burst")
+        assert got == sizes and outbox.evicted is None and client.connected
+        await client.disconnect()
+
+
+async def stall(outbox: Outbox, limit: int = 1000) -> int:
+    """Put ~100 KB events (like a spoken reply) until the outbox cuts its client off; how many."""
+    for n in range(1, limit):
+        if not outbox.put("ai-response", {"text": "a spoken reply", "audio": "A" * 100_000}):
+            return n
+        await asyncio.sleep(0.005)  # let the pump and engine.io's writer run
+        assert outbox.bytes <= outbox.max_bytes + 100_200 and outbox.packets <= outbox.max_packets + 1
+        assert outbox.engine_backlog() <= ENGINE_PACKETS + 2
+    raise AssertionError("never found too slow")
+
+
+async def test_a_client_that_never_reads_is_cut_off_by_count_too() -> None:
+    async with server(max_bytes=100 << 20, max_packets=10) as bench:
+        raw = RawSocketIO(rcvbuf=4096)
+        outbox = bench.outboxes[await raw.connect(bench.url)]
+        await stall(outbox)
+        assert outbox.evicted["code"] == "slow_consumer" and "11 events" in outbox.evicted["message"]
+        assert outbox.packets == 0 and outbox.bytes == 0
+        raw.close()
 
 
 async def test_a_client_that_never_reads_is_cut_off_and_the_server_lets_go_of_it() -> None:
@@ -115,18 +126,10 @@ async def test_a_client_that_never_reads_is_cut_off_and_the_server_lets_go_of_it
         sid = await raw.connect(bench.url)
         outbox = bench.outboxes[sid]
         eio_sid = bench.sio.manager.eio_sid_from_sid(sid, "/")
-        reply = {"text": "a spoken reply", "audio": "A" * 100_000}  # ~100 KB, like a base64 MP3
-        highest = engine_highest = sent = 0
-        while outbox.evicted is None:
-            assert sent < 1000, "never found too slow"
-            outbox.put("ai-response", reply)
-            sent += 1
-            await asyncio.sleep(0.005)  # let the pump and engine.io's writer run
-            highest = max(highest, outbox.bytes)
-            engine_highest = max(engine_highest, outbox.engine_backlog())
-        assert highest <= 1_000_000 and engine_highest <= ENGINE_PACKETS + 2
+        await stall(outbox)
         assert outbox.bytes == 0 and outbox.evicted["code"] == "slow_consumer"
-        assert not outbox.put("ai-response", reply)  # nothing more is queued for it
+        assert bench.evicted == [outbox.evicted]
+        assert not outbox.put("ai-response", {"audio": "A"})  # nothing more is queued for it
         await until(lambda: sid in bench.disconnected, what="the disconnect handler")
         # a client that starts reading now still finds the reason, after what was already on its way
         frames = await raw.read(timeout=GRACE_S + 5)
@@ -143,10 +146,6 @@ async def test_a_stalled_client_that_never_reads_again_is_aborted_after_the_grac
         sid = await raw.connect(bench.url)
         outbox = bench.outboxes[sid]
         eio_sid = bench.sio.manager.eio_sid_from_sid(sid, "/")
-        for _ in range(1000):
-            if not outbox.put("ai-response", {"audio": "A" * 100_000}):
-                break
-            await asyncio.sleep(0.005)
-        assert outbox.evicted is not None
+        await stall(outbox)
         await until(lambda: eio_sid not in bench.sio.eio.sockets, GRACE_S + 5, "the aborted socket dropped")
         raw.close()
