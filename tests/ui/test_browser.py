@@ -53,7 +53,14 @@ def test_inject_watch_interrupt_and_refuse_a_broken_graph(tmp_path) -> None:
             wait_until(lambda: "You said" in text_of(d, "replies"), 60, "the reply", d, tmp_path / "fail.png")
             wait_until(lambda: "answered" in text_of(d, "turns"), 30, "the turn's latencies", d,
                        tmp_path / "fail.png")
-            assert d.find_elements(By.CSS_SELECTOR, "[data-testid=replies] audio")
+            # the player fetches the reply's MP3 from the dashboard (monitor events carry none) and plays it
+            player = d.find_element(By.CSS_SELECTOR, "[data-testid=replies] audio")
+            assert "/reply-audio/" in player.get_attribute("src")
+            player.click()  # a user's click: Chromium plays nothing before one
+            d.execute_script("arguments[0].muted = true; arguments[0].play();", player)
+            wait_until(lambda: d.execute_script("return arguments[0].duration > 0.5 && arguments[0].currentTime > 0.2",
+                                                player), 15, "the reply playing", d, tmp_path / "fail.png")
+            d.execute_script("arguments[0].pause();", player)
             shot("2-answered")
 
             # (b) a slow reply, interrupted while the assistant is thinking
