@@ -8,11 +8,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import socketio
 from aiohttp import web
 
 from flow.testing.rawclient import RawSocketIO
-from flow.transport.outbox import ENGINE_PACKETS, GRACE_S, Connections, Outbox
+from flow.transport.outbox import ENGINE_PACKETS, GRACE_S, Connections, Outbox, environ_transport
 
 
 @dataclass
@@ -149,3 +150,20 @@ async def test_a_stalled_client_that_never_reads_again_is_aborted_after_the_grac
         await stall(outbox)
         await until(lambda: eio_sid not in bench.sio.eio.sockets, GRACE_S + 5, "the aborted socket dropped")
         raw.close()
+
+
+async def test_the_connection_of_a_client_that_upgraded_from_polling_is_the_websocket_one() -> None:
+    async with server() as bench, aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+        client = socketio.AsyncClient(reconnection=False, http_session=http)  # a new connection per request,
+        await client.connect(bench.url, transports=["polling", "websocket"])  # as a browser's websocket has
+        try:
+            await until(lambda: client.transport() == "websocket", what="the upgrade")
+            sid = client.get_sid()
+            outbox = bench.outboxes[sid]
+            first = environ_transport(bench.sio, sid)  # the polling request that opened the session
+            transport = outbox._transport()
+            assert transport is not None and transport is not first
+            transport.abort()  # what a cut-off does: the client's live connection ends
+            await until(lambda: sid in bench.disconnected, what="the disconnect")
+        finally:
+            await client.disconnect()
