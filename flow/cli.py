@@ -93,15 +93,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from flow.graph.loader import check_files
+    from flow.graph.loader import GraphError, check_files
 
     failed = 0
-    for path, err in check_files([graph_path(p) for p in args.files]):
-        if err is None:
-            print(f"{path}: OK")
-        else:
+    for path, result in check_files([graph_path(p) for p in args.files]):
+        if isinstance(result, GraphError):
             failed += 1
-            print(err)
+            print(result)
+            continue
+        notes = [f"graph {result.name!r}: {len(result.nodes)} nodes, {len(result.edges)} edges"]
+        if result.bases:
+            notes.append(f"extends {' -> '.join(result.bases)}")
+        print(f"{path}: OK ({'; '.join(notes)})")
     return 1 if failed else 0
 
 

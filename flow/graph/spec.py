@@ -57,6 +57,8 @@ class NodeSpec:
     cls: type[Node]
     params: BaseModel
     line: int = 0
+    file: str = ""
+    """The graph file that defines it (a base graph's, for a node a child only overrides)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class EdgeSpec:
     dst: str
     dst_port: str
     line: int = 0
+    file: str = ""
 
     def __str__(self) -> str:
         return f"{self.src}.{self.src_port} -> {self.dst}.{self.dst_port}"
@@ -85,7 +88,10 @@ class GraphSpec:
     edges: tuple[EdgeSpec, ...]
     order: tuple[str, ...]
     source: str = field(default="", repr=False)
-    """The YAML text it was loaded from (the dashboard shows and edits it)."""
+    """The YAML text it was loaded from (the dashboard shows and edits it); for a graph that
+    `extends:` another, the child's text, not the resolved graph."""
+    bases: tuple[str, ...] = ()
+    """The files it extends, nearest first."""
 
     def edges_into(self, node: str) -> list[EdgeSpec]:
         return [e for e in self.edges if e.dst == node]
