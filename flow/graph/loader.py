@@ -163,16 +163,21 @@ class _Loader:
                                node_id, port)
 
     def _order(self) -> list[str]:
-        """Kahn's algorithm in YAML order; what is left over lies on a cycle."""
-        deps = {n: {e.src for e in self.edges if e.dst == n and e.src != CLIENT} for n in self.nodes}
+        """Kahn's algorithm in YAML order; what is left over lies on a cycle.
+
+        An edge into a control input (`cancel`) is no dependency: control may flow back upstream.
+        """
+        deps = {n: {e.src for e in self.edges if e.dst == n and e.src != CLIENT
+                    and not self.nodes[n].cls.inputs[e.dst_port].control} for n in self.nodes}
         order: list[str] = []
         while len(order) < len(self.nodes):
             ready = [n for n in self.nodes if n not in order and deps[n] <= set(order)]
             if not ready:
                 stuck = [n for n in self.nodes if n not in order]
                 first = self.nodes[stuck[0]]
-                self.issue(first.file, first.line, f"cycle among nodes {', '.join(stuck)}: "
-                           "a graph must flow from client inputs to client outputs", first.id)
+                self.issue(first.file, first.line, f"cycle among nodes {', '.join(stuck)}: a graph must flow "
+                           "from client inputs to client outputs (only control inputs, like 'cancel', may loop "
+                           "back)", first.id)
                 break
             order.append(ready[0])
         return order

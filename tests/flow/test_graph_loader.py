@@ -8,8 +8,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from flow.config import Settings
-from flow.contract.messages import AudioChunk, TextInput, Transcript, UserTurn
-from flow.contract.node import In, Node
+from flow.contract.messages import AudioChunk, Cancel, ReplyText, TextInput, Transcript, UserTurn
+from flow.contract.node import In, Node, NoParams
 from flow.contract.resources import Resources
 from flow.graph.loader import GraphError, load_graph_text
 from flow.graph.registry import register
@@ -39,6 +39,26 @@ class AudioSink(Node[EchoParams]):
     Params = EchoParams
     inputs = {"audio": In(AudioChunk)}
     outputs = {}
+
+
+@register("test_worker")
+class Worker(Node[NoParams]):
+    inputs = {"turn": In(UserTurn), "cancel": In(Cancel, required=False, control=True)}
+    outputs = {"reply": ReplyText}
+
+
+@register("test_worker_data_cancel")
+class WorkerDataCancel(Node[NoParams]):
+    """A `cancel` input not marked `control`: a loop through it is a cycle."""
+
+    inputs = {"turn": In(UserTurn), "cancel": In(Cancel, required=False)}
+    outputs = {"reply": ReplyText}
+
+
+@register("test_canceller")
+class Canceller(Node[NoParams]):
+    inputs = {"reply": In(ReplyText)}
+    outputs = {"reply": ReplyText, "cancel": Cancel}
 
 
 def load(yaml_text: str, env: dict[str, str] | None = None, resources=None):
@@ -201,3 +221,29 @@ def test_provider_checks_run_with_resources() -> None:
     messages = [i.message for i in found]
     assert any("OPENAI_API_KEY" in m for m in messages)
     assert any("type mismatch" in m for m in messages)
+
+
+LOOP = """
+version: 1
+nodes:
+  gate: {type: test_canceller}
+  work: {type: test_worker}
+  turns: {type: test_text_to_turn}
+edges:
+  - client.text -> turns.text
+  - turns.turn -> work.turn
+  - work.reply -> gate.reply
+  - gate.reply -> client.response
+  - gate.cancel -> work.cancel
+"""
+
+
+def test_a_loop_through_a_control_input_is_no_cycle() -> None:
+    spec = load(LOOP)
+    assert spec.order == ("turns", "work", "gate")
+
+
+def test_a_loop_through_a_data_input_is_a_cycle() -> None:
+    [i] = issues(LOOP.replace("type: test_worker}", "type: test_worker_data_cancel}"))
+    assert (i.line, i.node) == (3, "gate") and "cycle among nodes gate, work" in i.message
+    assert "only control inputs" in i.message
