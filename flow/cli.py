@@ -52,6 +52,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (GraphError, OSError) as err:
         print(f"voicegraph: cannot serve {path}:\n{err}", file=sys.stderr)
         return 2
+    for warning in spec.warnings:
+        log.warning("%s", warning)
     server = VoicegraphServer(spec, resources)
     mode = "OpenAI" if settings.has_openai else "offline (no OPENAI_API_KEY)"
     log.info("graph %s (%s), providers: %s", spec.name, path, server.providers() or "none")
@@ -101,9 +103,13 @@ def cmd_check(args: argparse.Namespace) -> int:
             failed += 1
             print(result)
             continue
+        for warning in result.warnings:
+            print(warning)
         notes = [f"graph {result.name!r}: {len(result.nodes)} nodes, {len(result.edges)} edges"]
         if result.bases:
             notes.append(f"extends {' -> '.join(result.bases)}")
+        if result.warnings:
+            notes.append(f"{len(result.warnings)} warning(s)")
         print(f"{path}: OK ({'; '.join(notes)})")
     return 1 if failed else 0
 

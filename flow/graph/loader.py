@@ -1,7 +1,7 @@
 """Load and validate a graph before any audio flows; every error names file, line, node and port.
 
 `flow.graph.compose` reads the YAML (and the graphs it `extends:`); this module checks the result
-against the node types: ports, message types, params, required inputs and order.
+against the node types: ports, message types, params, required inputs, order, and warnings.
 
 All problems are collected, not just the first, so one `voicegraph check` run shows everything to
 fix. Nearest-name suggestions come from `difflib`, as a typo is the most common mistake.
@@ -20,7 +20,16 @@ from pydantic import ValidationError
 from flow.contract.node import In, type_names
 from flow.graph import registry
 from flow.graph.compose import Param, RawEdge, RawGraph, RawNode, hint, read_graph
-from flow.graph.spec import CLIENT, CLIENT_INPUTS, CLIENT_OUTPUTS, EdgeSpec, GraphSpec, NodeSpec
+from flow.graph.spec import (
+    CLIENT,
+    CLIENT_INPUTS,
+    CLIENT_OUTPUTS,
+    ERROR,
+    EdgeSpec,
+    GraphSpec,
+    NodeSpec,
+    node_outputs,
+)
 from flow.graph.yaml_tree import GraphError, GraphIssue
 
 __all__ = ["GraphError", "GraphIssue", "check_files", "graph_path", "load_graph", "load_graph_text"]
@@ -52,7 +61,7 @@ class _Loader:
             raise _error(self.issues, self.graph)
         g = self.graph
         return GraphSpec(g.name or Path(g.path).stem, g.description or "", g.path, self.nodes, tuple(self.edges),
-                         tuple(order), g.text, bases=tuple(g.bases))
+                         tuple(order), g.text, tuple(self._warnings()), tuple(g.bases))
 
     def _node(self, raw: RawNode) -> None:
         node_id, file, line = raw.id, raw.file, raw.line
@@ -95,7 +104,7 @@ class _Loader:
             ports = CLIENT_OUTPUTS if direction == "out" else {k: v.types for k, v in CLIENT_INPUTS.items()}
         elif node in self.nodes:
             cls = self.nodes[node].cls
-            ports = cls.outputs if direction == "out" else {k: v.types for k, v in cls.inputs.items()}
+            ports = node_outputs(cls) if direction == "out" else {k: v.types for k, v in cls.inputs.items()}
         else:
             return None
         return {k: (v if isinstance(v, tuple) else (v,)) for k, v in ports.items()}
@@ -181,6 +190,19 @@ class _Loader:
                 break
             order.append(ready[0])
         return order
+
+    def _warnings(self) -> list[GraphIssue]:
+        """Wiring that loads but is probably a mistake."""
+        found = []
+        for node_id, spec in self.nodes.items():
+            wired_in = {e.dst_port for e in self.edges if e.dst == node_id}
+            if "cancel" in spec.cls.inputs and "cancel" not in wired_in:
+                found.append(GraphIssue(spec.file, spec.line, "input not wired: its stale work would run on after "
+                                        "an interrupt (wire e.g. gate.cancel to it)", node_id, "cancel", True))
+            if not any(e.src == node_id and e.src_port == ERROR for e in self.edges):
+                found.append(GraphIssue(spec.file, spec.line, f"output not wired: failures are only logged (wire "
+                                        f"{node_id}.error -> client.error)", node_id, ERROR, True))
+        return found
 
 
 def _error(issues: list[GraphIssue], graph: RawGraph | None) -> GraphError:

@@ -25,6 +25,7 @@ from flow.contract.messages import (
     UserTurn,
 )
 from flow.contract.node import In, Node
+from flow.graph.yaml_tree import GraphIssue
 
 CLIENT = "client"
 """The reserved node id for the Socket.IO connection: its outputs are client events, its inputs
@@ -46,6 +47,14 @@ CLIENT_INPUTS: dict[str, In] = {
     "error": In(NodeFailed, required=False, doc="error"),
     "event": In(ClientEvent, required=False, doc="any extension event"),
 }
+
+ERROR = "error"
+"""Every node's implicit output: its failures, as `NodeFailed` messages."""
+
+
+def node_outputs(cls: type[Node]) -> dict[str, type | tuple[type, ...]]:
+    """A node type's output ports: the declared ones plus the implicit `error` (unless declared)."""
+    return {ERROR: NodeFailed, **cls.outputs}
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,8 @@ class GraphSpec:
     source: str = field(default="", repr=False)
     """The YAML text it was loaded from (the dashboard shows and edits it); for a graph that
     `extends:` another, the child's text, not the resolved graph."""
+    warnings: tuple[GraphIssue, ...] = ()
+    """What loads but is probably a mistake (an unwired `cancel` input or `error` output)."""
     bases: tuple[str, ...] = ()
     """The files it extends, nearest first."""
 

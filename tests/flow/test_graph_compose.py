@@ -178,7 +178,7 @@ def test_a_base_edge_broken_by_a_replacement_says_where_the_node_is(tmp_path: Pa
     child = write(tmp_path, "child.yaml", "version: 1\nextends: base.yaml\nnodes:\n  echo: {type: compose_shout}\n")
     found = issues_of(child)
     assert [(Path(i.file).name, i.line, i.port) for i in found] == [("base.yaml", 14, "reply")]
-    assert f"defined in {child}:4" in found[0].message and "outputs are: shout" in found[0].message
+    assert f"defined in {child}:4" in found[0].message and "outputs are: error, shout" in found[0].message
 
 
 def test_removing_what_is_not_there(tmp_path: Path, base: Path) -> None:
@@ -255,9 +255,12 @@ def test_cli_shows_the_resolved_graph(tmp_path: Path, base: Path, capsys: pytest
         version: 1
         extends: base.yaml
         remove_nodes: [echo]
+        edges:
+          - turns.error -> client.error
+          - reply.error -> client.error
         """)
     assert main(["check", str(child)]) == 0
-    assert capsys.readouterr().out == f"{child}: OK (graph 'child': 2 nodes, 4 edges; extends {base})\n"
+    assert capsys.readouterr().out == f"{child}: OK (graph 'child': 2 nodes, 6 edges; extends {base})\n"
     assert main(["graph", str(child)]) == 0
     drawing = capsys.readouterr().out
     assert 'n_turns -- "turn → turn" --> n_reply' in drawing and "n_echo" not in drawing

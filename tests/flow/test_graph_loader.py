@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
+from flow.cli import main
 from flow.config import Settings
 from flow.contract.messages import AudioChunk, Cancel, ReplyText, TextInput, Transcript, UserTurn
 from flow.contract.node import In, Node, NoParams
@@ -235,15 +237,43 @@ edges:
   - work.reply -> gate.reply
   - gate.reply -> client.response
   - gate.cancel -> work.cancel
+  - turns.error -> client.error
+  - work.error -> client.error
+  - gate.error -> client.error
 """
 
 
 def test_a_loop_through_a_control_input_is_no_cycle() -> None:
     spec = load(LOOP)
-    assert spec.order == ("turns", "work", "gate")
+    assert spec.order == ("turns", "work", "gate") and spec.warnings == ()
 
 
 def test_a_loop_through_a_data_input_is_a_cycle() -> None:
     [i] = issues(LOOP.replace("type: test_worker}", "type: test_worker_data_cancel}"))
     assert (i.line, i.node) == (3, "gate") and "cycle among nodes gate, work" in i.message
     assert "only control inputs" in i.message
+
+
+def test_unwired_cancel_input_and_error_outputs_are_warnings() -> None:
+    text = LOOP.replace("  - gate.cancel -> work.cancel\n", "").replace("  - gate.error -> client.error\n", "")
+    spec = load(text)
+    assert [(w.line, w.node, w.port, w.warning) for w in spec.warnings] == [
+        (3, "gate", "error", True), (4, "work", "cancel", True)]
+    assert str(spec.warnings[0]) == ("g.yaml:3: node 'gate' port 'error': warning: output not wired: failures are "
+                                     "only logged (wire gate.error -> client.error)")
+    assert "its stale work would run on after an interrupt" in spec.warnings[1].message
+
+
+def test_error_output_is_implicit_and_typed() -> None:
+    [i] = issues(LOOP.replace("  - gate.error -> client.error\n", "  - gate.error -> work.turn\n"))
+    assert (i.line, i.node, i.port) == (14, "work", "turn") and "NodeFailed" in i.message
+
+
+def test_check_with_only_warnings_exits_zero_and_prints_them(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "warn.yaml"
+    path.write_text(textwrap.dedent(LOOP).lstrip().replace("  - gate.cancel -> work.cancel\n", ""))
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{path}:4: node 'work' port 'cancel': warning: input not wired: its stale work would run on "
+                   "after an interrupt (wire e.g. gate.cancel to it)",
+                   f"{path}: OK (graph 'warn': 3 nodes, 7 edges; 1 warning(s))"]
