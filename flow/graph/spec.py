@@ -106,3 +106,13 @@ class GraphSpec:
 
     def edges_into(self, node: str) -> list[EdgeSpec]:
         return [e for e in self.edges if e.dst == node]
+
+    def is_control(self, edge: EdgeSpec) -> bool:
+        """Whether `edge` carries control rather than data: it feeds a control input (`cancel`),
+        leaves an `error` output, or goes into `client.error`."""
+        if edge.dst == CLIENT:
+            return edge.dst_port == ERROR
+        if edge.src != CLIENT and edge.src_port == ERROR:
+            return True
+        port = self.nodes[edge.dst].cls.inputs.get(edge.dst_port)
+        return port is not None and port.control
