@@ -39,6 +39,6 @@ def to_mermaid(spec: GraphSpec, counters: dict[str, dict[str, int]] | None = Non
         else:
             lines.append(f'  {_ref(e.src, True)} -- "{label}" --> {_ref(e.dst, False)}')
     if any(spec.is_control(e) for e in spec.edges):
-        lines += ['  legend["legend: solid edges carry data, dotted edges control (cancel, errors)"]',
+        lines += ['  legend["legend: solid edges carry data, dotted edges control (cancellation, delivery, errors)"]',
                   "  style legend fill:none,stroke:none"]
     return "\n".join(lines) + "\n"
