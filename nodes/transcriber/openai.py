@@ -18,7 +18,7 @@ class OpenAITranscriber:
         self.timeout_s = timeout_s or resources.settings.openai_timeout_s
 
     async def transcribe(self, pcm: bytes, rate: int, width: int, channels: int, *,
-                         language: str | None = None) -> str:
+                         language: str | None = None, owner: str | None = None) -> str:
         wav = wav_bytes(pcm, rate, width, channels)
         extra = {"language": language.split("-")[0]} if language else {}
         with provider_errors("transcription"):
