@@ -52,6 +52,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (GraphError, OSError) as err:
         print(f"voicegraph: cannot serve {path}:\n{err}", file=sys.stderr)
         return 2
+    for warning in spec.warnings:
+        log.warning("%s", warning)
     server = VoicegraphServer(spec, resources)
     # how to switch an `auto` provider was logged by the nodes while the graph was checked
     log.info("graph %s (%s), providers: %s", spec.name, path, server.providers() or "none")
@@ -91,15 +93,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from flow.graph.loader import check_files
+    from flow.graph.loader import GraphError, check_files
 
     failed = 0
-    for path, err in check_files([graph_path(p) for p in args.files]):
-        if err is None:
-            print(f"{path}: OK")
-        else:
+    for path, result in check_files([graph_path(p) for p in args.files]):
+        if isinstance(result, GraphError):
             failed += 1
-            print(err)
+            print(result)
+            continue
+        for warning in result.warnings:
+            print(warning)
+        notes = [f"graph {result.name!r}: {len(result.nodes)} nodes, {len(result.edges)} edges"]
+        if result.bases:
+            notes.append(f"extends {' -> '.join(result.bases)}")
+        if result.warnings:
+            notes.append(f"{len(result.warnings)} warning(s)")
+        print(f"{path}: OK ({'; '.join(notes)})")
     return 1 if failed else 0
 
 

@@ -99,9 +99,9 @@ class GraphPanel:
             with self.issues:
                 for issue in err.issues:
                     ui.label(str(issue))
-            self.editor.decorations = [
+            self.editor.decorations = [  # only the editor's own lines: an `extends:` base has its own file
                 {"kind": "line", "line": i.line, "class": "vg-error-line", "attributes": {"title": i.message}}
-                for i in err.issues if 0 < i.line <= text.count("\n") + 1
+                for i in err.issues if i.file == "editor" and 0 < i.line <= text.count("\n") + 1
             ]
             return None
         self.verdict.set_text(f"valid: graph {spec.name!r}, {len(spec.nodes)} nodes")

@@ -11,6 +11,8 @@ import functools
 import shutil
 import subprocess
 
+from flow.contract.cpu_pool import CancelToken
+
 
 @functools.cache
 def ffmpeg_path() -> str:
@@ -38,13 +40,19 @@ def _mp3_args(rate: int, width: int, channels: int, bitrate: str) -> list[str]:
     ]
 
 
-def encode_mp3_sync(pcm: bytes, rate: int, width: int = 2, channels: int = 1, bitrate: str = "64k") -> bytes:
-    """Blocking PCM16 → MP3 (for worker threads)."""
-    proc = subprocess.run(_mp3_args(rate, width, channels, bitrate), input=pcm, capture_output=True,
-                          check=False)
-    if proc.returncode != 0 or not proc.stdout:
-        raise RuntimeError(f"ffmpeg MP3 encoding failed: {_last_line(proc.stderr)}")
-    return proc.stdout
+def encode_mp3_sync(pcm: bytes, rate: int, width: int = 2, channels: int = 1, bitrate: str = "64k",
+                    cancel: CancelToken | None = None) -> bytes:
+    """Blocking PCM16 → MP3 (for worker threads). `cancel` kills ffmpeg, or never starts it, and
+    raises `asyncio.CancelledError`."""
+    cancel = cancel or CancelToken()
+    cancel.raise_if_cancelled()
+    with subprocess.Popen(_mp3_args(rate, width, channels, bitrate), stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc, cancel.hook(proc.kill):
+        out, err = proc.communicate(pcm)
+    cancel.raise_if_cancelled()
+    if proc.returncode != 0 or not out:
+        raise RuntimeError(f"ffmpeg MP3 encoding failed: {_last_line(err)}")
+    return out
 
 
 def _last_line(stderr: bytes) -> str:

@@ -14,7 +14,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from flow.bench import endpointing, ingest, latency, memory, turns
+from flow.bench import cancel, endpointing, ingest, latency, memory, turns
 
 Row = tuple[str, str, str]  # scenario, measure, figures
 
@@ -77,6 +77,7 @@ async def collect(quick: bool) -> list[Row]:
         delays = await asyncio.to_thread(endpointing.finalization_delays, silence_ms)
         rows.append(("8 endpointing", f"end of speech → utterance closed, silence_ms={silence_ms} (audio ms)",
                      _stats(delays)))
+    rows += await cancel.rows(cancels=4 if quick else 50, compare=not quick)
     return rows
 
 

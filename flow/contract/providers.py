@@ -4,7 +4,9 @@ Providers are shared by every session of a process (one HTTP client, one loaded 
 hold no per-session state: the history a responder needs is passed in on every call. A provider
 raises `ProviderError` for failures it understands; the node turns any exception into a
 `NodeFailed` message with the node's error code. Cancellation (`asyncio.CancelledError`) is never
-caught and wrapped: it is how barge-in aborts a call.
+caught and wrapped: it is how barge-in aborts a call, and a provider that computes locally stops
+its work on it, not only its await. `owner` (the session id) lets such a provider share the CPU
+pool fairly between sessions; remote providers ignore it.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ class Transcriber(Protocol):
     name: str
 
     async def transcribe(
-        self, pcm: bytes, rate: int, width: int, channels: int, *, language: str | None = None
+        self, pcm: bytes, rate: int, width: int, channels: int, *, language: str | None = None,
+        owner: str | None = None,
     ) -> str: ...
 
 
@@ -52,4 +55,4 @@ class Synthesizer(Protocol):
 
     name: str
 
-    async def synthesize(self, text: str, *, voice: str | None = None) -> bytes: ...
+    async def synthesize(self, text: str, *, voice: str | None = None, owner: str | None = None) -> bytes: ...

@@ -11,11 +11,11 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from flow.config import Settings
+from flow.contract.cpu_pool import CpuPool
 from flow.monitor import Monitor
 
 T = TypeVar("T")
@@ -32,7 +32,7 @@ class Resources:
         """What observers (the dashboard) learn of sessions; free while nobody watches."""
         workers = max(1, os.cpu_count() or 1)
         self.cpu_workers = workers
-        self.cpu_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="voicegraph-cpu")
+        self.cpu_pool = CpuPool(workers, name="voicegraph-cpu")
         """Bounded pool for CPU-heavy work (offline STT/TTS, encoding): never the event loop."""
 
     def shared(self, key: Any, factory: Callable[[], T]) -> T:
@@ -42,9 +42,14 @@ class Resources:
                 self._shared[key] = factory()
             return self._shared[key]
 
-    async def run_cpu(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run blocking `fn(*args)` in the shared CPU pool and await it on the loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.cpu_pool, fn, *args)
+    async def run_cpu(self, fn: Callable[..., T], *args: Any, owner: Hashable = None) -> T:
+        """Run blocking `fn(*args)` in the shared CPU pool and await it on the loop.
+
+        `owner` (a session id) is what the pool shares its threads fairly between. Cancelling the
+        await drops the job if still queued, else passes `fn` its `cancel` token if it takes one
+        (`flow.contract.cpu_pool` says how a job stops).
+        """
+        return await self.cpu_pool.run(fn, *args, owner=owner)
 
     async def aclose(self) -> None:
         """Close what `shared` built (HTTP clients, worker processes) and stop the pool (shutdown)."""

@@ -7,7 +7,10 @@ cancelled, which closes its HTTP request or stops its offline synthesis. Within 
 messages are handled one at a time in arrival order, so the pieces of a reply keep their order.
 
 This is plain asyncio, not Rx scheduling: `submit` runs synchronously when a message arrives
-(Subjects deliver on the caller's stack), and the work runs in one task per turn.
+(Subjects deliver on the caller's stack), and the work runs in one task per turn. Rx would say
+"latest turn wins" with `switch_latest`, but the rest has no RxPY operator: an ordered merge
+that starts up to `concurrency` inner streams at once (Rx's `concatMapEager`), and a cancel that
+must reach the asyncio task (and through it the HTTP request or the offline worker) at once.
 """
 
 from __future__ import annotations

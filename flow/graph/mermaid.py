@@ -20,7 +20,11 @@ def _ref(node: str, as_source: bool) -> str:
 
 
 def to_mermaid(spec: GraphSpec, counters: dict[str, dict[str, int]] | None = None) -> str:
-    """`flowchart LR`: the client drawn twice (events in, events out), edges labelled by port."""
+    """`flowchart LR`: the client drawn twice (events in, events out), edges labelled by port.
+
+    Data edges are solid; control edges (cancellation, failures: `GraphSpec.is_control`) are dotted,
+    and a legend says so whenever there are any.
+    """
     lines = ["flowchart LR", '  client_in(["client (in)"])', '  client_out(["client (out)"])']
     for node in spec.nodes.values():
         label = f"{node.id}: {node.type}"
@@ -29,6 +33,12 @@ def to_mermaid(spec: GraphSpec, counters: dict[str, dict[str, int]] | None = Non
             label = _label(label.replace("<br/>", " · "))
         lines.append(f'  {_ref(node.id, True)}["{_label(label)}"]')
     for e in spec.edges:
-        lines.append(f'  {_ref(e.src, True)} -- "{_label(e.src_port)} → {_label(e.dst_port)}" --> '
-                     f"{_ref(e.dst, False)}")
+        label = f"{_label(e.src_port)} → {_label(e.dst_port)}"
+        if spec.is_control(e):
+            lines.append(f'  {_ref(e.src, True)} -.->|"{label}"| {_ref(e.dst, False)}')
+        else:
+            lines.append(f'  {_ref(e.src, True)} -- "{label}" --> {_ref(e.dst, False)}')
+    if any(spec.is_control(e) for e in spec.edges):
+        lines += ['  legend["legend: solid edges carry data, dotted edges control (cancellation, delivery, errors)"]',
+                  "  style legend fill:none,stroke:none"]
     return "\n".join(lines) + "\n"

@@ -26,7 +26,8 @@ from flow.contract.messages import (
     Typing,
     UserTurn,
 )
-from flow.contract.node import In, Node
+from flow.contract.node import ERROR_PORT, In, Node
+from flow.graph.yaml_tree import GraphIssue
 
 CLIENT = "client"
 """The reserved node id for the Socket.IO connection: its outputs are client events, its inputs
@@ -52,6 +53,14 @@ CLIENT_INPUTS: dict[str, In] = {
                  doc="replies of cancelled turns still queued for the socket are dropped"),
 }
 
+ERROR = ERROR_PORT
+"""Every node's implicit output: its failures, as `NodeFailed` messages."""
+
+
+def node_outputs(cls: type[Node]) -> dict[str, type | tuple[type, ...]]:
+    """A node type's output ports: the declared ones plus the implicit `error` (unless declared)."""
+    return cls.output_ports()
+
 
 @dataclass(frozen=True)
 class NodeSpec:
@@ -62,6 +71,8 @@ class NodeSpec:
     cls: type[Node]
     params: BaseModel
     line: int = 0
+    file: str = ""
+    """The graph file that defines it (a base graph's, for a node a child only overrides)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,7 @@ class EdgeSpec:
     dst: str
     dst_port: str
     line: int = 0
+    file: str = ""
 
     def __str__(self) -> str:
         return f"{self.src}.{self.src_port} -> {self.dst}.{self.dst_port}"
@@ -90,7 +102,22 @@ class GraphSpec:
     edges: tuple[EdgeSpec, ...]
     order: tuple[str, ...]
     source: str = field(default="", repr=False)
-    """The YAML text it was loaded from (the dashboard shows and edits it)."""
+    """The YAML text it was loaded from (the dashboard shows and edits it); for a graph that
+    `extends:` another, the child's text, not the resolved graph."""
+    warnings: tuple[GraphIssue, ...] = ()
+    """What loads but is probably a mistake (an unwired `cancel` input or `error` output)."""
+    bases: tuple[str, ...] = ()
+    """The files it extends, nearest first."""
 
     def edges_into(self, node: str) -> list[EdgeSpec]:
         return [e for e in self.edges if e.dst == node]
+
+    def is_control(self, edge: EdgeSpec) -> bool:
+        """Whether `edge` carries control rather than data: it feeds a control input (`cancel`),
+        leaves an `error` output, or goes into `client.error`."""
+        if edge.dst == CLIENT:
+            return edge.dst_port == ERROR or CLIENT_INPUTS[edge.dst_port].control
+        if edge.src != CLIENT and edge.src_port == ERROR:
+            return True
+        port = self.nodes[edge.dst].cls.inputs.get(edge.dst_port)
+        return port is not None and port.control

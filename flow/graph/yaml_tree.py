@@ -18,13 +18,14 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 @dataclass(frozen=True)
 class GraphIssue:
-    """One problem in a graph file, with where it is."""
+    """One problem in a graph file, with where it is; a `warning` does not stop the graph loading."""
 
     file: str
     line: int
     message: str
     node: str = ""
     port: str = ""
+    warning: bool = False
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
@@ -34,7 +35,7 @@ class GraphIssue:
         if self.port:
             what.append(f"port {self.port!r}")
         prefix = f"{where}: {' '.join(what)}: " if what else f"{where}: "
-        return prefix + self.message
+        return prefix + ("warning: " if self.warning else "") + self.message
 
 
 class GraphError(Exception):

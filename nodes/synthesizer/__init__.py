@@ -112,11 +112,12 @@ class SynthesizerNode(Node[SynthesizerParams]):
         return out
 
     async def _speak(self, reply: ReplyText) -> AsyncIterator[SpokenReply]:
-        audio = await self.provider.synthesize(reply.text, voice=reply.voice)
+        audio = await self.provider.synthesize(reply.text, voice=reply.voice, owner=self.ctx.session)
         yield _spoken(reply, audio)
 
     async def _speak_piece(self, piece: ReplyPiece) -> AsyncIterator[SpokenPiece]:
-        audio = await self.provider.synthesize(piece.text, voice=piece.voice) if piece.text.strip() else b""
+        audio = (await self.provider.synthesize(piece.text, voice=piece.voice, owner=self.ctx.session)
+                 if piece.text.strip() else b"")
         yield _spoken_piece(piece, audio)
 
 

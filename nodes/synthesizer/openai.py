@@ -26,7 +26,7 @@ class OpenAISynthesizer:
         self.voice = voice
         self.timeout_s = timeout_s or openai_settings(resources).timeout_s
 
-    async def synthesize(self, text: str, *, voice: str | None = None) -> bytes:
+    async def synthesize(self, text: str, *, voice: str | None = None, owner: str | None = None) -> bytes:
         parts = []
         for piece in split_sentences(text, MAX_INPUT_CHARS):
             with provider_errors("speech synthesis"):

@@ -5,15 +5,22 @@ Piper `.onnx` voice works by path, with its `.onnx.json` config beside it. A loa
 by every session and thread: onnxruntime's `InferenceSession.run` is thread-safe and Piper guards
 its espeak phonemizer with a lock, so concurrency is bounded by the shared CPU pool, where
 synthesis and MP3 encoding run — never on the event loop.
+
+A cancelled call stops within milliseconds: the onnxruntime run in flight is terminated (its
+`RunOptions.terminate`), no further sentence starts, and ffmpeg is killed or never started.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from flow.audio.ffmpeg import encode_mp3_sync
+from flow.contract.cpu_pool import CancelToken
 from flow.contract.providers import ProviderError
 from flow.contract.resources import Resources
 from nodes.text_split import split_sentences
@@ -38,6 +45,37 @@ def check_voice(path: Path) -> Path:
     return path
 
 
+class TerminableSession:
+    """Piper's onnxruntime session, run with the calling thread's `RunOptions`.
+
+    Piper calls `session.run(None, feed)` without options, and one voice serves every thread, so
+    the options a cancel can terminate come from a thread-local that `terminable` sets.
+    """
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self._local = threading.local()
+
+    def run(self, output_names: Any, input_feed: Any, run_options: Any = None) -> Any:
+        return self.session.run(output_names, input_feed, run_options or getattr(self._local, "options", None))
+
+    def __getattr__(self, name: str) -> Any:  # everything else piper might use
+        return getattr(self.session, name)
+
+    @contextlib.contextmanager
+    def terminable(self, cancel: CancelToken) -> Iterator[None]:
+        """Within the block, this thread's runs end (onnxruntime raises) once `cancel` is set."""
+        import onnxruntime
+
+        options = onnxruntime.RunOptions()
+        self._local.options = options
+        try:
+            with cancel.hook(lambda: setattr(options, "terminate", True)):
+                yield
+        finally:
+            self._local.options = None
+
+
 class VoiceSlot:
     """One voice file, loaded on first use and then shared.
 
@@ -49,6 +87,10 @@ class VoiceSlot:
         self.path = path
         self.loads = 0
         """How often the model was loaded (1 once used; tests read it)."""
+        self.sentences = 0
+        """Sentences synthesized to the end, by every caller (tests and benchmarks read it)."""
+        self.cancelled = 0
+        """Calls stopped by a cancel before their end."""
         self._voice: Any = None
         self._lock = threading.Lock()
 
@@ -58,9 +100,16 @@ class VoiceSlot:
             if self._voice is None:
                 from piper import PiperVoice
 
-                self._voice = PiperVoice.load(self.path)
+                voice = PiperVoice.load(self.path)
+                voice.session = TerminableSession(voice.session)
+                self._voice = voice
                 self.loads += 1
             return self._voice
+
+    def tally(self, sentences: int = 0, cancelled: int = 0) -> None:
+        with self._lock:  # several threads synthesize at once
+            self.sentences += sentences
+            self.cancelled += cancelled
 
 
 class PiperSynthesizer:
@@ -90,15 +139,33 @@ class PiperSynthesizer:
             raise ProviderError(f"unknown piper voice {name!r} (none in {self.path.parent})")
         return check_voice(path)
 
-    def pcm_sync(self, text: str, voice: str | None = None) -> tuple[bytes, int]:
-        """Blocking text → (mono PCM16, sample rate) (worker threads only)."""
-        loaded = self.slot(voice).get()
+    def pcm_sync(self, text: str, voice: str | None = None, *,
+                 cancel: CancelToken | None = None) -> tuple[bytes, int]:
+        """Blocking text → (mono PCM16, sample rate) (worker threads only).
+
+        `cancel` aborts the sentence being synthesized and raises `asyncio.CancelledError`.
+        """
+        cancel = cancel or CancelToken()
+        slot = self.slot(voice)
+        loaded = slot.get()
         pcm = bytearray()
         rate = loaded.config.sample_rate
-        for piece in split_sentences(text, MAX_PIECE_CHARS):
-            for chunk in loaded.synthesize(piece):
-                rate = chunk.sample_rate
-                pcm += chunk.audio_int16_bytes
+        try:
+            with loaded.session.terminable(cancel):
+                for piece in split_sentences(text, MAX_PIECE_CHARS):
+                    for chunk in loaded.synthesize(piece):  # one chunk per sentence
+                        slot.tally(sentences=1)
+                        cancel.raise_if_cancelled()
+                        rate = chunk.sample_rate
+                        pcm += chunk.audio_int16_bytes
+        except BaseException as err:
+            if not cancel.cancelled:
+                raise
+            slot.tally(cancelled=1)
+            if isinstance(err, asyncio.CancelledError):
+                raise
+            # onnxruntime's "terminate flag" failure: our own doing, not a synthesis error
+            raise asyncio.CancelledError("piper synthesis cancelled") from err
         if not pcm:
             raise ProviderError("piper produced no audio for this text")
         return bytes(pcm), rate
@@ -107,11 +174,13 @@ class PiperSynthesizer:
         """Blocking: load the voice now (~0.5 s), so the first reply does not wait."""
         self.slot().get()
 
-    def synthesize_sync(self, text: str, voice: str | None = None) -> bytes:
-        """Blocking text → MP3 (worker threads only)."""
-        return encode_mp3_sync(*self.pcm_sync(text, voice))
+    def synthesize_sync(self, text: str, voice: str | None = None, *, cancel: CancelToken | None = None) -> bytes:
+        """Blocking text → MP3 (worker threads only); `cancel` as in `pcm_sync`, and no encoding once set."""
+        pcm, rate = self.pcm_sync(text, voice, cancel=cancel)
+        return encode_mp3_sync(pcm, rate, cancel=cancel)
 
-    async def synthesize(self, text: str, *, voice: str | None = None) -> bytes:
+    async def synthesize(self, text: str, *, voice: str | None = None, owner: str | None = None) -> bytes:
+        """MP3 of `text`; `owner` (the session) gets its fair share of the CPU pool."""
         if not text.strip():
             raise ProviderError("nothing to say")
-        return await self.resources.run_cpu(self.synthesize_sync, text, voice)
+        return await self.resources.run_cpu(self.synthesize_sync, text, voice, owner=owner)

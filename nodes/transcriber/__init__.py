@@ -98,7 +98,7 @@ class TranscriberNode(Node[TranscriberParams]):
             try:
                 text = await self.provider.transcribe(
                     utt.audio, utt.rate, utt.width, utt.channels,
-                    language=utt.language or self.params.language,
+                    language=utt.language or self.params.language, owner=self.ctx.session,
                 )
             except asyncio.CancelledError:
                 raise

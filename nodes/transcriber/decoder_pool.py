@@ -11,10 +11,15 @@ memory, in a thread as in a process, which adds only ~15 MB).
 
 Nothing can be shared between decoders anyway: the C library gives each its own acoustic model
 and dictionary, and its language-model trie caches the last lookup inside the model.
+
+A cancelled decode kills its worker: a decoder cannot be interrupted mid-utterance, and a stale
+decode of a long utterance would otherwise hold a core for seconds. The pool starts a fresh
+worker on next need (~0.7 s, paid by that next decode if no other worker is idle).
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import struct
 import subprocess
@@ -22,6 +27,7 @@ import sys
 import threading
 import weakref
 
+from flow.contract.cpu_pool import CancelToken
 from flow.contract.providers import ProviderError
 
 _HEADER = struct.Struct("<cI")  # status b"+" (ok) or b"!" (error), payload length
@@ -118,8 +124,18 @@ class DecoderWorker:
             self._busy = False
 
     @property
+    def busy(self) -> bool:
+        """Decoding now."""
+        return self._busy
+
+    @property
     def alive(self) -> bool:
         return not self.broken and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """Stop the process now, from any thread; the thread decoding on it sees the pipe break."""
+        self.broken = True  # before the kill: the pool must never hand this worker out again
+        self.proc.kill()
 
     def close(self) -> None:
         """End the process (it exits when its stdin closes). Idempotent.
@@ -151,6 +167,8 @@ class DecoderPool:
         """Worker processes (decoders) ever started; tests and benchmarks read it."""
         self.threads: set[str] = set()
         """Names of the threads that decoded (the event loop's must never be among them)."""
+        self.cancelled = 0
+        """Decodes stopped by a cancel (their workers killed)."""
         self._free: queue.LifoQueue[DecoderWorker | None] = queue.LifoQueue()
         """Idle workers; `None` wakes a waiter because a slot became free."""
         self._alive: list[DecoderWorker] = []
@@ -196,12 +214,24 @@ class DecoderPool:
         worker.close()
         self._free.put(None)  # a slot is free: wake a waiter, which starts a new worker
 
-    def decode(self, pcm: bytes) -> str:
-        """Blocking (worker threads only): the text for 16 kHz mono s16le."""
+    def decode(self, pcm: bytes, cancel: CancelToken | None = None) -> str:
+        """Blocking (worker threads only): the text for 16 kHz mono s16le.
+
+        `cancel` kills the worker mid-decode and raises `asyncio.CancelledError`.
+        """
+        cancel = cancel or CancelToken()
+        cancel.raise_if_cancelled()  # before checking out: a hook would kill an idle worker
         worker = self._checkout()
         self.threads.add(threading.current_thread().name)
         try:
-            return worker.decode(pcm)
+            with cancel.hook(worker.kill):
+                return worker.decode(pcm)
+        except ProviderError as err:
+            if cancel.cancelled:  # the pipe broke because we killed it: not a failure
+                with self._lock:
+                    self.cancelled += 1
+                raise asyncio.CancelledError("pocketsphinx decode cancelled") from err
+            raise
         finally:
             if worker.alive:
                 self._free.put(worker)

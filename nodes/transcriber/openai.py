@@ -19,7 +19,7 @@ class OpenAITranscriber:
         self.timeout_s = timeout_s or openai_settings(resources).timeout_s
 
     async def transcribe(self, pcm: bytes, rate: int, width: int, channels: int, *,
-                         language: str | None = None) -> str:
+                         language: str | None = None, owner: str | None = None) -> str:
         wav = wav_bytes(pcm, rate, width, channels)
         extra = {"language": language.split("-")[0]} if language else {}
         with provider_errors("transcription"):

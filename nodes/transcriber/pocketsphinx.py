@@ -7,6 +7,7 @@ an utterance into the model's 16 kHz mono PCM, skips what holds no speech, and a
 from __future__ import annotations
 
 from flow.audio.formats import PcmConverter, level_dbfs
+from flow.contract.cpu_pool import CancelToken
 from flow.contract.providers import ProviderError
 from flow.contract.resources import Resources
 from nodes.transcriber.decoder_pool import DecoderPool
@@ -48,17 +49,19 @@ class PocketsphinxTranscriber:
             "pocketsphinx.decoders", lambda: DecoderPool(resources.cpu_workers))
 
     async def transcribe(self, pcm: bytes, rate: int, width: int, channels: int, *,
-                         language: str | None = None) -> str:
+                         language: str | None = None, owner: str | None = None) -> str:
+        """The words heard; `owner` (the session) gets its fair share of the CPU pool."""
         if not is_english(language):
             raise ProviderError(f"pocketsphinx has only an English model, not {language!r}")
-        return await self.resources.run_cpu(self._transcribe_sync, pcm, rate, width, channels)
+        return await self.resources.run_cpu(self._transcribe_sync, pcm, rate, width, channels, owner=owner)
 
     def preload(self) -> None:
         """Blocking: start one decoder worker now (~0.7 s), so the first utterance does not wait."""
         self.pool.preload()
 
-    def _transcribe_sync(self, pcm: bytes, rate: int, width: int, channels: int) -> str:
+    def _transcribe_sync(self, pcm: bytes, rate: int, width: int, channels: int, *,
+                         cancel: CancelToken | None = None) -> str:
         pcm = to_mono_16k(pcm, rate, width, channels)
         if len(pcm) < MIN_BYTES or level_dbfs(pcm) < QUIET_DBFS:
             return ""  # too short or too quiet: the recognizer would only hallucinate a word
-        return self.pool.decode(pcm)
+        return self.pool.decode(pcm, cancel)

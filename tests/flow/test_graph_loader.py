@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
+from flow.cli import main
 from flow.config import Settings
-from flow.contract.messages import AudioChunk, TextInput, Transcript, UserTurn
-from flow.contract.node import In, Node
+from flow.contract.messages import AudioChunk, Cancel, ReplyText, TextInput, Transcript, UserTurn
+from flow.contract.node import In, Node, NoParams
 from flow.contract.resources import Resources
 from flow.graph.loader import GraphError, load_graph_text
 from flow.graph.registry import register
@@ -39,6 +41,26 @@ class AudioSink(Node[EchoParams]):
     Params = EchoParams
     inputs = {"audio": In(AudioChunk)}
     outputs = {}
+
+
+@register("test_worker")
+class Worker(Node[NoParams]):
+    inputs = {"turn": In(UserTurn), "cancel": In(Cancel, required=False, control=True)}
+    outputs = {"reply": ReplyText}
+
+
+@register("test_worker_data_cancel")
+class WorkerDataCancel(Node[NoParams]):
+    """A `cancel` input not marked `control`: a loop through it is a cycle."""
+
+    inputs = {"turn": In(UserTurn), "cancel": In(Cancel, required=False)}
+    outputs = {"reply": ReplyText}
+
+
+@register("test_canceller")
+class Canceller(Node[NoParams]):
+    inputs = {"reply": In(ReplyText)}
+    outputs = {"reply": ReplyText, "cancel": Cancel}
 
 
 def load(yaml_text: str, env: dict[str, str] | None = None, resources=None):
@@ -201,3 +223,57 @@ def test_provider_checks_run_with_resources() -> None:
     messages = [i.message for i in found]
     assert any("OPENAI_API_KEY" in m for m in messages)
     assert any("type mismatch" in m for m in messages)
+
+
+LOOP = """
+version: 1
+nodes:
+  gate: {type: test_canceller}
+  work: {type: test_worker}
+  turns: {type: test_text_to_turn}
+edges:
+  - client.text -> turns.text
+  - turns.turn -> work.turn
+  - work.reply -> gate.reply
+  - gate.reply -> client.response
+  - gate.cancel -> work.cancel
+  - turns.error -> client.error
+  - work.error -> client.error
+  - gate.error -> client.error
+"""
+
+
+def test_a_loop_through_a_control_input_is_no_cycle() -> None:
+    spec = load(LOOP)
+    assert spec.order == ("turns", "work", "gate") and spec.warnings == ()
+
+
+def test_a_loop_through_a_data_input_is_a_cycle() -> None:
+    [i] = issues(LOOP.replace("type: test_worker}", "type: test_worker_data_cancel}"))
+    assert (i.line, i.node) == (3, "gate") and "cycle among nodes gate, work" in i.message
+    assert "only control inputs" in i.message
+
+
+def test_unwired_cancel_input_and_error_outputs_are_warnings() -> None:
+    text = LOOP.replace("  - gate.cancel -> work.cancel\n", "").replace("  - gate.error -> client.error\n", "")
+    spec = load(text)
+    assert [(w.line, w.node, w.port, w.warning) for w in spec.warnings] == [
+        (3, "gate", "error", True), (4, "work", "cancel", True)]
+    assert str(spec.warnings[0]) == ("g.yaml:3: node 'gate' port 'error': warning: output not wired: failures are "
+                                     "only logged (wire gate.error -> client.error)")
+    assert "its stale work would run on after an interrupt" in spec.warnings[1].message
+
+
+def test_error_output_is_implicit_and_typed() -> None:
+    [i] = issues(LOOP.replace("  - gate.error -> client.error\n", "  - gate.error -> work.turn\n"))
+    assert (i.line, i.node, i.port) == (14, "work", "turn") and "NodeFailed" in i.message
+
+
+def test_check_with_only_warnings_exits_zero_and_prints_them(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "warn.yaml"
+    path.write_text(textwrap.dedent(LOOP).lstrip().replace("  - gate.cancel -> work.cancel\n", ""))
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{path}:4: node 'work' port 'cancel': warning: input not wired: its stale work would run on "
+                   "after an interrupt (wire e.g. gate.cancel to it)",
+                   f"{path}: OK (graph 'warn': 3 nodes, 7 edges; 1 warning(s))"]

@@ -26,6 +26,21 @@ def test_graph_validates_with_providers(path: Path) -> None:
     settings = Settings(env={"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"} if path.stem in NEEDS_OPENAI else {})
     spec = load_graph(path, env={}, resources=Resources(settings))
     assert spec.order and spec.source.startswith("version: 1")
+    assert spec.warnings == (), [str(w) for w in spec.warnings]
+
+
+@pytest.mark.parametrize("path", GRAPHS, ids=lambda p: p.stem)
+def test_every_path_of_a_bundled_graph_is_an_edge(path: Path) -> None:
+    """Cancellation, errors and delivery are edges: every node's failures reach the client, every
+    node with per-turn work hears the gate's cancel, the LLM's history hears what was delivered."""
+    spec = load_graph(path, env={})
+    edges = {str(e) for e in spec.edges}
+    for node in spec.nodes.values():
+        assert f"{node.id}.error -> client.error" in edges
+        if "cancel" in node.cls.inputs:
+            assert f"gate.cancel -> {node.id}.cancel" in edges
+    assert {"gate.cancel -> client.cancel", "client.delivered -> llm.delivered", "llm.error -> gate.failed",
+            "client.interrupt -> gate.interrupt"} <= edges
 
 
 @pytest.mark.parametrize("path", GRAPHS, ids=lambda p: p.stem)
