@@ -69,7 +69,8 @@ async def test_broken_yaml_is_never_applied_and_valid_yaml_is() -> None:
         async with user_simulation(root=dash.root) as user:
             await user.open("/")
             editor = user.find(ui.codemirror).elements.pop()
-            editor.set_value(dash.graph_text.replace("type: chunk_buffer", "type: chunk_bufer"))
+            # offline.yaml extends default, so it names no types itself: add a node with a typo'd one
+            editor.set_value(dash.graph_text.rstrip("\n") + "\n  extra: {type: chunk_bufer}\n")
             user.find("Apply").click()
             await user.should_see("chunk_buffer", retries=50)  # the loader's hint names the real type
             await user.should_see("problem(s): not applicable", retries=50)
