@@ -32,6 +32,7 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import socketio
@@ -58,6 +59,15 @@ GRACE_S = 2.0
 SLOW_CONSUMER = "slow_consumer"
 
 
+@dataclass(slots=True)
+class _Packet:
+    event: str
+    data: Any
+    size: int
+    skip: Callable[[], bool] | None = None
+    sent: Callable[[], None] | None = None
+
+
 class Outbox:
     """The outbound events of one Socket.IO client, bounded; `send` never waits for the client."""
 
@@ -75,7 +85,7 @@ class Outbox:
         self._sio = sio
         self._transport = transport or (lambda: environ_transport(sio, sid))
         self._on_evict = on_evict
-        self._backlog: deque[tuple[str, Any, int]] = deque()
+        self._backlog: deque[_Packet] = deque()
         self._wake = asyncio.Event()
         self._engine_bytes = 0
         self._stalled = False
@@ -95,15 +105,22 @@ class Outbox:
         return queue.qsize() if queue is not None else 0
 
     async def send(self, event: str, data: Any) -> None:
-        """Queue `event` for the client (a `Send` for the session); returns at once."""
+        """Queue `event` for the client; returns at once."""
         self.put(event, data)
 
-    def put(self, event: str, data: Any) -> bool:
-        """Queue `event`; False if the client is gone or was just found too slow (and is cut off)."""
+    def put(self, event: str, data: Any, *, skip: Callable[[], bool] | None = None,
+            sent: Callable[[], None] | None = None) -> bool:
+        """Queue `event`; False if the client is gone or was just found too slow (and is cut off).
+
+        At the moment of hand-off to engine.io, an event whose `skip()` is true is dropped (a reply
+        cancelled while it waited), and `sent()` is called once it was handed on: the closest
+        this process comes to "written to the socket", which is what the session reports as
+        delivered.
+        """
         if self._closed or self.evicted is not None:
             return False
-        self._backlog.append((event, data, approx_bytes(data) + PACKET_OVERHEAD_BYTES))
-        self.bytes += self._backlog[-1][2]
+        self._backlog.append(_Packet(event, data, approx_bytes(data) + PACKET_OVERHEAD_BYTES, skip, sent))
+        self.bytes += self._backlog[-1].size
         self._wake.set()
         return not (self._stalled and self._check())
 
@@ -136,16 +153,27 @@ class Outbox:
             while not self._backlog:
                 self._wake.clear()
                 await self._wake.wait()
-            event, data, size = self._backlog[0]  # still counted while it waits for room
+            packet = self._backlog[0]  # still counted while it waits for room
+            if packet.skip is not None and packet.skip():
+                self._backlog.popleft()
+                self.bytes -= packet.size
+                continue
             if not await self._room():
                 return  # found too slow: cut off
+            if not self._backlog or self._backlog[0] is not packet:
+                continue  # dropped meanwhile (closed)
             self._backlog.popleft()
-            self.bytes -= size
-            self._engine_bytes += size
+            self.bytes -= packet.size
+            if packet.skip is not None and packet.skip():
+                continue  # cancelled while it waited for room
+            self._engine_bytes += packet.size
             try:
-                await self._sio.emit(event, data, to=self.sid)
+                await self._sio.emit(packet.event, packet.data, to=self.sid)
             except Exception:
-                log.exception("sending %s to %s failed", event, self.sid)
+                log.exception("sending %s to %s failed", packet.event, self.sid)
+                continue
+            if packet.sent is not None:
+                packet.sent()
 
     async def _room(self) -> bool:
         """Wait until engine.io's queue for the client is short enough to take one more packet;

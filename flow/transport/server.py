@@ -138,7 +138,7 @@ class VoicegraphServer:
                         transport=lambda: self.connections.transport(sid),
                         on_evict=lambda error: self._slow_consumer(sid, error))
         try:
-            session = Session(sid, self.spec, self.resources, outbox.send, peer)
+            session = Session(sid, self.spec, self.resources, outbox, peer)
         except Exception as err:
             await outbox.aclose()
             log.exception("could not build the graph for %s", sid)

@@ -1,19 +1,19 @@
 """One Socket.IO connection: its graph instance, inbound checks, and an ordered outbound queue.
 
 Inbound handlers push into the graph synchronously, before any `await`, so chunks keep the order
-they arrived in even though python-socketio runs each event in its own task. Outbound events go
-through one queue and one sender task per session: the order the graph produced them in is the
-order the client sees. The session is the graph's `client` node: a `Cancel` on its `cancel` input
-drops replies of that turn still queued, and after each reply (piece) is written to the socket it
-says so on its `delivered` output, the record of what the user heard.
+they arrived in even though python-socketio runs each event in its own task. Outbound messages are
+turned into wire events as the graph produces them and handed, in that order, to the client's
+bounded `Outbox`. The session is the graph's `client` node: a `Cancel` on its `cancel` input
+drops replies of that turn still waiting in the outbox, and once a reply (piece) has been handed
+on to the socket the session says so on its `delivered` output, the record of what the user heard.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from flow.contract.messages import (
     AudioData,
@@ -33,7 +33,11 @@ from flow.transport.wire import WireError, audio_bytes, parse_interrupt, parse_s
 
 log = logging.getLogger("voicegraph.session")
 
-Send = Callable[[str, Any], Awaitable[None]]
+class Outlet(Protocol):
+    """Where a session's wire events go (the server gives it the client's `Outbox`)."""
+
+    def put(self, event: str, data: Any, *, skip: Callable[[], bool] | None = None,
+            sent: Callable[[], None] | None = None) -> bool: ...
 
 AUDIO_EVENTS_PER_SECOND = 200.0
 """Sustained `audio-stream` events per second (a 40 ms MediaRecorder slice is 25/s)."""
@@ -48,13 +52,12 @@ ERROR_REPORTS_PER_SECOND = 2.0
 class Session:
     """A connected client and the graph instance that serves it."""
 
-    def __init__(self, sid: str, spec: GraphSpec, resources: Resources, send: Send,
+    def __init__(self, sid: str, spec: GraphSpec, resources: Resources, out: Outlet,
                  peer: dict[str, str] | None = None) -> None:
         self.sid = sid
         self.spec = spec
         self.ctx = SessionContext(sid, resources, asyncio.get_running_loop())
-        self._send = send
-        self._out: asyncio.Queue[Any] = asyncio.Queue()
+        self._outlet = out
         self._seq = 0
         self._audio_events = TokenBucket(AUDIO_EVENTS_PER_SECOND, AUDIO_EVENT_BURST)
         self._control_events = TokenBucket(CONTROL_EVENTS_PER_SECOND, CONTROL_EVENT_BURST)
@@ -65,12 +68,11 @@ class Session:
         scheduler = self.ctx.scheduler
         for port, sink in self.graph.sinks.items():
             self.ctx.disposables.add(sink.subscribe(
-                on_next=self._on_cancel if port == "cancel" else self._out.put_nowait,
+                on_next=self._on_cancel if port == "cancel" else self._forward,
                 on_error=lambda err, port=port: self._sink_failed(port, err),
                 scheduler=scheduler,
             ))
         self._delivered = self.graph.sources["delivered"]
-        self._sender = self.ctx.spawn(self._send_loop(), name=f"send-{sid}")
         self.probe = self.ctx.probe
         self.peer = peer or {}
         self.announce()
@@ -117,35 +119,37 @@ class Session:
         """Tell the client something it sent was refused (rate-limited so floods stay cheap)."""
         if code == "rate_limited" and not self._error_reports.take():
             return
-        self._out.put_nowait(NodeFailed(self.sid, code, message, node="client"))
+        self._forward(NodeFailed(self.sid, code, message, node="client"))
 
     # ------------------------------------------------------------------ graph → client
 
     def _sink_failed(self, port: str, err: Exception) -> None:
         log.error("session %s: stream to client.%s ended by %r", self.sid, port, err)
-        self._out.put_nowait(NodeFailed(self.sid, "internal", f"client.{port} stream failed"))
+        self._forward(NodeFailed(self.sid, "internal", f"client.{port} stream failed"))
 
     def _on_cancel(self, msg: Cancel) -> None:
         self.cancelled_through = max(self.cancelled_through, msg.through_turn)
 
-    async def _send_loop(self) -> None:
-        while True:
-            msg = await self._out.get()
-            reply = isinstance(msg, ReplyText | ReplyPiece)
-            if reply and msg.turn <= self.cancelled_through:
-                continue  # went stale after the gate let it through: never reaches the client
-            watched = self.probe.monitor.watched
-            sent = True
-            for event, payload in to_wire(msg):
-                if watched:
-                    self.probe.publish_out(event, payload)  # audio as a reference, never the bytes
-                try:
-                    await self._send(event, payload)
-                except Exception:
-                    sent = False
-                    log.exception("session %s: sending %s failed", self.sid, event)
-            if reply and sent:
-                self._delivered.on_next(_delivered(msg))
+    def _forward(self, msg: Any) -> None:
+        """Hand `msg`'s wire events to the outbox now, in the order the graph produced them."""
+        skip = sent = None
+        if isinstance(msg, ReplyText | ReplyPiece):
+            if msg.turn <= self.cancelled_through:
+                return  # went stale after the gate let it through: never reaches the client
+            turn, record = msg.turn, _delivered(msg)
+
+            def skip() -> bool:
+                return turn <= self.cancelled_through
+
+            def sent() -> None:
+                self._delivered.on_next(record)
+
+        watched = self.probe.monitor.watched
+        for event, payload in to_wire(msg):
+            if watched:
+                self.probe.publish_out(event, payload)  # audio as a reference, never the bytes
+            self._outlet.put(event, payload, skip=skip, sent=sent)
+            sent = None  # the first event carries the reply's text: its hand-off is the delivery
 
     async def aclose(self) -> None:
         """Dispose the graph and cancel every task of the session (disconnect)."""
