@@ -36,7 +36,8 @@ from flow.contract.node import In, Node
 log = logging.getLogger("voicegraph.turns")
 ENDS_TURN = frozenset({"llm_failed"})
 """Failure codes after which no response will come for the turn (typing must stop)."""
-STAGES = ("speech_end", "transcript", "accepted", "first_token", "first_audio", "last_token", "last_audio", "cancelled")
+STAGES = ("speech_end", "endpointed", "transcript", "accepted", "first_token", "first_audio", "last_token",
+          "last_audio", "cancelled")
 
 
 class InterruptGateParams(BaseModel):

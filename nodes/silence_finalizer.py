@@ -6,7 +6,8 @@ Out: utterance: Utterance, started: SpeechStarted
 The decision logic is `nodes.segmenter.Segmenter`, a pure state machine, one per recording
 (`nodes.recording_segmenters`): late audio of recording n-1 goes to n-1's segmenter, and
 `RecordingEnded(n)` flushes only n's. An utterance with too little speech produces nothing: no
-turn and no provider call.
+turn and no provider call. Each utterance carries when speech ended (`speech_end_ms`: the close
+less the trailing silence, in audio time) and when it was closed (`endpointed_ms`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from flow.contract.messages import (
     RecordingStarted,
     SpeechStarted,
     Utterance,
+    now_ms,
 )
 from flow.contract.node import In, Node
 from nodes.recording_segmenters import RecordingSegmenters, Tagged
@@ -111,7 +113,10 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
                 self.fail("payload_too_large", f"utterance reached {self.params.max_seconds:g} s; "
                           "it was finalized there")
             self.ctx.count(self.id, "out")
+            closed = now_ms()
             self.utterances.on_next(Utterance(
                 session, t.utterance_id, ev.audio, t.rate, 2, 1, t.recording,
-                language=t.language, voice=t.voice, reason=ev.reason,
+                language=t.language, voice=t.voice, reason=ev.reason, endpointed_ms=closed,
+                # the speech ended before the close by the audio time the endpointing waited
+                speech_end_ms=closed - round(ev.closed_ms - ev.speech_end_ms),
             ))

@@ -151,7 +151,11 @@ class Utterance:
     voice: str | None = None
     """The voice `start-recording` asked for, carried to the synthesizer."""
     reason: str = "silence"  # silence | stop | max_length
-    ended_ms: int = field(default_factory=now_ms)
+    endpointed_ms: int = field(default_factory=now_ms)
+    """Wall clock when the utterance was closed (after the trailing silence, or at the stop)."""
+    speech_end_ms: int | None = None
+    """Wall clock when the speech itself ended: `endpointed_ms` less the audio time between the
+    last speech frame and the close (the endpointing wait)."""
 
     @property
     def duration_ms(self) -> float:
@@ -170,8 +174,10 @@ class Transcript:
     text: str
     is_final: bool = True
     speech_end_ms: int | None = None
-    """When the utterance was closed (wall clock), for per-turn latency."""
+    """Wall clock when the user stopped speaking (see `Utterance.speech_end_ms`), for per-turn latency."""
     voice: str | None = None
+    endpointed_ms: int | None = None
+    """Wall clock when the utterance was closed: `endpointed_ms - speech_end_ms` is the endpointing wait."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Recording identity over a real server: back-to-back recordings stay apart."""
+"""Recording identity and timing marks over a real server: back-to-back recordings stay apart."""
 
 from __future__ import annotations
 
@@ -86,3 +86,22 @@ async def test_back_to_back_recordings_stay_apart(stub, clients, clips, fmt, del
         await upload(srv, c, back_to_back(clips, fmt), delivery)
         await assert_two_utterances(stub, c, clips)
 
+
+@pytest.mark.parametrize("ending", ["silence", "stop"])
+async def test_turn_metrics_mark_when_speech_ended_and_when_it_was_endpointed(stub, clients, clips, ending):
+    """`speech_end` is when the user stopped speaking; `endpointed` when the trailing silence (or the
+    stop) closed the utterance: the gap is the endpointing wait, which turn latency must include."""
+    silence_ms = 700
+    async with voicegraph("streaming", stub=stub, env={"VOICEGRAPH_SILENCE_MS": str(silence_ms)}) as srv:
+        c = await clients(srv.url)
+        await c.emit("start-recording", {"mimeType": MIME["webm"]})
+        await c.stream(encode(clips[0], "webm", pad_s=1.5 if ending == "silence" else 0.0), 1000)
+        if ending == "stop":
+            await c.emit("stop-recording")
+        ms = (await c.wait("turn-metrics"))["ms"]
+        assert ms["speech_end"] == 0 <= ms["endpointed"] <= ms["transcript"] <= ms["accepted"]
+        wait = ms["endpointed"] - ms["speech_end"]
+        if ending == "silence":
+            assert 0.5 * silence_ms <= wait <= silence_ms + 300, ms
+        else:  # the clip ends in speech: the stop closes it at once
+            assert wait < 0.5 * silence_ms, ms
