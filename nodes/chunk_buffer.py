@@ -6,18 +6,26 @@ Out: audio: AudioChunk, ended: RecordingEnded
 Containers (webm/ogg/wav/mp3) are decoded by one ffmpeg process per recording, off the event loop;
 raw PCM16 is only resampled. The format comes from `start-recording`, else the first bytes, else
 raw PCM16 at `pcm_rate`. Undecodable input sends one `bad_audio` and the session goes on: the
-rest of that recording is dropped, the next `start-recording`/`stop-recording` starts afresh.
+rest of that recording is dropped, the next recording starts afresh.
+
+Recordings are keyed by their number (`recording` on every message). A new recording never waits
+for the previous one's decoder, but its chunks are held back until that decoder drained, so the
+output is in recording order: every chunk of n-1, `RecordingEnded(n-1)`, then n's chunks. Each
+recording ends once (after its `stop-recording`, the next `start-recording` or audio of a newer
+recording, or a decode failure), and each chunk's `timestamp_ms` counts from its recording's start.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
 from reactivex.subject import Subject
 
-from flow.audio.decoder import StreamDecoder, make_decoder
+from flow.audio.decoder import PcmDecoder, StreamDecoder, make_decoder
 from flow.audio.formats import sniff_format
 from flow.contract.messages import (
     AudioChunk,
@@ -42,14 +50,22 @@ class ChunkBufferParams(BaseModel):
     """Audio (at 256 kbit/s worst case) waiting to be decoded before chunks are refused."""
 
 
-class _Recording:
-    """One recording's decoder and its position in audio time."""
+DRAIN_TIMEOUT_S = 10.0
+"""Longest wait for a stopped recording's decoder to flush; the next recording's chunks wait for it."""
 
-    def __init__(self, decoder: StreamDecoder, fmt: AudioFormat) -> None:
-        self.decoder = decoder
-        self.format = fmt
+
+class _Recording:
+    """One recording's decoder, its position in audio time, and the chunks it holds back."""
+
+    def __init__(self, recording: int, first: bool) -> None:
+        self.id = recording
+        self.decoder: StreamDecoder | None = None
         self.samples = 0
-        self.failed = False
+        self.held: list[AudioChunk] | None = None if first else []
+        """Chunks waiting for the older recordings to end (None: this one's go straight out)."""
+        self.held_bytes = 0
+        self.drained = False
+        """Its decoder has flushed every sample (or there was none): it can end."""
 
 
 class ChunkBuffer(Node[ChunkBufferParams]):
@@ -66,9 +82,14 @@ class ChunkBuffer(Node[ChunkBufferParams]):
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.chunks: Subject[AudioChunk] = Subject()
         self.ended: Subject[RecordingEnded] = Subject()
-        self.rec: _Recording | None = None
-        self.declared: AudioFormat | None = None
-        self.dropping = False
+        self.recordings: deque[_Recording] = deque()
+        """Recordings not yet ended, oldest first; only the oldest one's chunks go out."""
+        self.open: _Recording | None = None
+        """The recording audio goes to."""
+        self.closed_through = 0
+        """Recordings numbered ≤ this take no more audio (stopped, superseded or failed)."""
+        self.declared: tuple[int, AudioFormat | None] = (0, None)
+        """The format `start-recording` declared, and for which recording."""
         handlers = {"audio": self._on_audio, "start": self._on_start, "stop": self._on_stop}
         self.route(inputs, handlers)
         self.ctx.on_close(self._close)
@@ -79,74 +100,110 @@ class ChunkBuffer(Node[ChunkBufferParams]):
         return int(self.params.max_backlog_s * 32_000)
 
     def _on_start(self, msg: RecordingStarted) -> None:
-        self._finish_recording(emit_end=False)
-        self.declared = msg.format
-        self.dropping = False
+        if self.open is not None and self.open.id < msg.recording:
+            self._finish(self.open)
+        self.declared = (msg.recording, msg.format)
 
-    def _on_stop(self, _msg: RecordingStopped) -> None:
-        self._finish_recording(emit_end=True)
-        self.declared = None
-        self.dropping = False
+    def _on_stop(self, msg: RecordingStopped) -> None:
+        if self.open is not None and self.open.id == msg.recording:
+            self._finish(self.open)
+        elif msg.recording > self.closed_through:  # no audio came: it still ends, in its turn
+            self._finish(self._add(msg.recording))
 
     def _on_audio(self, msg: AudioData) -> None:
-        if self.dropping:
-            return
-        if self.rec is None:
-            self.rec = self._open(msg.data)
-        rec = self.rec
-        if rec.decoder.pending_bytes + len(msg.data) > self.backlog_limit:
+        if msg.recording <= self.closed_through:
+            return  # the rest of a recording that failed to decode
+        if self.open is None or self.open.id != msg.recording:
+            if self.open is not None:
+                self._finish(self.open)
+            self.open = self._add(msg.recording)
+        rec = self.open
+        if rec.decoder is None:
+            rec.decoder = self._decoder(rec, msg.data)
+        pending = rec.decoder.pending_bytes + rec.held_bytes
+        if pending + len(msg.data) > self.backlog_limit:
             self.fail("rate_limited", f"{self.id}: audio arrives faster than it can be decoded; "
                       "chunk dropped")
             return
         rec.decoder.feed(msg.data)
         probe = self.ctx.probe
         if probe.monitor.watched:  # the fill is only worth computing for an observer
-            probe.backlog(rec.decoder.pending_bytes / self.backlog_limit)
+            probe.backlog((rec.decoder.pending_bytes + rec.held_bytes) / self.backlog_limit)
 
-    def _open(self, first: bytes) -> _Recording:
-        fmt = self.declared or _sniffed(first, self.params.pcm_rate)
-        holder: list[_Recording] = []
+    def _add(self, recording: int) -> _Recording:
+        rec = _Recording(recording, first=not self.recordings)
+        self.recordings.append(rec)
+        return rec
+
+    def _decoder(self, rec: _Recording, first: bytes) -> StreamDecoder:
+        number, declared = self.declared
+        fmt = (declared if number == rec.id else None) or _sniffed(first, self.params.pcm_rate)
 
         def on_pcm(pcm: bytes) -> None:
-            rec = holder[0]
-            ts = 1000.0 * rec.samples / self.params.rate
+            chunk = AudioChunk(self.ctx.session, rec.id, pcm, self.params.rate, 2, 1,
+                               1000.0 * rec.samples / self.params.rate)
             rec.samples += len(pcm) // 2
-            self.ctx.count(self.id, "out")
-            self.chunks.on_next(AudioChunk(self.ctx.session, pcm, self.params.rate, 2, 1, ts))
+            if rec.held is None:
+                self._emit(chunk)
+            else:
+                rec.held.append(chunk)
+                rec.held_bytes += len(pcm)
 
         def on_error(message: str) -> None:
-            rec = holder[0]
-            rec.failed = True
-            if self.rec is rec:
-                self.dropping = True
-                self.rec = None
+            if self.open is rec:
+                self._finish(rec)  # what was decoded still ends as an utterance
             self.fail("bad_audio", f"could not decode {fmt.container} audio: {message}")
 
-        decoder = make_decoder(fmt, self.params.rate, on_pcm, on_error)
-        holder.append(_Recording(decoder, fmt))
-        return holder[0]
+        return make_decoder(fmt, self.params.rate, on_pcm, on_error)
 
-    def _finish_recording(self, emit_end: bool) -> None:
-        rec, self.rec = self.rec, None
-        if rec is None:
-            if emit_end:
-                self.ended.on_next(RecordingEnded(self.ctx.session))
+    def _finish(self, rec: _Recording) -> None:
+        """No more audio for `rec`: let its decoder drain, then end it after the older ones."""
+        if self.open is rec:
+            self.open = None
+        self.closed_through = max(self.closed_through, rec.id)
+        decoder = rec.decoder
+        if decoder is None or isinstance(decoder, PcmDecoder):  # converts inline: nothing in flight
+            rec.drained = True
+            self._advance()
             return
 
-        async def finish() -> None:
+        async def drain() -> None:
+            limit = asyncio.timeout(DRAIN_TIMEOUT_S)
             try:
-                await rec.decoder.finish()
+                async with limit:
+                    await decoder.finish()
             finally:
-                await rec.decoder.aclose()
-                if emit_end:
-                    self.ended.on_next(RecordingEnded(self.ctx.session))
+                await decoder.aclose()
+                rec.drained = True
+                if not self.ctx.closed:
+                    if limit.expired():
+                        self.fail("bad_audio", f"{self.id}: recording {rec.id} did not finish decoding "
+                                  f"in {DRAIN_TIMEOUT_S:g} s; its end is lost")
+                    self._advance()
 
-        self.ctx.spawn(finish(), name=f"{self.id}-finish")
+        self.ctx.spawn(drain(), name=f"{self.id}-finish-{rec.id}")
+
+    def _advance(self) -> None:
+        """End every drained recording at the head, in order, releasing the next one's chunks."""
+        while self.recordings and self.recordings[0].drained:
+            done = self.recordings.popleft()
+            self.ended.on_next(RecordingEnded(self.ctx.session, done.id))
+            if self.recordings:
+                head = self.recordings[0]
+                held, head.held, head.held_bytes = head.held or [], None, 0
+                for chunk in held:
+                    self._emit(chunk)
+
+    def _emit(self, chunk: AudioChunk) -> None:
+        self.ctx.count(self.id, "out")
+        self.chunks.on_next(chunk)
 
     async def _close(self) -> None:
-        if self.rec is not None:
-            await self.rec.decoder.aclose()
-            self.rec = None
+        self.open = None
+        for rec in self.recordings:
+            if rec.decoder is not None:
+                await rec.decoder.aclose()
+        self.recordings.clear()
 
 
 def _sniffed(first: bytes, pcm_rate: int) -> AudioFormat:

@@ -21,13 +21,20 @@ class SpeechStart:
 
 @dataclass(frozen=True, slots=True)
 class UtteranceEnd:
-    """A finished utterance: PCM with pre-roll and a short tail, and why it ended."""
+    """A finished utterance: PCM with pre-roll and a short tail, and why it ended.
+
+    Times are audio times since the recording began: `start_ms`/`end_ms` bound `audio`,
+    `speech_end_ms` is where the last speech frame ended and `closed_ms` where the utterance was
+    closed, so `closed_ms - speech_end_ms` is the endpointing wait (about `silence_ms` after silence).
+    """
 
     audio: bytes
     reason: str  # silence | max_length | stop
     start_ms: float
     end_ms: float
     speech_ms: float
+    speech_end_ms: float
+    closed_ms: float
 
 
 class Segmenter:
@@ -99,7 +106,7 @@ class Segmenter:
             cut = int(extra_ms * self.rate / 1000) * 2
             audio = bytes(self._utt[: len(self._utt) - cut] if cut else self._utt)
             events.append(UtteranceEnd(audio, reason, self._start_ms, self.audio_ms - extra_ms,
-                                       self._speech_ms))
+                                       self._speech_ms, self.audio_ms - self._silence_ms, self.audio_ms))
         self._reset()
 
     def flush(self, reason: str = "stop") -> list[SpeechStart | UtteranceEnd]:

@@ -3,8 +3,11 @@
 In:  audio: AudioChunk, ended: RecordingEnded, start: RecordingStarted
 Out: utterance: Utterance, started: SpeechStarted
 
-The decision logic is `nodes.segmenter.Segmenter`, a pure state machine; this node only feeds it.
-An utterance with too little speech produces nothing: no turn and no provider call.
+The decision logic is `nodes.segmenter.Segmenter`, a pure state machine, one per recording
+(`nodes.recording_segmenters`): late audio of recording n-1 goes to n-1's segmenter, and
+`RecordingEnded(n)` flushes only n's. An utterance with too little speech produces nothing: no
+turn and no provider call. Each utterance carries when speech ended (`speech_end_ms`: the close
+less the trailing silence, in audio time) and when it was closed (`endpointed_ms`).
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from flow.contract.messages import (
     RecordingStarted,
     SpeechStarted,
     Utterance,
-    new_id,
+    now_ms,
 )
 from flow.contract.node import In, Node
-from nodes.segmenter import Segmenter, SpeechStart, UtteranceEnd
+from nodes.recording_segmenters import RecordingSegmenters, Tagged
+from nodes.segmenter import Segmenter, SpeechStart
 from nodes.voice_activity import make_detector
 
 
@@ -47,7 +51,7 @@ class SilenceFinalizerParams(BaseModel):
 
 
 class SilenceFinalizer(Node[SilenceFinalizerParams]):
-    """Group speech chunks into one Utterance per spoken turn."""
+    """Group speech chunks into one Utterance per spoken turn, each recording on its own."""
 
     Params = SilenceFinalizerParams
     inputs = {
@@ -60,61 +64,59 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.utterances: Subject[Utterance] = Subject()
         self.started: Subject[SpeechStarted] = Subject()
-        self.segmenter: Segmenter | None = None
-        self.rate = 0
-        self.language: str | None = None
-        self.voice: str | None = None
-        self.utterance_id = new_id()
+        self.recordings = RecordingSegmenters(self._segmenter)
+        self.ends_on_start = "ended" not in inputs
+        """Without `ended`, a new recording is the only sign the previous one is over."""
         handlers = {"audio": self._on_audio, "ended": self._on_ended, "start": self._on_start}
         self.route(inputs, handlers)
         return {"utterance": self.utterances, "started": self.started}
 
     def _segmenter(self, rate: int) -> Segmenter:
-        if self.segmenter is None or self.rate != rate:
-            p = self.params
-            opts: dict[str, Any] = (
-                {"threshold_db": p.threshold_db} if p.detector == "energy"
-                else {"aggressiveness": p.aggressiveness}
-            )
-            self.segmenter = Segmenter(
-                make_detector(p.detector, rate, **opts),
-                silence_ms=p.silence_ms,
-                min_speech_ms=p.min_speech_ms,
-                max_utterance_ms=int(p.max_seconds * 1000),
-                rate=rate,
-            )
-            self.rate = rate
-        return self.segmenter
+        p = self.params
+        opts: dict[str, Any] = (
+            {"threshold_db": p.threshold_db} if p.detector == "energy"
+            else {"aggressiveness": p.aggressiveness}
+        )
+        return Segmenter(
+            make_detector(p.detector, rate, **opts),
+            silence_ms=p.silence_ms,
+            min_speech_ms=p.min_speech_ms,
+            max_utterance_ms=int(p.max_seconds * 1000),
+            rate=rate,
+        )
 
     def _on_start(self, msg: RecordingStarted) -> None:
-        self._emit(self.segmenter.flush("stop") if self.segmenter else [])
-        self.language = msg.language
-        self.voice = msg.voice
+        # the previous recording is not flushed here: its last chunks may still be decoding, and
+        # its `RecordingEnded` comes after them
+        older = self.recordings.end_before(msg.recording) if self.ends_on_start else []
+        self._emit(older + self.recordings.start(msg.recording, msg.language, msg.voice))
 
     def _on_audio(self, chunk: AudioChunk) -> None:
-        segmenter = self._segmenter(chunk.rate)
-        self._emit(segmenter.push(chunk.audio))
-        self.ctx.probe.level(segmenter.level_dbfs, segmenter.in_speech)
+        self._emit(self.recordings.push(chunk.recording, chunk.audio, chunk.rate))
+        segmenter = self.recordings.segmenter(chunk.recording)
+        if segmenter is not None:
+            self.ctx.probe.level(segmenter.level_dbfs, segmenter.in_speech)
 
-    def _on_ended(self, _msg: RecordingEnded) -> None:
-        if self.segmenter is not None:
-            self._emit(self.segmenter.flush("stop"))
+    def _on_ended(self, msg: RecordingEnded) -> None:
+        self._emit(self.recordings.end(msg.recording))
 
-    def _emit(self, events: list[Any]) -> None:
+    def _emit(self, events: list[Tagged]) -> None:
         session = self.ctx.session
-        for ev in events:
-            if isinstance(ev, SpeechStart | UtteranceEnd):
-                self.ctx.probe.publish("speech", state="start" if isinstance(ev, SpeechStart) else "end",
-                                       reason=getattr(ev, "reason", None))
+        for t in events:
+            ev = t.event
+            self.ctx.probe.publish("speech", state="start" if isinstance(ev, SpeechStart) else "end",
+                                   reason=getattr(ev, "reason", None))
             if isinstance(ev, SpeechStart):
-                self.started.on_next(SpeechStarted(session, self.utterance_id, ev.timestamp_ms))
-            elif isinstance(ev, UtteranceEnd):
-                if ev.reason == "max_length":
-                    self.fail("payload_too_large", f"utterance reached {self.params.max_seconds:g} s; "
-                              "it was finalized there")
-                self.ctx.count(self.id, "out")
-                self.utterances.on_next(Utterance(
-                    session, self.utterance_id, ev.audio, self.rate, 2, 1,
-                    language=self.language, voice=self.voice, reason=ev.reason,
-                ))
-                self.utterance_id = new_id()
+                self.started.on_next(SpeechStarted(session, t.utterance_id, ev.timestamp_ms))
+                continue
+            if ev.reason == "max_length":
+                self.fail("payload_too_large", f"utterance reached {self.params.max_seconds:g} s; "
+                          "it was finalized there")
+            self.ctx.count(self.id, "out")
+            closed = now_ms()
+            self.utterances.on_next(Utterance(
+                session, t.utterance_id, ev.audio, t.rate, 2, 1, t.recording,
+                language=t.language, voice=t.voice, reason=ev.reason, endpointed_ms=closed,
+                # the speech ended before the close by the audio time the endpointing waited
+                speech_end_ms=closed - round(ev.closed_ms - ev.speech_end_ms),
+            ))

@@ -36,10 +36,12 @@ class TurnTaker(Node[NoParams]):
         return {"turn": self.turns, "typing": self.typing}
 
     def _accept(self, session: str, text: str, source: str, speech_end_ms: int | None = None,
-                voice: str | None = None) -> None:
+                voice: str | None = None, endpointed_ms: int | None = None) -> None:
         self.turn += 1
         if speech_end_ms is not None:
-            self.ctx.mark(self.turn, "speech_end", speech_end_ms)
+            self.ctx.mark(self.turn, "speech_end", speech_end_ms)  # the user stopped speaking
+            if endpointed_ms is not None:
+                self.ctx.mark(self.turn, "endpointed", endpointed_ms)  # the silence (or a stop) closed it
             self.ctx.mark(self.turn, "transcript")
         self.ctx.mark(self.turn, "accepted")
         self.ctx.count(self.id, "out")
@@ -48,7 +50,7 @@ class TurnTaker(Node[NoParams]):
 
     def _on_transcript(self, t: Transcript) -> None:
         if t.is_final and t.text.strip():
-            self._accept(t.session, t.text.strip(), "voice", t.speech_end_ms, t.voice)
+            self._accept(t.session, t.text.strip(), "voice", t.speech_end_ms, t.voice, t.endpointed_ms)
 
     def _on_text(self, t: TextInput) -> None:
         self._accept(t.session, t.text, "text")

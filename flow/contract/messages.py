@@ -3,6 +3,10 @@
 Every message is a frozen dataclass naming its session and, where it belongs to one, the user turn
 (`turn`, a per-session counter that only grows). The interrupt gate decides staleness by comparing
 turn numbers, so nothing downstream needs to know why a turn became stale.
+
+Audio is keyed the same way: start, data, stop, decoded chunks and end of one recording share its
+`recording` number (per session, only grows), so state keyed by it cannot mix two recordings
+however late a decoder delivers.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class RecordingStarted:
     """`start-recording`: audio that follows belongs to a new recording."""
 
     session: str
+    recording: int
     format: AudioFormat | None = None
     language: str | None = None
     voice: str | None = None
@@ -53,6 +58,8 @@ class AudioData:
     """One `audio-stream` payload, undecoded: an arbitrary byte slice of the recording."""
 
     session: str
+    recording: int
+    """Audio with no recording open opens a new one (a client may skip `start-recording`)."""
     data: bytes
     seq: int
     received_ms: int = field(default_factory=now_ms)
@@ -63,6 +70,7 @@ class RecordingStopped:
     """`stop-recording`: finalize the current utterance now."""
 
     session: str
+    recording: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +97,12 @@ class Interrupt:
 class AudioChunk:
     """Decoded PCM (signed little-endian) with its own format and audio-time position.
 
-    `timestamp_ms` is the audio time of the first sample since the recording began, so silence is
+    `timestamp_ms` is the audio time of the first sample since `recording` began, so silence is
     measured in audio, not wall-clock, time.
     """
 
     session: str
+    recording: int
     audio: bytes
     rate: int
     width: int
@@ -111,9 +120,11 @@ class AudioChunk:
 
 @dataclass(frozen=True, slots=True)
 class RecordingEnded:
-    """Every chunk of a stopped recording has been decoded and emitted before this."""
+    """Every chunk of `recording` has been decoded and emitted before this (and every older
+    recording has ended before it)."""
 
     session: str
+    recording: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +146,16 @@ class Utterance:
     rate: int
     width: int
     channels: int
+    recording: int
     language: str | None = None
     voice: str | None = None
     """The voice `start-recording` asked for, carried to the synthesizer."""
     reason: str = "silence"  # silence | stop | max_length
-    ended_ms: int = field(default_factory=now_ms)
+    endpointed_ms: int = field(default_factory=now_ms)
+    """Wall clock when the utterance was closed (after the trailing silence, or at the stop)."""
+    speech_end_ms: int | None = None
+    """Wall clock when the speech itself ended: `endpointed_ms` less the audio time between the
+    last speech frame and the close (the endpointing wait)."""
 
     @property
     def duration_ms(self) -> float:
@@ -158,8 +174,10 @@ class Transcript:
     text: str
     is_final: bool = True
     speech_end_ms: int | None = None
-    """When the utterance was closed (wall clock), for per-turn latency."""
+    """Wall clock when the user stopped speaking (see `Utterance.speech_end_ms`), for per-turn latency."""
     voice: str | None = None
+    endpointed_ms: int | None = None
+    """Wall clock when the utterance was closed: `endpointed_ms - speech_end_ms` is the endpointing wait."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from flow.contract.resources import Resources
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
 from flow.transport.ratelimit import TokenBucket
+from flow.transport.recordings import RecordingIds
 from flow.transport.wire import WireError, audio_bytes, parse_interrupt, parse_start, parse_text, to_wire
 
 log = logging.getLogger("voicegraph.session")
@@ -59,6 +60,7 @@ class Session:
         self.ctx = SessionContext(sid, resources, asyncio.get_running_loop())
         self._outlet = out
         self._seq = 0
+        self._recordings = RecordingIds()
         self._audio_events = TokenBucket(AUDIO_EVENTS_PER_SECOND, AUDIO_EVENT_BURST)
         self._control_events = TokenBucket(CONTROL_EVENTS_PER_SECOND, CONTROL_EVENT_BURST)
         self._error_reports = TokenBucket(ERROR_REPORTS_PER_SECOND, 5)
@@ -96,11 +98,11 @@ class Session:
                     return
                 self.probe.audio_in(len(data))
                 self._seq += 1
-                src["audio"].on_next(AudioData(self.sid, data, self._seq))
+                src["audio"].on_next(AudioData(self.sid, self._recordings.audio(), data, self._seq))
             elif event == "start-recording":
-                src["start"].on_next(parse_start(self.sid, payload))
+                src["start"].on_next(parse_start(self.sid, payload, self._recordings.start()))
             elif event == "stop-recording":
-                src["stop"].on_next(RecordingStopped(self.sid))
+                src["stop"].on_next(RecordingStopped(self.sid, self._recordings.stop()))
             elif event == "text-message":
                 src["text"].on_next(parse_text(self.sid, payload))
             elif event == "interrupt":

@@ -42,10 +42,11 @@ class WireError(Exception):
         self.message = message
 
 
-def parse_start(session: str, payload: Any) -> RecordingStarted:
-    """`start-recording` with an optional object (mimeType / format / language / voice)."""
+def parse_start(session: str, payload: Any, recording: int) -> RecordingStarted:
+    """`start-recording` (opening recording number `recording`) with an optional object
+    (mimeType / format / language / voice)."""
     if payload is None or payload == "":
-        return RecordingStarted(session)
+        return RecordingStarted(session, recording)
     if isinstance(payload, str):
         payload = {"mimeType": payload}
     if not isinstance(payload, dict):
@@ -60,7 +61,7 @@ def parse_start(session: str, payload: Any) -> RecordingStarted:
         raise WireError("bad_request", "language must be a BCP-47 tag such as 'en'")
     if voice is not None and (not isinstance(voice, str) or len(voice) > 200):
         raise WireError("bad_request", "voice must be a string")
-    return RecordingStarted(session, fmt, language or None, voice or None)
+    return RecordingStarted(session, recording, fmt, language or None, voice or None)
 
 
 def audio_bytes(payload: Any) -> bytes:

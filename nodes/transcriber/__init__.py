@@ -105,4 +105,5 @@ class TranscriberNode(Node[TranscriberParams]):
             except Exception as err:
                 self.fail("stt_failed", f"{self.id}: {err or type(err).__name__}")
             self.ctx.count(self.id, "out")
-            self.out.on_next(Transcript(utt.session, utt.id, (text or "").strip(), True, utt.ended_ms, utt.voice))
+            self.out.on_next(Transcript(utt.session, utt.id, (text or "").strip(), True, utt.speech_end_ms,
+                                        utt.voice, utt.endpointed_ms))

@@ -65,6 +65,28 @@ def test_one_utterance_ends_within_silence_ms(speech, kind) -> None:
 
 
 @pytest.mark.parametrize("kind", ["energy", "webrtc"])
+def test_utterance_says_when_speech_ended_and_when_it_was_closed(speech, kind) -> None:
+    events = run(zeros(500) + speech + zeros(1500), 640, kind, silence_ms=700)
+    [utt] = utterances(events)
+    # the endpointing wait is the trailing silence, in audio time
+    assert utt.closed_ms - utt.speech_end_ms == pytest.approx(700, abs=utt_frame(kind))
+    end_of_speech = 500 + speech_end_ms(speech)
+    assert end_of_speech - 60 <= utt.speech_end_ms <= end_of_speech + 250  # the quiet last word, as above
+    assert utt.start_ms < utt.speech_end_ms < utt.end_ms <= utt.closed_ms
+
+
+def test_a_stop_mid_speech_closes_where_the_speech_is(speech) -> None:
+    seg = Segmenter(make_detector("energy", RATE))
+    seg.push(zeros(300) + speech[: len(speech) // 2])
+    [utt] = utterances(seg.flush("stop"))
+    assert utt.closed_ms - utt.speech_end_ms < 300  # no endpointing wait: the stop ended it
+
+
+def utt_frame(kind: str) -> float:
+    return make_detector(kind, RATE).frame_ms
+
+
+@pytest.mark.parametrize("kind", ["energy", "webrtc"])
 def test_two_sentences_two_utterances(speech, kind) -> None:
     events = run(zeros(300) + speech + zeros(1500) + speech + zeros(1500), 1280, kind)
     assert len(utterances(events)) == 2
