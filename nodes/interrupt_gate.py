@@ -34,6 +34,7 @@ from flow.contract.messages import (
     SpokenPiece,
     Typing,
     UserTurn,
+    now_ms,
 )
 from flow.contract.node import In, Node
 
@@ -70,6 +71,8 @@ class InterruptGate(Node[InterruptGateParams]):
 
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.current: UserTurn | None = None
+        self.marks: dict[str, float] = {}
+        """When the current turn's stages happened, as its messages told (for `turn-metrics`)."""
         self.in_flight = False
         self.response_id: str | None = None
         self.cancelled_through = 0
@@ -107,6 +110,7 @@ class InterruptGate(Node[InterruptGateParams]):
             self._cancelled("newer turn")
         self._cancel(t.turn - 1, "newer turn")
         self.current, self.in_flight, self.response_id = t, True, None
+        self.marks = dict(t.marks)
 
     def _is_current(self, turn: int) -> bool:
         return self.in_flight and turn == self.turn and turn > self.cancelled_through
@@ -125,9 +129,15 @@ class InterruptGate(Node[InterruptGateParams]):
             self._cancelled(why)
         self._cancel(self.turn, why)
 
+    def _mark(self, stage: str, at_ms: float | None = None) -> None:
+        """Note a stage of the current turn (first time only) and tell observers."""
+        if stage not in self.marks:
+            self.marks[stage] = float(now_ms()) if at_ms is None else at_ms
+            self.ctx.mark(self.turn, stage, self.marks[stage])
+
     def _cancelled(self, why: str) -> None:
         self.in_flight = False
-        self.ctx.mark(self.turn, "cancelled")
+        self._mark("cancelled")
         if self.response_id is not None:
             self.events.on_next(ClientEvent(self.ctx.session, "response-cancelled",
                                             {"id": self.response_id, "reason": why}))
@@ -142,11 +152,12 @@ class InterruptGate(Node[InterruptGateParams]):
             self.ctx.count(self.id, "dropped")
             return
         self.response_id = p.id
+        self.marks.update((k, v) for k, v in p.marks if k not in self.marks)
         if isinstance(p, SpokenPiece) and p.audio:
-            self.ctx.mark(p.turn, "first_audio")
+            self._mark("first_audio")
         self.pieces.on_next(p)
         if p.final:
-            self.ctx.mark(p.turn, "last_audio")
+            self._mark("last_audio")
             if not self.ends_with_response:
                 self._done(p.turn)
 
@@ -155,8 +166,9 @@ class InterruptGate(Node[InterruptGateParams]):
             self.ctx.count(self.id, "dropped")
             return
         self.response_id = r.id
-        self.ctx.mark(r.turn, "first_audio")
-        self.ctx.mark(r.turn, "last_audio")
+        self.marks.update((k, v) for k, v in r.marks if k not in self.marks)
+        self._mark("first_audio")
+        self._mark("last_audio")
         self.ctx.count(self.id, "out")
         self.responses.on_next(r)
         self._done(r.turn)
@@ -174,7 +186,7 @@ class InterruptGate(Node[InterruptGateParams]):
     def _metrics(self, cancelled: bool) -> None:
         if self.current is None:
             return
-        marks = self.ctx.metrics.get(self.turn, {})
+        marks = self.marks
         origin = marks.get("speech_end", marks.get("accepted"))
         payload = {
             "id": self.current.id,

@@ -14,7 +14,7 @@ from typing import Any
 from reactivex import Observable
 from reactivex.subject import Subject
 
-from flow.contract.messages import TextInput, Transcript, Typing, UserTurn, new_id
+from flow.contract.messages import TextInput, Transcript, Typing, UserTurn, new_id, now_ms
 from flow.contract.node import In, Node, NoParams
 
 
@@ -38,14 +38,18 @@ class TurnTaker(Node[NoParams]):
     def _accept(self, session: str, text: str, source: str, speech_end_ms: int | None = None,
                 voice: str | None = None, endpointed_ms: int | None = None) -> None:
         self.turn += 1
+        now = float(now_ms())
+        marks: list[tuple[str, float]] = []
         if speech_end_ms is not None:
-            self.ctx.mark(self.turn, "speech_end", speech_end_ms)  # the user stopped speaking
+            marks.append(("speech_end", speech_end_ms))  # the user stopped speaking
             if endpointed_ms is not None:
-                self.ctx.mark(self.turn, "endpointed", endpointed_ms)  # the silence (or a stop) closed it
-            self.ctx.mark(self.turn, "transcript")
-        self.ctx.mark(self.turn, "accepted")
+                marks.append(("endpointed", endpointed_ms))  # the silence (or a stop) closed it
+            marks.append(("transcript", now))
+        marks.append(("accepted", now))
+        for stage, at in marks:
+            self.ctx.mark(self.turn, stage, at)
         self.ctx.count(self.id, "out")
-        self.turns.on_next(UserTurn(session, self.turn, new_id(), text, source, voice=voice))
+        self.turns.on_next(UserTurn(session, self.turn, new_id(), text, source, voice=voice, marks=tuple(marks)))
         self.typing.on_next(Typing(session, self.turn, True))
 
     def _on_transcript(self, t: Transcript) -> None:

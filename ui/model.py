@@ -27,10 +27,11 @@ KEEP_CLOSED = 50
 INTERRUPTED_SHOW_S = 2.0
 """How long `interrupted` stays the state before the session reads idle/listening again."""
 
-STAGES = ("speech_end", "transcript", "first_token", "first_audio")
+STAGES = ("speech_end", "endpointed", "transcript", "first_token", "first_audio")
 """The stages the latency chart shows, in order (text turns start at `accepted`)."""
 STAGE_LABELS = {
-    "transcript": "end of speech → transcript",
+    "endpointed": "end of speech → endpointed",
+    "transcript": "→ transcript",
     "first_token": "→ first token",
     "first_audio": "→ first audio",
 }

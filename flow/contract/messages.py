@@ -21,6 +21,11 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+Marks = tuple[tuple[str, float], ...]
+"""`(stage, wall-clock ms)` pairs a message carries downstream, so the node that reports a turn's
+timing (the interrupt gate's `turn-metrics`) learns them on its edges, not from shared state."""
+
+
 def new_id() -> str:
     """A short unique id for turns, utterances and responses."""
     return uuid.uuid4().hex[:16]
@@ -191,6 +196,8 @@ class UserTurn:
     source: str  # "text" | "voice"
     timestamp: int = field(default_factory=now_ms)
     voice: str | None = None
+    marks: Marks = ()
+    """When its stages happened (speech_end, endpointed, transcript, accepted)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +211,8 @@ class ReplyText:
     text: str
     voice: str | None = None
     """The voice the user asked for (`start-recording`), if any."""
+    marks: Marks = ()
+    """When the reply's stages happened (first_token, last_token)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +235,8 @@ class ReplyPiece:
     text: str
     final: bool = False
     voice: str | None = None
+    marks: Marks = ()
+    """When the reply's stages happened so far (first_token; last_token on the final piece)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
@@ -95,9 +94,6 @@ class SessionContext:
         self.counters: dict[str, dict[str, int]] = {}
         self.probe = resources.monitor.probe(session)
         """This session's side of the monitoring channel (events for the dashboard)."""
-        self.metrics: dict[int, dict[str, float]] = {}
-        """Per turn: wall-clock ms of each stage (speech_end, transcript, first_token, …), for
-        observers (dashboard, turn-metrics); no node decides anything from it."""
         self._closers: list[Callable[[], Coroutine[Any, Any, Any]]] = []
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task:
@@ -113,14 +109,11 @@ class SessionContext:
             log.error("session %s task %s failed", self.session, task.get_name(),
                       exc_info=task.exception())
 
-    def mark(self, turn: int, stage: str, at_ms: float | None = None) -> None:
-        """Record when `stage` of `turn` happened (first time only)."""
-        stages = self.metrics.setdefault(turn, {})
-        if stage not in stages:
-            stages[stage] = at_ms if at_ms is not None else time.time() * 1000
-            self.probe.publish("stage", turn=turn, stage=stage, at_ms=stages[stage])
-        while len(self.metrics) > 50:  # bounded: only recent turns matter
-            del self.metrics[min(self.metrics)]
+    def mark(self, turn: int, stage: str, at_ms: float) -> None:
+        """Tell observers (the dashboard) when `stage` of `turn` happened. Only observers: a node
+        that needs a turn's timing gets it on the turn's messages (`marks`)."""
+        if self.probe.monitor.watched:
+            self.probe.publish("stage", turn=turn, stage=stage, at_ms=at_ms)
 
     def on_close(self, closer: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         """Await `closer()` when the session closes (e.g. to kill a decoder subprocess)."""

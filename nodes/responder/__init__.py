@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
 from reactivex import operators as ops
 
-from flow.contract.messages import Delivered, ReplyPiece, ReplyText, UserTurn, new_id
+from flow.contract.messages import Delivered, Marks, ReplyPiece, ReplyText, UserTurn, new_id, now_ms
 from flow.contract.node import In, Node, cancel_input
 from flow.contract.providers import ChatMessage, Responder
 from flow.contract.resources import Resources
@@ -155,19 +155,23 @@ class ResponderNode(Node[ResponderParams]):
         splitter = SentenceStream(self.params.min_piece_chars, self.params.max_piece_chars)
         seq = 0
         text = ""
+        marks: Marks = ()
         async for token in self.provider.reply(messages):
             if not text:
-                self.ctx.mark(turn.turn, "first_token")
+                marks = (("first_token", float(now_ms())),)
+                self.ctx.mark(turn.turn, *marks[0])
             text += token
             for piece in splitter.push(token):
-                yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, piece, voice=turn.voice)
+                yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, piece, voice=turn.voice, marks=marks)
                 seq += 1
         text = text.strip()
         if not text:
             raise RuntimeError("the model returned an empty reply")
-        self.ctx.mark(turn.turn, "last_token")
+        marks += (("last_token", float(now_ms())),)
+        self.ctx.mark(turn.turn, *marks[-1])
         rest = " ".join(splitter.flush())
         # the last piece carries `final`; if the stream ended right after a sentence, it is empty
-        yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, rest, final=True, voice=turn.voice)
+        yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, rest, final=True, voice=turn.voice,
+                         marks=marks)
         exchange.reply = text
-        yield ReplyText(turn.session, turn.turn, rid, turn.id, text, voice=turn.voice)
+        yield ReplyText(turn.session, turn.turn, rid, turn.id, text, voice=turn.voice, marks=marks)

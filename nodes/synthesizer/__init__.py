@@ -46,7 +46,7 @@ class SynthesizerParams(BaseModel):
 
 def _spoken(reply: ReplyText, audio: bytes | None) -> SpokenReply:
     return SpokenReply(reply.session, reply.turn, reply.id, reply.reply_to, reply.text, voice=reply.voice,
-                       audio=audio)
+                       marks=reply.marks, audio=audio)
 
 
 class SynthesizerNode(Node[SynthesizerParams]):
@@ -122,7 +122,8 @@ class SynthesizerNode(Node[SynthesizerParams]):
 
 
 def _spoken_piece(p: ReplyPiece, audio: bytes | None) -> SpokenPiece:
-    return SpokenPiece(p.session, p.turn, p.id, p.reply_to, p.seq, p.text, p.final, voice=p.voice, audio=audio)
+    return SpokenPiece(p.session, p.turn, p.id, p.reply_to, p.seq, p.text, p.final, voice=p.voice, marks=p.marks,
+                       audio=audio)
 
 
 def _joined(pieces: list[SpokenPiece]) -> SpokenReply:
@@ -130,4 +131,5 @@ def _joined(pieces: list[SpokenPiece]) -> SpokenReply:
     first = pieces[0]
     audio = None if any(p.audio is None for p in pieces) else b"".join(p.audio or b"" for p in pieces)
     text = " ".join(p.text for p in pieces if p.text)
-    return SpokenReply(first.session, first.turn, first.id, first.reply_to, text, voice=first.voice, audio=audio)
+    return SpokenReply(first.session, first.turn, first.id, first.reply_to, text, voice=first.voice,
+                       marks=pieces[-1].marks, audio=audio)

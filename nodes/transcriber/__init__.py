@@ -86,7 +86,7 @@ class TranscriberNode(Node[TranscriberParams]):
         except asyncio.QueueFull:
             self.fail("rate_limited", f"{self.id}: {self.params.max_queued} utterances already wait for "
                       "transcription; this one was dropped")
-            self.out.on_next(Transcript(utt.session, utt.id, "", True, utt.ended_ms, utt.voice))
+            self.out.on_next(_transcript(utt, ""))
             return
         if self._worker is None or self._worker.done():
             self._worker = self.ctx.spawn(self._run(), name=f"{self.id}-stt")
@@ -105,5 +105,9 @@ class TranscriberNode(Node[TranscriberParams]):
             except Exception as err:
                 self.fail("stt_failed", f"{self.id}: {err or type(err).__name__}")
             self.ctx.count(self.id, "out")
-            self.out.on_next(Transcript(utt.session, utt.id, (text or "").strip(), True, utt.speech_end_ms,
-                                        utt.voice, utt.endpointed_ms))
+            self.out.on_next(_transcript(utt, (text or "").strip()))
+
+
+def _transcript(utt: Utterance, text: str) -> Transcript:
+    """The final transcript of `utt` (empty when nothing was recognised or it was refused)."""
+    return Transcript(utt.session, utt.id, text, True, utt.speech_end_ms, utt.voice, utt.endpointed_ms)

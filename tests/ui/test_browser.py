@@ -84,7 +84,8 @@ def test_inject_watch_interrupt_and_refuse_a_broken_graph(tmp_path) -> None:
 
             # (c) a broken graph is shown with its error and never applied
             d.find_element(By.CSS_SELECTOR, "[data-testid=graph-tab]").click()
-            editor = d.find_element(By.CSS_SELECTOR, "[data-testid=editor] .cm-content")
+            editor = wait_until(lambda: d.find_element(By.CSS_SELECTOR, "[data-testid=editor] .cm-content"), 15,
+                                "the editor (tab switch)", d, tmp_path / "fail.png")
             wait_until(lambda: editor.click() or True, 10, "the editor (tab switch)", d, tmp_path / "fail.png")
             editor.send_keys(Keys.CONTROL, "a")
             editor.send_keys("nodes: [")

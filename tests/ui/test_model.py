@@ -19,6 +19,7 @@ def test_a_voice_turn_walks_through_the_states_and_its_stage_latencies() -> None
         (ev("speech", 500, state="start", reason=None), "speech"),
         (ev("speech", 2000, state="end", reason="silence"), "transcribing"),
         (ev("stage", 2001, turn=1, stage="speech_end", at_ms=1300.0), "transcribing"),
+        (ev("stage", 2001, turn=1, stage="endpointed", at_ms=2000.0), "transcribing"),
         (ev("stage", 2300, turn=1, stage="transcript", at_ms=2300.0), "transcribing"),
         (ev("out", 2301, event="message-received", payload={"text": "hi", "source": "voice"}), "thinking"),
         (ev("stage", 2700, turn=1, stage="first_token", at_ms=2700.0), "thinking"),
@@ -31,7 +32,7 @@ def test_a_voice_turn_walks_through_the_states_and_its_stage_latencies() -> None
         assert st.sessions["s"].current_state(event.at_ms) == state, event
     view = st.sessions["s"]
     assert view.current_state(3001 + 1100) == "listening"  # the reply finished playing
-    assert view.turn_rows() == [{"turn": 1, "status": "answered", "transcript": 1000.0,
+    assert view.turn_rows() == [{"turn": 1, "status": "answered", "endpointed": 700.0, "transcript": 300.0,
                                  "first_token": 400.0, "first_audio": 300.0}]
     assert view.replies[-1].audio_url == "/reply-audio/r/full"
     st.apply(ev("in", 5000, event="interrupt", payload={}))
