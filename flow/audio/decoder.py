@@ -91,8 +91,13 @@ class FfmpegDecoder(StreamDecoder):
         """No more input: wait until ffmpeg has flushed every sample (or failed)."""
         self._eof = True
         self._wakeup.set()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._task.cancelled() and not (current and current.cancelling()):
+                return  # the decoder was aborted (`aclose`): there is nothing left to flush
+            raise  # we are cancelled ourselves: never swallow it
 
     async def aclose(self) -> None:
         """Abort: kill ffmpeg, stop the tasks. Idempotent, never raises."""
