@@ -1,28 +1,54 @@
 """Instantiate a validated graph for one session: nodes built, observables wired, sinks exposed.
 
-Nodes are wired in topological order of their data inputs, so each node receives observables of
-upstream outputs that already exist. Control inputs (`In(control=True)`: cancellation, delivery,
-failures) may be fed from downstream; they get a Subject that is connected once every node is
-wired, which is how `gate.cancel -> llm.cancel` loops back without a cycle in the data flow.
-Outputs that are not Subjects are shared (`share()`), so a port read by two nodes does its work
-once. The client node's outputs are Subjects the Socket.IO session pushes into; its inputs are
-merged into one Subject per port that the session subscribes to and sends to the client.
+A data input is an observable over its edges' sources that counts what arrives (for /health and
+the dashboard) and connects when its node subscribes to it. Nodes are wired in topological order
+of their data inputs, so a data edge's source exists when its destination is wired. Edges into
+control inputs (`In(control=True)`: cancellation, delivery, failures) may come from downstream:
+they feed a Subject that is connected once every node is wired, which is how
+`gate.cancel -> llm.cancel` loops back without a cycle in the data flow. Outputs that are not
+Subjects are shared (`share()`), so a port read by two nodes does its work once. The client
+node's outputs are Subjects the Socket.IO session pushes into; its inputs are one Subject per
+port that the session subscribes to.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import reactivex
 from reactivex import Observable
 from reactivex import operators as ops
+from reactivex.disposable import CompositeDisposable
 from reactivex.subject import Subject
 
 from flow.contract.node import Node, SessionContext
 from flow.graph.spec import CLIENT, CLIENT_INPUTS, CLIENT_OUTPUTS, EdgeSpec, GraphSpec
 
 log = logging.getLogger("voicegraph.runtime")
+
+
+class _InputPort(Observable[Any]):
+    """A data input: subscribing to it subscribes to each of its edges' sources, counting what
+    arrives (for /health and the dashboard). Nothing is connected before the node subscribes, so
+    upstream outputs reach their consumers in the order the consumers subscribed (a node that
+    answers synchronously never overtakes one wired after it on the same upstream message)."""
+
+    def __init__(self, sources: list[Observable[Any]], count: Callable[[], None]) -> None:
+        super().__init__()
+        self._sources = sources
+        self._count = count
+
+    def _subscribe_core(self, observer: Any, scheduler: Any = None) -> Any:
+        count, on_next = self._count, observer.on_next
+
+        def feed(msg: Any) -> None:
+            count()
+            on_next(msg)
+
+        return CompositeDisposable(*(source.subscribe(feed, observer.on_error, scheduler=scheduler)
+                                     for source in self._sources))
 
 
 class GraphInstance:
@@ -52,12 +78,11 @@ class GraphInstance:
                 if not edges:
                     continue
                 if declared.control:
-                    proxy: Subject[Any] = Subject()
-                    late.extend((e, proxy) for e in edges)
-                    source: Observable[Any] = proxy
+                    inputs[port] = port_in = Subject()
+                    late.extend((edge, port_in) for edge in edges)
                 else:
-                    source = self._merge([self.outputs[(e.src, e.src_port)] for e in edges])
-                inputs[port] = self._counted(node_id, f"in.{port}", source)
+                    inputs[port] = _InputPort([self.outputs[(e.src, e.src_port)] for e in edges],
+                                              self._counter(node_id, port))
             produced = node.wire(**inputs)
             produced.setdefault("error", node.errors)
             for port in node.output_ports():
@@ -68,11 +93,30 @@ class GraphInstance:
                     obs = obs.pipe(ops.share())
                 self.outputs[(node_id, port)] = obs
                 self._feed_client(node_id, port, obs)
-        for edge, proxy in late:
-            self._subscribe(self.outputs[(edge.src, edge.src_port)], proxy)
+        for edge, port_in in late:
+            self._connect(edge, port_in)
         for edge in spec.edges_into(CLIENT):  # the client's own outputs looping back (delivered)
             if edge.src == CLIENT:
                 self._subscribe(self.sources[edge.src_port], self.sinks[edge.dst_port])
+
+    def _counter(self, node_id: str, port: str) -> Callable[[], None]:
+        ctx, what = self.ctx, f"in.{port}"
+
+        def count() -> None:
+            ctx.count(node_id, what)
+
+        return count
+
+    def _connect(self, edge: EdgeSpec, port_in: Subject[Any]) -> None:
+        """Feed `edge`'s source into a control input's Subject, counting what arrives."""
+        count, on_next = self._counter(edge.dst, edge.dst_port), port_in.on_next
+
+        def feed(msg: Any) -> None:
+            count()
+            on_next(msg)
+
+        self.ctx.disposables.add(self.outputs[(edge.src, edge.src_port)].subscribe(
+            on_next=feed, on_error=port_in.on_error, scheduler=self.ctx.scheduler))
 
     def _feed_client(self, node_id: str, port: str, source: Observable[Any]) -> None:
         """Subscribe the client's sinks to this output before any downstream node does, so the
@@ -84,15 +128,3 @@ class GraphInstance:
     def _subscribe(self, source: Observable[Any], sink: Subject[Any]) -> None:
         self.ctx.disposables.add(source.subscribe(
             on_next=sink.on_next, on_error=sink.on_error, scheduler=self.ctx.scheduler))
-
-    @staticmethod
-    def _merge(sources: list[Observable[Any]]) -> Observable[Any]:
-        return sources[0] if len(sources) == 1 else reactivex.merge(*sources)
-
-    def _counted(self, node_id: str, what: str, source: Observable[Any]) -> Observable[Any]:
-        ctx = self.ctx
-
-        def count(_: Any) -> None:
-            ctx.count(node_id, what)
-
-        return source.pipe(ops.do_action(on_next=count))
