@@ -132,6 +132,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"voicegraph bench needs the offline extra (pip install 'voicegraph[offline]'): {err}",
               file=sys.stderr)
         return 2
+    if args.soak is not None:
+        from flow.bench.soak import main as soak
+
+        return soak(args.soak, args.sessions)
     return bench(quick=args.quick, out=args.out)
 
 
@@ -156,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="measure voicegraph on this machine; writes BENCHMARKS.md")
     bench.add_argument("--quick", action="store_true", help="every scenario at a tiny size (a smoke test)")
     bench.add_argument("--out", default="BENCHMARKS.md", help="where to write the table ('' for nowhere)")
+    bench.add_argument("--soak", type=float, metavar="MINUTES",
+                       help="instead: real-time sessions with turns for MINUTES; memory growth and tracebacks")
+    bench.add_argument("--sessions", type=int, default=100, help="with --soak: how many sessions (default 100)")
     bench.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     return args.fn(args)

@@ -20,3 +20,13 @@ def test_bench_quick_prints_and_writes_every_row(tmp_path: Path) -> None:
     for row in ROWS:
         assert f"| {row} |" in run.stdout and f"| {row} |" in written
     assert "no data" not in written
+
+
+def test_bench_soak_reports_turns_memory_and_tracebacks() -> None:
+    run = subprocess.run([sys.executable, "-m", "flow.cli", "bench", "--soak", "0.2", "--sessions", "3"],
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = [line for line in run.stdout.splitlines() if line.startswith("| 10 soak |")]
+    assert len(rows) == 3, run.stdout
+    assert "turns answered" in rows[0] and "growth" in rows[1]
+    assert rows[2].endswith("| 0 / 0 |"), rows[2]  # no traceback, no ERROR line in the server's log

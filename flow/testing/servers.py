@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flow.config import Settings
@@ -51,11 +52,29 @@ async def voicegraph(
 
 @dataclass
 class Served:
-    """A `voicegraph serve` process: its Socket.IO URL, dashboard URL (if any) and pid."""
+    """A `voicegraph serve` process: its Socket.IO URL, dashboard URL (if any), pid, and a tally of
+    what it logged after start-up."""
 
     url: str
     ui_url: str | None
     pid: int
+    log: ServerLog = field(default_factory=lambda: ServerLog())
+
+
+@dataclass
+class ServerLog:
+    """Counts of a served process's log lines (tracebacks, ERROR lines) and the last few of them."""
+
+    lines: int = 0
+    tracebacks: int = 0
+    errors: int = 0
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=50))
+
+    def add(self, line: str) -> None:
+        self.lines += 1
+        self.tracebacks += line.startswith("Traceback (most recent call last)")
+        self.errors += " ERROR " in line
+        self.tail.append(line)
 
 
 @contextlib.contextmanager
@@ -100,9 +119,14 @@ def served(env: dict[str, str], *args: str, timeout: float = 60.0, with_ui: bool
                 ui_url = line.split("dashboard on ")[1].split()[0]
         if url is None or (with_ui and ui_url is None):
             raise AssertionError("voicegraph serve did not start:\n" + "".join(lines))
-        # keep draining its output, so a chatty server never blocks on a full pipe
-        threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
-        yield Served(url, ui_url, proc.pid)
+        running = Served(url, ui_url, proc.pid)
+
+        def drain() -> None:  # keep reading its output, so a chatty server never blocks on a full pipe
+            for line in proc.stdout:
+                running.log.add(line)
+
+        threading.Thread(target=drain, daemon=True).start()
+        yield running
     finally:
         proc.terminate()
         try:
