@@ -1,0 +1,88 @@
+"""Fuzz every client event with hypothesis through a real server: whatever a client sends, the
+server answers with events (or `error`s), logs no traceback, and the session still finishes a
+normal turn afterwards. Seeded, a few thousand inputs per run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+
+from flow.testing.client import Recorder
+from flow.testing.openai_stub import OpenAIStub
+from flow.testing.servers import voicegraph
+
+EVENTS = ("start-recording", "audio-stream", "stop-recording", "text-message", "interrupt")
+RESERVED = ("connect", "disconnect", "*", "connect_error", "message")
+"""Names python-socketio reserves: as client events they must be refused, never act."""
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=60), st.binary(max_size=64),
+)
+payloads = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(
+        st.sampled_from(["text", "mimeType", "format", "sampleRate", "channels", "language", "voice",
+                         "responseId", "audio", "data", "chunk", "x"]), inner, max_size=4)),
+    max_leaves=8,
+)
+audio_like = st.one_of(
+    st.binary(min_size=1, max_size=4096),
+    st.sampled_from([b"\x1aE\xdf\xa3" + bytes(200), b"OggS" + bytes(200), b"RIFF" + bytes(100), b"ID3" + bytes(64)]),
+)
+inputs = st.lists(st.one_of(
+    st.tuples(st.sampled_from(EVENTS), payloads),
+    st.tuples(st.just("audio-stream"), audio_like),
+    st.tuples(st.one_of(st.text(min_size=1, max_size=30), st.sampled_from(RESERVED)), payloads),
+), min_size=1, max_size=20)
+
+
+async def one_client(url: str, sent: list[tuple[str, object]]) -> Recorder:
+    c = await Recorder().connect(url)
+    for event, payload in sent:
+        if payload is None:
+            await c.sio.emit(event)
+        else:
+            await c.sio.emit(event, payload)
+    await asyncio.sleep(0.2)
+    await c.emit("stop-recording")  # whatever recording the fuzz left open ends here
+    await c.emit("text-message", "ping after fuzz")
+    ping = await c.wait("message-received", lambda p: p["text"] == "ping after fuzz", timeout=15)
+    later = [p["id"] for p in c.of("message-received")]
+    await c.wait("ai-response", lambda p: p["replyTo"] in later[later.index(ping["id"]):], timeout=15)
+    return c
+
+
+class Tracebacks(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            self.records.append(record)
+
+
+@seed(20261128)
+@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+@given(batches=st.lists(inputs, min_size=1, max_size=3))
+def test_any_client_input_leaves_the_server_answering(batches) -> None:
+    tracebacks = Tracebacks()
+    logging.getLogger().addHandler(tracebacks)
+
+    async def run() -> None:
+        async with OpenAIStub() as stub, voicegraph(stub=stub) as srv:
+            clients = [await one_client(srv.url, sent) for sent in batches]
+            for c in clients:
+                await c.close()
+            await asyncio.sleep(0.2)
+            assert srv.server.sessions == {}, "a session outlived its connection"
+
+    try:
+        asyncio.run(run())
+    finally:
+        logging.getLogger().removeHandler(tracebacks)
+    assert not tracebacks.records, [f"{r.name}: {r.getMessage()}" for r in tracebacks.records[:3]]
+
