@@ -14,6 +14,7 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Mapping
 
 from flow.config import Settings
 from flow.graph.loader import graph_path
@@ -21,11 +22,20 @@ from flow.graph.loader import graph_path
 log = logging.getLogger("voicegraph")
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _setup_logging(level: str, env: Mapping[str, str] | None = None) -> None:
+    """Log to stderr; every line, tracebacks included, with `env`'s secrets and anything that
+    looks like a credential redacted (`flow.redact`)."""
+    from flow.redact import RedactingFormatter
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=LOG_FORMAT)
+    for handler in root.handlers:
+        if handler not in before:  # ours, not an embedding application's (or pytest's)
+            handler.setFormatter(RedactingFormatter(LOG_FORMAT, env))
     for noisy in ("engineio", "socketio", "aiohttp.access", "httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -39,7 +49,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.graph:
         updates["graph"] = args.graph
     settings = settings.model_copy(update=updates)
-    _setup_logging(args.log_level or settings.log_level)
+    _setup_logging(args.log_level or settings.log_level, settings.env)
+    insecure_ui = False
+    if settings.ui:
+        from ui.door import insecure_from_env, refusal
+
+        insecure_ui = args.insecure_ui or insecure_from_env(settings.env)
+        refused = refusal(settings.ui_host, settings.token is not None, insecure_ui)
+        if refused:
+            print(f"voicegraph: {refused}", file=sys.stderr)
+            return 2
 
     from flow.contract.resources import Resources
     from flow.graph.loader import GraphError, load_graph
@@ -77,13 +96,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 from ui.app import serve_dashboard
 
                 try:
-                    dashboard = await serve_dashboard(server, url, settings.ui_host, settings.ui_port)
+                    dashboard = await serve_dashboard(server, url, settings.ui_host, settings.ui_port,
+                                                      insecure=insecure_ui)
                 except OSError as err:
                     log.error("dashboard not started: cannot listen on %s:%s (%s); use --ui-port or --no-ui",
                               settings.ui_host, settings.ui_port, err.strerror or err)
                 else:
                     print(f"dashboard on {dashboard.url}" + (" (needs VOICEGRAPH_TOKEN)" if settings.token else ""),
                           flush=True)
+                    if insecure_ui and not settings.token:
+                        log.warning("the dashboard on %s has no token (--insecure-ui): whoever reaches it can "
+                                    "edit the graph", settings.ui_host)
             await stop.wait()
             if dashboard is not None:
                 await dashboard.aclose()
@@ -150,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--ui-port", type=int, help="dashboard port (default 8080, or VOICEGRAPH_UI_PORT)")
     serve.add_argument("--ui-host", help="dashboard bind address (default 127.0.0.1, or VOICEGRAPH_UI_HOST)")
     serve.add_argument("--no-ui", action="store_true", help="do not serve the dashboard")
+    serve.add_argument("--insecure-ui", action="store_true",
+                       help="allow a dashboard without VOICEGRAPH_TOKEN on a non-loopback --ui-host "
+                            "(or VOICEGRAPH_INSECURE_UI=1); refused otherwise")
     serve.set_defaults(fn=cmd_serve)
     check = sub.add_parser("check", help="validate graph files; non-zero exit on errors")
     check.add_argument("files", nargs="+")

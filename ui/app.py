@@ -20,13 +20,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import uvicorn
 from fastapi import FastAPI, Response
 
 from flow.transport.server import VoicegraphServer
 from ui.dashboard import Dashboard
+from ui.door import refusal
 from ui.model import REPLY_AUDIO_PATH
 
 log = logging.getLogger("voicegraph.ui")
@@ -90,11 +91,18 @@ def build_app(dashboard: Dashboard, token: str | None) -> FastAPI:
     return app
 
 
-async def serve_dashboard(server: VoicegraphServer, socketio_url: str, host: str, port: int) -> RunningDashboard:
-    """Start the dashboard for `server` (whose protocol is at `socketio_url`) on host:port."""
+async def serve_dashboard(server: VoicegraphServer, socketio_url: str, host: str, port: int,
+                          insecure: bool = False) -> RunningDashboard:
+    """Start the dashboard for `server` (whose protocol is at `socketio_url`) on host:port.
+
+    PermissionError, before anything is bound, for a non-loopback host without a token unless
+    `insecure` (see `ui.door`)."""
+    token = server.settings.token
+    refused = refusal(host, token is not None, insecure)
+    if refused:
+        raise PermissionError(refused)
     sock = bind(host, port)
     dashboard = Dashboard(server, socketio_url)
-    token = server.settings.token
     app = build_app(dashboard, token.get_secret_value() if token else None)
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=2)
     ui_server = _EmbeddedServer(config)
@@ -122,6 +130,21 @@ LOGIN_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>voicegra
 <form method="post" action="/login?next={next}">
 <input type="password" name="token" placeholder="VOICEGRAPH_TOKEN" autofocus style="width: 100%">
 <button type="submit" style="margin-top: 1rem">Open</button></form></body></html>"""
+
+
+def local_path(target: str) -> str:
+    """`target` if it is a path on this dashboard, else `/`: where a login may send the browser.
+
+    `//evil.example` and `/\\evil.example` (browsers read `\\` as `/`, and drop tabs and newlines)
+    are other hosts, not paths; so are `https:…` and anything with a scheme or host.
+    """
+    if (len(target) > 2048 or not target.startswith("/") or "\\" in target
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in target)):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return "/"
+    return target
 
 
 class TokenGate:
@@ -157,10 +180,9 @@ class TokenGate:
                 if len(body) > 4096 or not message.get("more_body"):
                     break
             typed = parse_qs(body.decode("utf-8", "replace")).get("token", [""])[0]
-            nxt = query.get("next", ["/"])[0]
-            return await self._login(send, typed, nxt if nxt.startswith("/") else "/")
+            return await self._login(send, typed, local_path(query.get("next", ["/"])[0]))
         if "token" in query:
-            return await self._login(send, query["token"][0], path)
+            return await self._login(send, query["token"][0], local_path(path))
         return await self._page(send, 401, "This dashboard needs the server's token.", path)
 
     async def _login(self, send: Any, typed: str, next_path: str) -> None:

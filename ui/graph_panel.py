@@ -3,6 +3,10 @@
 The editor validates as you type with the same loader `voicegraph serve` uses (providers
 included), marks the offending lines, and "Apply" swaps the server's graph only when the text
 loads cleanly: new sessions get it, live sessions finish on the graph they started with.
+
+Text typed here reads no environment variables (a `${VAR}` could otherwise show a server's
+setting to whoever opens the page): `${VAR:-default}` is its default. The graph files it
+`extends:` are the server's own and read the server's `VOICEGRAPH_*` as when they are served.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ class GraphPanel:
                     rows=[], row_key="node").props("dense flat bordered").classes("w-full")
             with ui.column().classes("w-1/2"):
                 ui.label("Edit (YAML)").classes("text-base font-bold")
+                ui.label("${VAR:-default} is its default here: the editor reads no environment variables "
+                         "(a graph it extends does, as when served)").classes("text-xs text-gray-600")
                 self.editor = ui.codemirror(dashboard.graph_text, language="YAML", on_change=self._typed) \
                     .classes("w-full h-96 border").props("data-testid=editor")
                 with ui.row().classes("items-center"):
@@ -92,7 +98,8 @@ class GraphPanel:
         text = self.editor.value or ""
         self.issues.clear()
         try:
-            spec = load_graph_text(text, path="editor", resources=self.server.resources)
+            spec = load_graph_text(text, path="editor", env=self.server.settings.env,
+                                   resources=self.server.resources, read_env=False)
         except GraphError as err:
             self.verdict.set_text(f"{len(err.issues)} problem(s): not applicable")
             self.verdict.classes(replace="text-sm text-red-700")

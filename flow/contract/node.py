@@ -28,6 +28,7 @@ from reactivex.subject import Subject
 
 from flow.contract.messages import Cancel, NodeFailed
 from flow.contract.resources import Resources
+from flow.redact import redact
 
 log = logging.getLogger("voicegraph.node")
 
@@ -187,7 +188,9 @@ class Node(Generic[P]):
     # helpers for subclasses ---------------------------------------------------------------
 
     def fail(self, code: str, message: str, turn: int | None = None) -> None:
-        """Report a failure on the `error` output (and the log); the session goes on."""
+        """Report a failure on the `error` output (and the log); the session goes on. Whatever looks
+        like a credential (a provider's body may echo the request's headers) is redacted first."""
+        message = redact(message, self.ctx.settings.env)
         log.warning("session %s node %s: %s: %s", self.ctx.session, self.id, code, message)
         self.ctx.count(self.id, "errors")
         self.errors.on_next(NodeFailed(self.ctx.session, code, message, self.id, turn))

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from flow.graph.yaml_tree import GraphIssue, compose, construct, interpolate, line_of, mapping_items
+from flow.graph.yaml_tree import GraphIssue, compose, construct, interpolate_graph, line_of, mapping_items
 
 TOP_KEYS = ("version", "name", "description", "extends", "nodes", "edges", "remove_edges", "remove_nodes")
 
@@ -96,15 +96,17 @@ class _Reader:
     def issue(self, file: str, line: int, message: str, node: str = "", port: str = "") -> None:
         self.issues.append(GraphIssue(file, line, message, node, port))
 
-    def read(self, text: str, path: str, base_dir: Path, chain: list[tuple[Path, str]]) -> RawGraph | None:
-        """The graph in `text` with its bases applied; None when it (or a base) cannot be read."""
+    def read(self, text: str, path: str, base_dir: Path, chain: list[tuple[Path, str]],
+             read_env: bool = True) -> RawGraph | None:
+        """The graph in `text` with its bases applied; None when it (or a base) cannot be read.
+        `read_env` False: `text`'s `${VAR}`s read no environment (its bases, files of the server, do)."""
         before = len(self.issues)
         root = compose(text, path, self.issues)
         if root is None:
             if len(self.issues) == before:
                 self.issue(path, 1, "the file is empty: a graph needs 'version', 'nodes' and 'edges'")
             return None
-        interpolate(root, self.env, path, self.issues)
+        interpolate_graph(root, self.env if read_env else None, path, self.issues)
         if not isinstance(root, yaml.MappingNode):
             self.issue(path, line_of(root), "a graph file is a mapping with 'version', 'nodes' and 'edges'")
             return None
@@ -155,7 +157,10 @@ class _Reader:
             self.issue(path, line, "'extends' names a bundled graph (default) or a graph file (base.yaml)")
             return None
         ref = ref.strip()
-        if ref.endswith((".yaml", ".yml")) or "/" in ref:
+        if "/" in ref and not ref.endswith((".yaml", ".yml")):
+            self.issue(path, line, f"a base graph file ends in .yaml or .yml, not {Path(ref).name!r}")
+            return None
+        if ref.endswith((".yaml", ".yml")):
             base_path = Path(os.path.normpath(base_dir / ref))
         else:
             bundled = bundled_graphs()
@@ -265,10 +270,12 @@ class _Reader:
 
 
 def read_graph(text: str, path: str, env: Mapping[str, str], issues: list[GraphIssue],
-               base_dir: Path, file: Path | None = None) -> RawGraph | None:
+               base_dir: Path, file: Path | None = None, read_env: bool = True) -> RawGraph | None:
     """`text` (of `file`, if it is one) with every base applied; issues are appended to `issues`.
 
-    `extends:` paths are relative to `base_dir`. None when the graph or a base cannot be read at all.
+    `extends:` paths are relative to `base_dir`. `${VAR}`s read `env` (see
+    `flow.graph.yaml_tree.interpolate_graph`); with `read_env` False, those of `text` itself read
+    nothing (its bases still read `env`). None when the graph or a base cannot be read at all.
     """
     chain = [(file.resolve(), path)] if file is not None else []
-    return _Reader(env, issues).read(text, path, base_dir, chain)
+    return _Reader(env, issues).read(text, path, base_dir, chain, read_env)

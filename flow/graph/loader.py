@@ -31,7 +31,7 @@ from flow.graph.spec import (
 )
 from flow.graph.yaml_tree import GraphError, GraphIssue
 
-__all__ = ["GraphError", "GraphIssue", "check_files", "graph_path", "load_graph", "load_graph_text"]
+__all__ = ["GraphError", "GraphIssue", "check_files", "graph_path", "load_graph", "load_graph_text", "shown_path"]
 
 
 class _Loader:
@@ -214,22 +214,27 @@ def _error(issues: list[GraphIssue], graph: RawGraph | None) -> GraphError:
 
 
 def _load(text: str, path: str, env: Mapping[str, str] | None, resources: Any, base_dir: Path,
-          file: Path | None) -> GraphSpec:
+          file: Path | None, read_env: bool = True) -> GraphSpec:
     issues: list[GraphIssue] = []
-    graph = read_graph(text, path, os.environ if env is None else env, issues, base_dir, file)
+    graph = read_graph(text, path, os.environ if env is None else env, issues, base_dir, file, read_env)
     if graph is None:
         raise _error(issues, None)
     return _Loader(graph, issues, resources).load()
 
 
 def load_graph_text(text: str, path: str = "<text>", env: Mapping[str, str] | None = None,
-                    resources: Any = None, base_dir: str | Path | None = None) -> GraphSpec:
+                    resources: Any = None, base_dir: str | Path | None = None, *,
+                    read_env: bool = True) -> GraphSpec:
     """Validate YAML text into a `GraphSpec`; raise `GraphError` listing every issue.
 
     With `resources`, each node's `check_params` also runs (providers installed and configured).
-    `extends:` paths are relative to `base_dir` (default: the current directory).
+    `extends:` paths are relative to `base_dir` (default: the current directory). `${VAR}`s in
+    params values read `env` (default: the process environment), only the variables a graph may
+    read; `read_env=False` is for text from a client (the dashboard editor): its own `${VAR}`s
+    read nothing, `${VAR:-default}` is its default (the files it extends still read `env`).
     """
-    return _load(text, path, env, resources, Path(base_dir) if base_dir is not None else Path(), None)
+    return _load(text, path, env, resources, Path(base_dir) if base_dir is not None else Path(), None,
+                 read_env)
 
 
 def load_graph(path: str | Path, env: Mapping[str, str] | None = None, resources: Any = None) -> GraphSpec:
@@ -260,3 +265,17 @@ def graph_path(name: str | None) -> Path:
     if p.exists() or p.suffix in (".yaml", ".yml") or "/" in name:
         return p
     return Path(str(files("graphs").joinpath(f"{name}.yaml")))
+
+
+def shown_path(path: str) -> str:
+    """A graph's file as `/health` shows it, never where the server's files are: `graphs/x.yaml`
+    for a bundled graph, a path relative to the current directory for a file under it, else the
+    file's name (`editor` for a graph applied from the dashboard)."""
+    p = Path(path)
+    if not p.is_absolute() and ".." not in p.parts:
+        return path
+    resolved = p.resolve()
+    for root, prefix in ((Path(str(files("graphs"))).resolve(), "graphs/"), (Path.cwd().resolve(), "")):
+        if resolved.is_relative_to(root):
+            return prefix + resolved.relative_to(root).as_posix()
+    return p.name

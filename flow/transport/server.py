@@ -21,6 +21,7 @@ from aiohttp import web
 
 from flow.contract.node import SessionContext
 from flow.contract.resources import Resources
+from flow.graph.loader import shown_path
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
 from flow.transport import fastjson
@@ -209,7 +210,7 @@ class VoicegraphServer:
             "version": VERSION,
             "uptime": round(time.monotonic() - self.started, 3),
             "sessions": len(self.sessions),
-            "graph": {"name": self.spec.name, "path": self.spec.path},
+            "graph": {"name": self.spec.name, "path": shown_path(self.spec.path)},  # not where files are
             "providers": self.providers(),
         })
 

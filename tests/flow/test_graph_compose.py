@@ -48,7 +48,7 @@ name: base
 description: the base graph
 nodes:
   turns: {type: compose_turns}
-  reply: {type: compose_reply, params: {gain: 2, label: "${LABEL:-base}"}}
+  reply: {type: compose_reply, params: {gain: 2, label: "${VOICEGRAPH_LABEL:-base}"}}
   echo:  {type: compose_reply}
 edges:
   - client.text -> turns.text
@@ -125,14 +125,14 @@ def test_extends_is_recursive_and_interpolates_every_file(tmp_path: Path, base: 
         version: 1
         extends: ../base.yaml
         nodes:
-          reply: {params: {gain: "${GAIN:-3}"}}
+          reply: {params: {gain: "${VOICEGRAPH_GAIN:-3}"}}
         """)
     leaf = write(tmp_path, "sub/leaf.yaml", """
         version: 1
         extends: middle.yaml
         remove_nodes: [echo]
         """)
-    spec = load_graph(leaf, env={"LABEL": "env"})
+    spec = load_graph(leaf, env={"VOICEGRAPH_LABEL": "env"})
     assert spec.nodes["reply"].params.model_dump() == {"gain": 3, "label": "env"}
     assert spec.bases == (str(tmp_path / "sub/middle.yaml"), str(base)) and "echo" not in spec.nodes
 
@@ -154,6 +154,21 @@ def test_text_graph_resolves_extends_from_the_current_directory(tmp_path: Path, 
     monkeypatch.chdir(tmp_path)
     spec = load_graph_text("version: 1\nextends: base.yaml\nremove_nodes: [echo]\n", "editor", env={})
     assert spec.path == "editor" and spec.bases == ("base.yaml",) and list(spec.nodes) == ["turns", "reply"]
+
+
+def test_editor_text_reads_no_environment_but_its_base_file_does(tmp_path: Path, base: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    text = 'version: 1\nextends: base.yaml\nnodes:\n  echo: {params: {label: "${VOICEGRAPH_LABEL:-mine}"}}\n'
+    spec = load_graph_text(text, "editor", env={"VOICEGRAPH_LABEL": "env"}, read_env=False)
+    assert spec.nodes["reply"].params.label == "env"  # the base file, as when it is served
+    assert spec.nodes["echo"].params.label == "mine"  # the editor's own text: its default
+
+
+def test_a_base_file_must_be_a_yaml_file(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("OPENAI_API_KEY=sk-never-read-1234\n", encoding="utf-8")
+    [i] = issues_of(write(tmp_path, "child.yaml", "version: 1\nextends: ./.env\n"))
+    assert i.line == 2 and "a base graph file ends in .yaml or .yml, not '.env'" in i.message
 
 
 def test_errors_name_the_file_that_has_them(tmp_path: Path, base: Path) -> None:
@@ -250,7 +265,7 @@ def test_removals_need_extends(tmp_path: Path) -> None:
 
 def test_cli_shows_the_resolved_graph(tmp_path: Path, base: Path, capsys: pytest.CaptureFixture[str],
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LABEL", "cli")
+    monkeypatch.setenv("VOICEGRAPH_LABEL", "cli")
     child = write(tmp_path, "child.yaml", """
         version: 1
         extends: base.yaml

@@ -198,16 +198,56 @@ def test_yaml_syntax_error_has_its_line() -> None:
 
 
 def test_env_interpolation_types_and_defaults() -> None:
-    text = GOOD.replace("params: {gain: 3}", 'params: {gain: "${GAIN:-4}"}')
+    text = GOOD.replace("params: {gain: 3}", 'params: {gain: "${VOICEGRAPH_GAIN:-4}"}')
     assert load(text).nodes["b"].params.gain == 4
-    assert load(text, {"GAIN": "7"}).nodes["b"].params.gain == 7
-    named = load(GOOD.replace("name: good", "name: graph-${SUFFIX:-x}"), {"SUFFIX": "prod"})
-    assert named.name == "graph-prod"
+    assert load(text, {"VOICEGRAPH_GAIN": "7"}).nodes["b"].params.gain == 7
 
 
 def test_missing_env_variable_without_default() -> None:
-    i = issues(GOOD.replace("params: {gain: 3}", 'params: {gain: "${GAIN}"}'))[0]
-    assert i.line == 5 and "GAIN is not set" in i.message
+    i = issues(GOOD.replace("params: {gain: 3}", 'params: {gain: "${VOICEGRAPH_GAIN}"}'))[0]
+    assert i.line == 5 and "VOICEGRAPH_GAIN is not set" in i.message
+
+
+def test_variables_are_substituted_only_in_params_values() -> None:
+    text = """
+    version: 1
+    name: "${VOICEGRAPH_NAME:-x}"
+    nodes:
+      a: {type: "${VOICEGRAPH_TYPE:-test_text_to_turn}"}
+      "${VOICEGRAPH_ID:-b}": {type: test_turn_relay, params: {"${VOICEGRAPH_KEY:-gain}": 3}}
+    edges:
+      - client.text -> ${VOICEGRAPH_EDGE:-a}.text
+    """
+    found = {(i.line, i.message.split(":")[0]) for i in issues(text, {"VOICEGRAPH_NAME": "n"})
+             if "substituted only in params values" in i.message}
+    assert found == {(2, "${VOICEGRAPH_NAME} in 'name'"), (4, "${VOICEGRAPH_TYPE} in 'type'"),
+                     (5, "${VOICEGRAPH_ID} in a node id"), (5, "${VOICEGRAPH_KEY} in a key"),
+                     (7, "${VOICEGRAPH_EDGE} in 'edges'")}
+
+
+def test_a_graph_reads_only_its_own_variables_and_never_a_secret() -> None:
+    def gain(var: str) -> str:
+        return GOOD.replace("params: {gain: 3}", f'params: {{gain: "${{{var}:-2}}"}}')
+
+    env = {"OPENAI_API_KEY": "sk-never-shown-1234", "HOME": "/root", "VOICEGRAPH_TOKEN": "tok-never-shown",
+           "OPENAI_MODEL": "5", "VOICEGRAPH_GAIN": "6"}
+    for var in ("OPENAI_API_KEY", "HOME", "VOICEGRAPH_TOKEN", "AWS_SECRET_ACCESS_KEY"):
+        found = issues(gain(var), env)
+        i = found[0]
+        assert "never-shown" not in " ".join(map(str, found)) and "/root" not in " ".join(map(str, found))
+        assert i.line == 5 and i.node == "b" and i.message.startswith(f"${{{var}}}: a graph may read only")
+    assert load(gain("OPENAI_MODEL"), env).nodes["b"].params.gain == 5
+    assert load(gain("VOICEGRAPH_GAIN"), env).nodes["b"].params.gain == 6
+
+
+def test_text_from_a_client_reads_no_environment() -> None:
+    text = GOOD.replace("params: {gain: 3}", 'params: {gain: "${VOICEGRAPH_GAIN:-4}"}')
+    env = {"VOICEGRAPH_GAIN": "7"}
+    assert load_graph_text(textwrap.dedent(text), "editor", env, read_env=False).nodes["b"].params.gain == 4
+    with pytest.raises(GraphError) as info:
+        load_graph_text(textwrap.dedent(text.replace(":-4", "")), "editor", env, read_env=False)
+    i = info.value.issues[0]
+    assert "VOICEGRAPH_GAIN has no default, and a graph from the dashboard editor reads no" in i.message
 
 
 def test_provider_checks_run_with_resources() -> None:
