@@ -2,9 +2,9 @@
 
 One `VoicegraphServer` serves one graph to every new connection (swappable with `set_graph`: live
 sessions finish on the graph they started with). Authentication, size limits and CORS are checked
-here, at the door, so nodes only ever see well-formed events. On the way out, each client's events
-go through its bounded `Outbox`: a client that stops reading is disconnected (`slow_consumer`)
-instead of growing the server's memory.
+here, every packet's shape at the door (`flow.transport.door`), so nodes only ever see well-formed
+events. On the way out, each client's events go through its bounded `Outbox`: a client that stops
+reading is disconnected (`slow_consumer`) instead of growing the server's memory.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from flow.contract.node import SessionContext
 from flow.contract.resources import Resources
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
-from flow.transport import fastjson
+from flow.transport.door import DoorServer, QuietRepeats
 from flow.transport.outbox import Connections, Outbox
 from flow.transport.session import Session
 from flow.transport.wire import CLIENT_EVENTS
@@ -35,6 +35,18 @@ ENGINE_MARGIN_BYTES = 256 * 1024
 """The engine accepts this much more than the application limit, so an oversized chunk gets a
 `payload_too_large` error instead of a silent disconnect."""
 REPORT_INTERVAL_S = 1.0
+
+
+def _library_logger(name: str) -> logging.Logger:
+    """A logger of ours for python-socketio/engine.io: theirs gets a handler of its own besides the
+    root's (every line printed twice), and theirs at INFO logs each packet. Repeated tracebacks
+    are counted, not printed (`QuietRepeats`)."""
+    logger = logging.getLogger(name)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.ERROR)
+    if not any(isinstance(f, QuietRepeats) for f in logger.filters):
+        logger.addFilter(QuietRepeats())
+    return logger
 
 
 class VoicegraphServer:
@@ -51,16 +63,17 @@ class VoicegraphServer:
         origins: Any = list(self.settings.cors_origins)
         if origins == ["*"]:
             origins = "*"
-        self.sio = socketio.AsyncServer(
+        self.sio = DoorServer(
+            session_of=lambda sid: self.sessions.get(sid),
+            transport_of=lambda eio_sid: self.connections.engine_transport(eio_sid),
             async_mode="aiohttp",
             cors_allowed_origins=origins,
             max_http_buffer_size=self.settings.max_message_bytes * 2 + ENGINE_MARGIN_BYTES,
-            logger=False,
-            engineio_logger=False,
+            logger=_library_logger("voicegraph.socketio"),
+            engineio_logger=_library_logger("voicegraph.engineio"),
             # Handlers never await before routing an event, so run them inline: no task per
             # chunk, and chunks of one client can never be reordered (python-socketio #284).
             async_handlers=False,
-            json=fastjson.for_socketio(),
         )
         self.connections = Connections(self.sio)
         self.app = web.Application(middlewares=[self._cors, self.connections.middleware])
@@ -116,9 +129,8 @@ class VoicegraphServer:
         sio = self.sio
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
-        for event in CLIENT_EVENTS:
+        for event in CLIENT_EVENTS:  # no catch-all: the door answers every other name
             sio.on(event, self._make_handler(event))
-        sio.on("*", self._unknown)
 
     async def _connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         token = self.settings.token
@@ -177,11 +189,6 @@ class VoicegraphServer:
             session.handle(event, payload)
 
         return handler
-
-    async def _unknown(self, event: str, sid: str, *args: Any) -> None:
-        session = self.sessions.get(sid)
-        if session is not None:
-            session.reject("bad_request", f"unknown event {event!r}")
 
     # ------------------------------------------------------------------ HTTP
 

@@ -30,7 +30,15 @@ from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
 from flow.transport.ratelimit import TokenBucket
 from flow.transport.recordings import RecordingIds
-from flow.transport.wire import WireError, audio_bytes, parse_interrupt, parse_start, parse_text, to_wire
+from flow.transport.wire import (
+    WireError,
+    audio_bytes,
+    not_an_event,
+    parse_interrupt,
+    parse_start,
+    parse_text,
+    to_wire,
+)
 
 log = logging.getLogger("voicegraph.session")
 
@@ -48,6 +56,8 @@ CONTROL_EVENTS_PER_SECOND = 10.0
 """Sustained other events per second: each text turn or interrupt starts or cancels provider work."""
 CONTROL_EVENT_BURST = 30.0
 ERROR_REPORTS_PER_SECOND = 2.0
+MAX_ERROR_CHARS = 300
+"""Longest `error` message sent for a refused client event (what it quotes is capped before that)."""
 
 
 class Session:
@@ -107,8 +117,8 @@ class Session:
                 src["text"].on_next(parse_text(self.sid, payload))
             elif event == "interrupt":
                 src["interrupt"].on_next(parse_interrupt(self.sid, payload))
-            else:
-                raise WireError("bad_request", f"unknown event {event!r}")
+            else:  # the door lets no such event through; it asks here so that it is rate-limited
+                raise WireError("bad_request", not_an_event(event))
             if event != "audio-stream" and self.probe.monitor.watched:
                 self.probe.publish("in", event=event, payload=payload if event == "text-message" else None)
         except WireError as err:
@@ -121,6 +131,8 @@ class Session:
         """Tell the client something it sent was refused (rate-limited so floods stay cheap)."""
         if code == "rate_limited" and not self._error_reports.take():
             return
+        if len(message) > MAX_ERROR_CHARS:
+            message = message[:MAX_ERROR_CHARS] + "… (cut)"
         self._forward(NodeFailed(self.sid, code, message, node="client"))
 
     # ------------------------------------------------------------------ graph → client
