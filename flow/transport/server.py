@@ -1,16 +1,18 @@
 """The aiohttp + python-socketio server: connections become sessions, `/health` tells the state.
 
 One `VoicegraphServer` serves one graph to every new connection (swappable with `set_graph`: live
-sessions finish on the graph they started with). Authentication, size limits and CORS are checked
-here, every packet's shape at the door (`flow.transport.door`), so nodes only ever see well-formed
-events. On the way out, each client's events go through its bounded `Outbox`: a client that stops
-reading is disconnected (`slow_consumer`) instead of growing the server's memory.
+sessions finish on the graph they started with). Authentication, the session cap and CORS are
+checked here, every packet's shape at the door (`flow.transport.door`), sizes and rates by the
+session, so nodes only ever see well-formed events. On the way out, each client's events go
+through its bounded `Outbox`: a client that stops reading is disconnected (`slow_consumer`)
+instead of growing the server's memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -61,13 +63,16 @@ class VoicegraphServer:
         """Each live client's bounded way out (closed with its session)."""
         self.started = time.monotonic()
         origins: Any = list(self.settings.cors_origins)
-        if origins == ["*"]:
+        if "*" in origins:
             origins = "*"
         self.sio = DoorServer(
             session_of=lambda sid: self.sessions.get(sid),
             transport_of=lambda eio_sid: self.connections.engine_transport(eio_sid),
             async_mode="aiohttp",
             cors_allowed_origins=origins,
+            # any origin may connect, but none with the browser's credentials (cookies): engine.io
+            # would otherwise reflect every Origin with `Access-Control-Allow-Credentials: true`
+            cors_credentials=origins != "*",
             max_http_buffer_size=self.settings.max_message_bytes * 2 + ENGINE_MARGIN_BYTES,
             logger=_library_logger("voicegraph.socketio"),
             engineio_logger=_library_logger("voicegraph.engineio"),
@@ -136,9 +141,15 @@ class VoicegraphServer:
         token = self.settings.token
         if token is not None:
             given = auth.get("token") if isinstance(auth, dict) else None
-            if given != token.get_secret_value():
+            if not isinstance(given, str) or not hmac.compare_digest(
+                    given.encode("utf-8", "surrogatepass"), token.get_secret_value().encode("utf-8")):
                 log.info("refused connection %s: bad or missing token", sid)
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        limit = self.settings.max_sessions
+        if len(self.sessions) >= limit:
+            log.warning("refused connection %s: %d sessions, the limit (VOICEGRAPH_MAX_SESSIONS)", sid, limit)
+            raise socketio.exceptions.ConnectionRefusedError("server_full", {
+                "code": "server_full", "message": f"the server is at its limit of {limit} sessions; try later"})
 
         request = environ.get("aiohttp.request")
         peer = {
@@ -174,19 +185,11 @@ class VoicegraphServer:
             session.probe.publish_out("error", error)
 
     def _make_handler(self, event: str):
-        limit = self.settings.max_message_bytes
-
         async def handler(sid: str, *args: Any) -> None:
             # No await before session.handle(): chunks must keep their arrival order.
             session = self.sessions.get(sid)
-            if session is None:
-                return
-            payload = args[0] if args else None
-            if isinstance(payload, bytes | bytearray) and len(payload) > limit:
-                session.reject("payload_too_large", f"{event} payload of {len(payload)} bytes "
-                               f"exceeds the {limit}-byte limit")
-                return
-            session.handle(event, payload)
+            if session is not None:
+                session.handle(event, args[0] if args else None)
 
         return handler
 
@@ -194,11 +197,18 @@ class VoicegraphServer:
 
     @web.middleware
     async def _cors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """CORS for our own routes (engine.io answers for `/socket.io/`): a configured origin is
+        reflected; with `*` the answer is `*`, which browsers never combine with credentials."""
         response = await handler(request)
         origin = request.headers.get("Origin")
+        if not origin or response.prepared or "Access-Control-Allow-Origin" in response.headers:
+            return response
         allowed = self.settings.cors_origins
-        if origin and ("*" in allowed or origin in allowed):
+        if origin in allowed:
             response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers.add("Vary", "Origin")
+        elif "*" in allowed:
+            response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
     def providers(self) -> dict[str, str]:
@@ -216,6 +226,7 @@ class VoicegraphServer:
             "version": VERSION,
             "uptime": round(time.monotonic() - self.started, 3),
             "sessions": len(self.sessions),
+            "max_sessions": self.settings.max_sessions,
             "graph": {"name": self.spec.name, "path": self.spec.path},
             "providers": self.providers(),
         })
