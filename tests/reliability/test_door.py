@@ -20,7 +20,7 @@ import pytest
 import socketio
 
 from flow.testing.rawclient import RawSocketIO, frame_events
-from flow.testing.servers import voicegraph
+from flow.testing.servers import serve_with_dashboard, voicegraph
 from flow.testing.speech import MIME, silence
 from flow.transport.door import DoorPacket, DoorServer, QuietRepeats, Refused
 
@@ -264,6 +264,17 @@ async def test_edge_case_json_is_bad_request(stub, caplog, monkeypatch, dashboar
         assert [e["code"] for e in errors(events)] == ["bad_request"] * len(EDGE_JSON)
         await answers(c)
         assert not tracebacks(caplog)
+
+
+async def test_edge_case_json_is_bad_request_with_the_dashboard_running() -> None:
+    """`voicegraph serve` with its dashboard: NiceGUI is imported and running in the same process."""
+    with serve_with_dashboard({}, "--graph", "offline") as (url, _):
+        c = await raw(url)
+        for packet in EDGE_JSON:
+            await c.send_text(packet)
+        events = await c.events(10, until=lambda evs: len(errors(evs)) >= len(EDGE_JSON))
+        c.close()
+    assert [e["code"] for e in errors(events)] == ["bad_request"] * len(EDGE_JSON)
 
 
 def test_door_packet_decodes_strictly() -> None:
