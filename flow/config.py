@@ -35,6 +35,14 @@ class Settings(BaseModel):
     """`VOICEGRAPH_TOKEN`: when set, a connect without `auth: {token}` is refused."""
     max_message_bytes: int = Field(1 << 20, ge=1024)
     """Largest accepted Socket.IO payload (`VOICEGRAPH_MAX_MESSAGE_BYTES`)."""
+    max_sessions: int = Field(200, ge=1)
+    """Concurrent sessions (`VOICEGRAPH_MAX_SESSIONS`); one more connect is refused with
+    `server_full`. This machine class serves ~50 real-time sessions within the turn-latency target
+    (BENCHMARKS.md); the default leaves room for idle ones."""
+    audio_bytes_per_second: int = Field(256 * 1024, ge=16_000)
+    """Sustained `audio-stream` bytes per second per session (`VOICEGRAPH_AUDIO_BYTES_PER_SECOND`):
+    8x real-time 16 kHz PCM16, more than 48 kHz stereo PCM16. A session may send
+    `AUDIO_BURST_SECONDS` of it at once (a recording uploaded in one go); over it, `rate_limited`."""
     max_backlog_bytes: int = Field(8 << 20, ge=64 * 1024)
     """Outbound bytes that may wait for a client that reads too slowly before it is disconnected
     with `slow_consumer` (`VOICEGRAPH_MAX_BACKLOG_BYTES`; see `flow.transport.outbox`)."""
@@ -73,6 +81,8 @@ class Settings(BaseModel):
             "VOICEGRAPH_TOKEN": "token",
             "VOICEGRAPH_MAX_MESSAGE_BYTES": "max_message_bytes",
             "VOICEGRAPH_MAX_BACKLOG_BYTES": "max_backlog_bytes",
+            "VOICEGRAPH_MAX_SESSIONS": "max_sessions",
+            "VOICEGRAPH_AUDIO_BYTES_PER_SECOND": "audio_bytes_per_second",
             "VOICEGRAPH_PRELOAD": "preload",
             "VOICEGRAPH_UI": "ui",
             "VOICEGRAPH_UI_HOST": "ui_host",

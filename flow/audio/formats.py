@@ -19,6 +19,7 @@ with warnings.catch_warnings():
     import audioop  # stdlib up to 3.12; the `audioop-lts` package on 3.13+
 
 from flow.contract.messages import AudioFormat
+from flow.sizing import quote
 
 CONTAINERS = ("webm", "ogg", "wav", "mp3")
 SILENCE_DBFS = -100.0
@@ -39,9 +40,9 @@ def _int_in(value: Any, lo: int, hi: int, what: str) -> int:
     try:
         n = int(value)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"{what} must be a number, got {value!r}") from err
+        raise ValueError(f"{what} must be a number, got {quote(value)}") from err
     if not lo <= n <= hi or (isinstance(value, float) and value != n):
-        raise ValueError(f"{what} must be between {lo} and {hi}, got {value!r}")
+        raise ValueError(f"{what} must be between {lo} and {hi}, got {quote(value)}")
     return n
 
 
@@ -57,7 +58,7 @@ def parse_start_payload(payload: dict[str, Any]) -> AudioFormat | None:
         base, *params = [p.strip() for p in mime.lower().split(";")]
         container = _MIME.get(base)
         if container is None:
-            raise ValueError(f"unsupported mimeType {mime!r} (webm, ogg, wav, mp3 or audio/pcm)")
+            raise ValueError(f"unsupported mimeType {quote(mime)} (webm, ogg, wav, mp3 or audio/pcm)")
         for param in params:
             key, _, value = param.partition("=")
             if key == "rate" and rate is None:
@@ -67,7 +68,7 @@ def parse_start_payload(payload: dict[str, Any]) -> AudioFormat | None:
     fmt = payload.get("format")
     if fmt is not None and container is None:
         if not isinstance(fmt, str) or fmt.lower() not in _FORMATS:
-            raise ValueError(f"unsupported format {fmt!r} (webm, ogg, wav, mp3 or pcm16)")
+            raise ValueError(f"unsupported format {quote(fmt)} (webm, ogg, wav, mp3 or pcm16)")
         container = _FORMATS[fmt.lower()]
     if container is None:
         return None

@@ -1,9 +1,11 @@
-"""A Socket.IO client on a bare TCP socket that reads only when told to: a client that stops reading.
+"""A Socket.IO client on a bare TCP socket that reads only when told to: a client that stops reading,
+or one that sends what no official client would.
 
 Engine.IO v4 over a websocket, by hand: `GET /socket.io/?EIO=4&transport=websocket` (upgrade),
 the server's open packet `0{"sid", …}`, our namespace connect `40{auth}`, its answer
-`40{"sid"}`; then `42["event", data]` both ways. Its receive buffer is small and nothing reads it
-between calls, so the server's writes back up exactly as behind a stalled client.
+`40{"sid"}`; then `42["event", data]` both ways. Its receive buffer is small by default and nothing
+reads it between calls, so the server's writes back up exactly as behind a stalled client.
+`send_text`/`send_binary` put any frame on the wire (`42[`, `451-…`, a lone attachment).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,8 +31,11 @@ class RawSocketIO:
         self._buf = b""
         self.eof = False
 
-    async def connect(self, url: str, auth: dict[str, Any] | None = None, timeout: float = 10.0) -> str:
-        """Open the websocket and the default namespace; the Socket.IO sid the server gave."""
+    async def connect(self, url: str, auth: dict[str, Any] | None = None, timeout: float = 10.0,
+                      namespace: bool = True) -> str:
+        """Open the websocket and (unless `namespace=False`) the default namespace; the Socket.IO
+        sid the server gave (the Engine.IO sid without a namespace). A refused connect raises
+        `ConnectionRefusedError` with the server's answer; the websocket stays open."""
         loop = asyncio.get_running_loop()
         parts = urlsplit(url)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -50,6 +56,8 @@ class RawSocketIO:
         opened = await self._next_text(timeout)
         if not opened.startswith("0"):
             raise ConnectionError(f"expected the Engine.IO open packet, got {opened[:80]!r}")
+        if not namespace:
+            return json.loads(opened[1:])["sid"]
         await self.send_text("40" + (json.dumps(auth) if auth else ""))
         while True:
             answer = await self._next_text(timeout)
@@ -61,34 +69,53 @@ class RawSocketIO:
     async def emit(self, event: str, data: Any = None) -> None:
         await self.send_text("42" + json.dumps([event] if data is None else [event, data]))
 
+    async def emit_binary(self, event: str, data: bytes) -> None:
+        """`event` with one binary attachment, as the official clients send an audio chunk."""
+        await self.send_text("451-" + json.dumps([event, {"_placeholder": True, "num": 0}]))
+        await self.send_binary(data)
+
     async def send_text(self, text: str) -> None:
-        """One masked websocket text frame (what a browser sends)."""
-        payload = text.encode()
+        """One masked websocket text frame (what a browser sends); lone surrogates go as they are."""
+        await self._send_frame(0x1, text.encode("utf-8", "surrogatepass"))
+
+    async def send_binary(self, data: bytes) -> None:
+        """One masked websocket binary frame: an Engine.IO binary message (an attachment)."""
+        await self._send_frame(0x2, data)
+
+    async def _send_frame(self, opcode: int, payload: bytes) -> None:
         mask = os.urandom(4)
         n = len(payload)
         if n < 126:
-            header = struct.pack("!BB", 0x81, 0x80 | n)
+            header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
         elif n < 1 << 16:
-            header = struct.pack("!BBH", 0x81, 0x80 | 126, n)
+            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
         else:
-            header = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+        key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+        masked = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
         await asyncio.get_running_loop().sock_sendall(self.sock, header + mask + masked)
 
-    async def read(self, timeout: float) -> list[str]:
-        """Every text frame until the server closes the connection (or `timeout` passes)."""
+    async def read(self, timeout: float, until: Callable[[list[str]], bool] | None = None) -> list[str]:
+        """Every text frame until the server closes the connection, `until(frames)` holds, or
+        `timeout` passes. A close frame or end of stream sets `eof`."""
         frames: list[str] = []
         deadline = time.monotonic() + timeout
-        while not self.eof and time.monotonic() < deadline:
+        while not self.eof and time.monotonic() < deadline and not (until and until(frames)):
             frame = self._frame()
             if frame is not None:
                 if frame[0] == 0x1:
                     frames.append(frame[1].decode())
                 elif frame[0] == 0x8:
-                    break
+                    self.eof = True
                 continue
             await self._fill(max(0.01, deadline - time.monotonic()))
         return frames
+
+    async def events(self, timeout: float, until: Callable[[list[tuple[str, Any]]], bool] | None = None,
+                     ) -> list[tuple[str, Any]]:
+        """The Socket.IO events (`42[name, data]`) that `read` returns, as `(name, data)`."""
+        test = (lambda frames: until(frame_events(frames))) if until else None
+        return frame_events(await self.read(timeout, test))
 
     def close(self) -> None:
         if self.sock is not None:
@@ -138,3 +165,13 @@ class RawSocketIO:
             return None
         self._buf = buf[at + n:]
         return opcode, buf[at:at + n]
+
+
+def frame_events(frames: list[str]) -> list[tuple[str, Any]]:
+    """The Socket.IO events among text frames, as `(name, data)`."""
+    out = []
+    for frame in frames:
+        if frame.startswith("42"):
+            name, *args = json.loads(frame[2:])
+            out.append((name, args[0] if args else None))
+    return out

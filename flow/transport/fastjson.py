@@ -5,9 +5,14 @@ decoder for every packet; with two packets per binary audio chunk that was a vis
 server's CPU per chunk. orjson parses faster and bounds integers to 64 bits itself, which is the
 protection `parse_int` was there for.
 
+`loads` is strict: NaN, Infinity, numbers that overflow a double (1e400) and lone surrogates are
+not JSON and raise `ValueError` (the standard library accepts them, and they then failed deep in
+the graph: an `OverflowError`, a `UnicodeEncodeError` in speech synthesis).
+
 python-socketio keeps its json module in a class attribute, process-wide. NiceGUI installs its own
-orjson wrapper there; `for_socketio()` therefore only offers this one when nothing has replaced the
-library default yet, so the dashboard's serializer is never swapped out underneath it.
+orjson wrapper there; our server's packet class carries this module as its own attribute
+(`flow.transport.door.DoorPacket`), so neither replaces the other. `for_socketio()` offers this
+module for a plain `socketio.AsyncServer(json=...)` only while nothing has replaced the default.
 """
 
 from __future__ import annotations
@@ -27,10 +32,8 @@ def dumps(obj: Any, *, separators: tuple[str, str] | None = None, sort_keys: boo
 
 
 def loads(data: str | bytes, **_: Any) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:  # e.g. 1e400: let the library default decide, as it did before
-        return _default.loads(data)
+    """Strict JSON: `orjson.JSONDecodeError` (a `ValueError`) for NaN, Infinity, 1e400, lone surrogates."""
+    return orjson.loads(data)
 
 
 def for_socketio() -> types.ModuleType | None:

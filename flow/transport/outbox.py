@@ -256,3 +256,10 @@ class Connections:
     def transport(self, sid: str) -> asyncio.BaseTransport | None:
         eio_sid = self._sio.manager.eio_sid_from_sid(sid, "/")
         return self._upgraded.get(eio_sid) or environ_transport(self._sio, sid)
+
+    def engine_transport(self, eio_sid: str) -> asyncio.BaseTransport | None:
+        """The same, by Engine.IO sid (a connection that has no Socket.IO session, too)."""
+        if eio_sid in self._upgraded:
+            return self._upgraded[eio_sid]
+        request = (self._sio.environ.get(eio_sid) or {}).get("aiohttp.request")
+        return getattr(request, "transport", None)

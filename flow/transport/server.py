@@ -1,9 +1,10 @@
 """The aiohttp + python-socketio server: connections become sessions, `/health` tells the state.
 
 One `VoicegraphServer` serves one graph to every new connection (swappable with `set_graph`: live
-sessions finish on the graph they started with). Authentication, size limits and CORS are checked
-here, at the door, so nodes only ever see well-formed events. On the way out, each client's events
-go through its bounded `Outbox`: a client that stops reading is disconnected (`slow_consumer`)
+sessions finish on the graph they started with). Authentication, the session cap and CORS are
+checked here, every packet's shape at the door (`flow.transport.door`), sizes and rates by the
+session, so nodes only ever see well-formed events. On the way out, each client's events go
+through its bounded `Outbox`: a client that stops reading is disconnected (`slow_consumer`)
 instead of growing the server's memory.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -24,7 +26,7 @@ from flow.contract.resources import Resources
 from flow.graph.loader import shown_path
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
-from flow.transport import fastjson
+from flow.transport.door import DoorServer, QuietRepeats
 from flow.transport.outbox import Connections, Outbox
 from flow.transport.session import Session
 from flow.transport.wire import CLIENT_EVENTS
@@ -36,6 +38,18 @@ ENGINE_MARGIN_BYTES = 256 * 1024
 """The engine accepts this much more than the application limit, so an oversized chunk gets a
 `payload_too_large` error instead of a silent disconnect."""
 REPORT_INTERVAL_S = 1.0
+
+
+def _library_logger(name: str) -> logging.Logger:
+    """A logger of ours for python-socketio/engine.io: theirs gets a handler of its own besides the
+    root's (every line printed twice), and theirs at INFO logs each packet. Repeated tracebacks
+    are counted, not printed (`QuietRepeats`)."""
+    logger = logging.getLogger(name)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.ERROR)
+    if not any(isinstance(f, QuietRepeats) for f in logger.filters):
+        logger.addFilter(QuietRepeats())
+    return logger
 
 
 class VoicegraphServer:
@@ -50,18 +64,22 @@ class VoicegraphServer:
         """Each live client's bounded way out (closed with its session)."""
         self.started = time.monotonic()
         origins: Any = list(self.settings.cors_origins)
-        if origins == ["*"]:
+        if "*" in origins:
             origins = "*"
-        self.sio = socketio.AsyncServer(
+        self.sio = DoorServer(
+            session_of=lambda sid: self.sessions.get(sid),
+            transport_of=lambda eio_sid: self.connections.engine_transport(eio_sid),
             async_mode="aiohttp",
             cors_allowed_origins=origins,
+            # any origin may connect, but none with the browser's credentials (cookies): engine.io
+            # would otherwise reflect every Origin with `Access-Control-Allow-Credentials: true`
+            cors_credentials=origins != "*",
             max_http_buffer_size=self.settings.max_message_bytes * 2 + ENGINE_MARGIN_BYTES,
-            logger=False,
-            engineio_logger=False,
+            logger=_library_logger("voicegraph.socketio"),
+            engineio_logger=_library_logger("voicegraph.engineio"),
             # Handlers never await before routing an event, so run them inline: no task per
             # chunk, and chunks of one client can never be reordered (python-socketio #284).
             async_handlers=False,
-            json=fastjson.for_socketio(),
         )
         self.connections = Connections(self.sio)
         self.app = web.Application(middlewares=[self._cors, self.connections.middleware])
@@ -117,17 +135,22 @@ class VoicegraphServer:
         sio = self.sio
         sio.on("connect", self._connect)
         sio.on("disconnect", self._disconnect)
-        for event in CLIENT_EVENTS:
+        for event in CLIENT_EVENTS:  # no catch-all: the door answers every other name
             sio.on(event, self._make_handler(event))
-        sio.on("*", self._unknown)
 
     async def _connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         token = self.settings.token
         if token is not None:
             given = auth.get("token") if isinstance(auth, dict) else None
-            if given != token.get_secret_value():
+            if not isinstance(given, str) or not hmac.compare_digest(
+                    given.encode("utf-8", "surrogatepass"), token.get_secret_value().encode("utf-8")):
                 log.info("refused connection %s: bad or missing token", sid)
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        limit = self.settings.max_sessions
+        if len(self.sessions) >= limit:
+            log.warning("refused connection %s: %d sessions, the limit (VOICEGRAPH_MAX_SESSIONS)", sid, limit)
+            raise socketio.exceptions.ConnectionRefusedError("server_full", {
+                "code": "server_full", "message": f"the server is at its limit of {limit} sessions; try later"})
 
         request = environ.get("aiohttp.request")
         peer = {
@@ -163,36 +186,30 @@ class VoicegraphServer:
             session.probe.publish_out("error", error)
 
     def _make_handler(self, event: str):
-        limit = self.settings.max_message_bytes
-
         async def handler(sid: str, *args: Any) -> None:
             # No await before session.handle(): chunks must keep their arrival order.
             session = self.sessions.get(sid)
-            if session is None:
-                return
-            payload = args[0] if args else None
-            if isinstance(payload, bytes | bytearray) and len(payload) > limit:
-                session.reject("payload_too_large", f"{event} payload of {len(payload)} bytes "
-                               f"exceeds the {limit}-byte limit")
-                return
-            session.handle(event, payload)
+            if session is not None:
+                session.handle(event, args[0] if args else None)
 
         return handler
-
-    async def _unknown(self, event: str, sid: str, *args: Any) -> None:
-        session = self.sessions.get(sid)
-        if session is not None:
-            session.reject("bad_request", f"unknown event {event!r}")
 
     # ------------------------------------------------------------------ HTTP
 
     @web.middleware
     async def _cors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """CORS for our own routes (engine.io answers for `/socket.io/`): a configured origin is
+        reflected; with `*` the answer is `*`, which browsers never combine with credentials."""
         response = await handler(request)
         origin = request.headers.get("Origin")
+        if not origin or response.prepared or "Access-Control-Allow-Origin" in response.headers:
+            return response
         allowed = self.settings.cors_origins
-        if origin and ("*" in allowed or origin in allowed):
+        if origin in allowed:
             response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers.add("Vary", "Origin")
+        elif "*" in allowed:
+            response.headers["Access-Control-Allow-Origin"] = "*"
         return response
 
     def providers(self) -> dict[str, str]:
@@ -210,6 +227,7 @@ class VoicegraphServer:
             "version": VERSION,
             "uptime": round(time.monotonic() - self.started, 3),
             "sessions": len(self.sessions),
+            "max_sessions": self.settings.max_sessions,
             "graph": {"name": self.spec.name, "path": shown_path(self.spec.path)},  # not where files are
             "providers": self.providers(),
         })

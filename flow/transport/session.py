@@ -30,7 +30,15 @@ from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
 from flow.transport.ratelimit import TokenBucket
 from flow.transport.recordings import RecordingIds
-from flow.transport.wire import WireError, audio_bytes, parse_interrupt, parse_start, parse_text, to_wire
+from flow.transport.wire import (
+    WireError,
+    audio_bytes,
+    not_an_event,
+    parse_interrupt,
+    parse_start,
+    parse_text,
+    to_wire,
+)
 
 log = logging.getLogger("voicegraph.session")
 
@@ -44,10 +52,15 @@ AUDIO_EVENTS_PER_SECOND = 200.0
 """Sustained `audio-stream` events per second (a 40 ms MediaRecorder slice is 25/s)."""
 AUDIO_EVENT_BURST = 2_000.0
 """A client may upload a whole recording at once (faster than real time) up to this many chunks."""
+AUDIO_BURST_SECONDS = 16.0
+"""…and up to this many seconds of `VOICEGRAPH_AUDIO_BYTES_PER_SECOND` (4 MiB by default), never
+less than one chunk of the largest accepted size."""
 CONTROL_EVENTS_PER_SECOND = 10.0
 """Sustained other events per second: each text turn or interrupt starts or cancels provider work."""
 CONTROL_EVENT_BURST = 30.0
 ERROR_REPORTS_PER_SECOND = 2.0
+MAX_ERROR_CHARS = 300
+"""Longest `error` message sent for a refused client event (what it quotes is capped before that)."""
 
 
 class Session:
@@ -61,7 +74,11 @@ class Session:
         self._outlet = out
         self._seq = 0
         self._recordings = RecordingIds()
+        settings = resources.settings
+        self._max_bytes = settings.max_message_bytes
         self._audio_events = TokenBucket(AUDIO_EVENTS_PER_SECOND, AUDIO_EVENT_BURST)
+        self._audio_bytes = TokenBucket(settings.audio_bytes_per_second, max(
+            settings.audio_bytes_per_second * AUDIO_BURST_SECONDS, settings.max_message_bytes))
         self._control_events = TokenBucket(CONTROL_EVENTS_PER_SECOND, CONTROL_EVENT_BURST)
         self._error_reports = TokenBucket(ERROR_REPORTS_PER_SECOND, 5)
         self.cancelled_through = 0
@@ -96,6 +113,11 @@ class Session:
                 data = audio_bytes(payload)
                 if not data:
                     return
+                if len(data) > self._max_bytes:
+                    raise WireError("payload_too_large", f"audio-stream chunk of {len(data)} bytes exceeds "
+                                    f"the {self._max_bytes}-byte limit")
+                if not self._audio_bytes.take(len(data)):
+                    raise WireError("rate_limited", f"audio over {self._audio_bytes.rate:.0f} bytes/s: slow down")
                 self.probe.audio_in(len(data))
                 self._seq += 1
                 src["audio"].on_next(AudioData(self.sid, self._recordings.audio(), data, self._seq))
@@ -107,8 +129,8 @@ class Session:
                 src["text"].on_next(parse_text(self.sid, payload))
             elif event == "interrupt":
                 src["interrupt"].on_next(parse_interrupt(self.sid, payload))
-            else:
-                raise WireError("bad_request", f"unknown event {event!r}")
+            else:  # the door lets no such event through; it asks here so that it is rate-limited
+                raise WireError("bad_request", not_an_event(event))
             if event != "audio-stream" and self.probe.monitor.watched:
                 self.probe.publish("in", event=event, payload=payload if event == "text-message" else None)
         except WireError as err:
@@ -121,6 +143,8 @@ class Session:
         """Tell the client something it sent was refused (rate-limited so floods stay cheap)."""
         if code == "rate_limited" and not self._error_reports.take():
             return
+        if len(message) > MAX_ERROR_CHARS:
+            message = message[:MAX_ERROR_CHARS] + "… (cut)"
         self._forward(NodeFailed(self.sid, code, message, node="client"))
 
     # ------------------------------------------------------------------ graph → client

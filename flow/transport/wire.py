@@ -26,11 +26,15 @@ from flow.contract.messages import (
     UserTurn,
     now_ms,
 )
+from flow.sizing import quote
 
 MAX_TEXT_CHARS = 4_000
 """Longest typed user turn; more is a `bad_request` rather than a huge LLM bill."""
 
 CLIENT_EVENTS = ("start-recording", "audio-stream", "stop-recording", "text-message", "interrupt")
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "message", "connect_error", "__disconnect_final", "*"})
+"""Names python-socketio keeps for itself (server and client side) and its catch-all: a client
+event by one of these names is refused at the door (`flow.transport.door`), never dispatched."""
 
 
 class WireError(Exception):
@@ -93,6 +97,13 @@ def parse_interrupt(session: str, payload: Any) -> Interrupt:
     """`interrupt` with an optional object naming the `responseId` the user barged in on."""
     rid = payload.get("responseId") if isinstance(payload, dict) else None
     return Interrupt(session, rid if isinstance(rid, str) else None)
+
+
+def not_an_event(event: Any) -> str:
+    """The `bad_request` message for an event the protocol does not have (its name quoted, capped)."""
+    if event in RESERVED_EVENTS:
+        return f"{quote(event)} is a reserved name, not an event of this protocol"
+    return f"unknown event {quote(event)}"
 
 
 def _b64(audio: bytes | None) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from engineio import json as default
 
 from flow.transport import fastjson
@@ -20,7 +21,14 @@ def test_same_json_as_the_default_for_protocol_payloads_and_edges() -> None:
         text = fastjson.dumps(p, separators=(",", ":"))
         assert json.loads(text) == p
         assert fastjson.loads(text) == default.loads(text)
-    assert fastjson.loads("[1e400]") == default.loads("[1e400]")  # orjson refuses; the default decides
+
+
+
+def test_loads_is_strict_where_the_standard_library_is_not() -> None:
+    for text in ("[NaN]", "[Infinity]", "[-Infinity]", "[1e400]", '["\\ud800"]'):
+        default.loads(text)  # accepted by the library default…
+        with pytest.raises(ValueError):
+            fastjson.loads(text)  # …refused here: not JSON, and failed deep in the graph
 
 
 def test_offered_only_while_socketio_still_has_its_default() -> None:
