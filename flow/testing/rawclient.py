@@ -3,13 +3,17 @@
 Engine.IO v4 over a websocket, by hand: `GET /socket.io/?EIO=4&transport=websocket` (upgrade),
 the server's open packet `0{"sid", …}`, our namespace connect `40{auth}`, its answer
 `40{"sid"}`; then `42["event", data]` both ways. Its receive buffer is small and nothing reads it
-between calls, so the server's writes back up exactly as behind a stalled client.
+between calls, so the server's writes back up exactly as behind a stalled client. It answers the
+server's pings only while it reads (`read`, `pump`): a client that stops reading also looks dead to
+the ping check, as a real one would. It can also vanish in the ways a network drops a client:
+`close()` (FIN, no close frame), `abort()` (RST), or simply nothing more (a cut network).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -61,41 +65,89 @@ class RawSocketIO:
     async def emit(self, event: str, data: Any = None) -> None:
         await self.send_text("42" + json.dumps([event] if data is None else [event, data]))
 
+    async def emit_binary(self, event: str, data: bytes) -> None:
+        """`event` with one binary attachment (how a browser sends an audio chunk)."""
+        await self.send_text("451-" + json.dumps([event, {"_placeholder": True, "num": 0}]))
+        await self.send_frame(0x2, data)
+
     async def send_text(self, text: str) -> None:
         """One masked websocket text frame (what a browser sends)."""
-        payload = text.encode()
+        await self.send_frame(0x1, text.encode())
+
+    async def send_frame(self, opcode: int, payload: bytes) -> None:
+        """One masked websocket frame."""
         mask = os.urandom(4)
         n = len(payload)
         if n < 126:
-            header = struct.pack("!BB", 0x81, 0x80 | n)
+            header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
         elif n < 1 << 16:
-            header = struct.pack("!BBH", 0x81, 0x80 | 126, n)
+            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
         else:
-            header = struct.pack("!BBQ", 0x81, 0x80 | 127, n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+        masked = (int.from_bytes(payload, "big") ^ int.from_bytes((mask * (n // 4 + 1))[:n], "big")).to_bytes(n, "big")
         await asyncio.get_running_loop().sock_sendall(self.sock, header + mask + masked)
 
+    async def pump(self, timeout: float = 0.0) -> list[str]:
+        """Take what has arrived (answering pings), waiting up to `timeout` for more; its text frames."""
+        if timeout > 0:
+            return await self.read(timeout)
+        self._take()
+        return await self._handle_frames()
+
     async def read(self, timeout: float) -> list[str]:
-        """Every text frame until the server closes the connection (or `timeout` passes)."""
+        """Every text frame until the server closes the connection (or `timeout` passes); a ping
+        (`2`) is answered (`3`) as it is read."""
         frames: list[str] = []
         deadline = time.monotonic() + timeout
-        while not self.eof and time.monotonic() < deadline:
-            frame = self._frame()
-            if frame is not None:
-                if frame[0] == 0x1:
-                    frames.append(frame[1].decode())
-                elif frame[0] == 0x8:
-                    break
-                continue
+        while True:
+            frames += await self._handle_frames()
+            if self.eof or time.monotonic() >= deadline:
+                return frames
             await self._fill(max(0.01, deadline - time.monotonic()))
+
+    async def _handle_frames(self) -> list[str]:
+        """The text frames in the buffer; pings answered, a close frame ends the stream (`eof`)."""
+        frames: list[str] = []
+        while (frame := self._frame()) is not None:
+            if frame[0] == 0x1:
+                text = frame[1].decode()
+                if text != "2":
+                    frames.append(text)
+                elif not self.eof:
+                    with contextlib.suppress(OSError):  # the server may be gone already
+                        await self.send_text("3")
+            elif frame[0] == 0x8:
+                self.eof = True
+                break
         return frames
 
     def close(self) -> None:
+        """Close the socket without a websocket close frame (the kernel sends a FIN)."""
         if self.sock is not None:
             self.sock.close()
             self.sock = None
 
+    def abort(self) -> None:
+        """Drop the connection with a TCP reset, as a crashed peer or a middlebox does."""
+        if self.sock is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.sock.close()
+            self.sock = None
+
     # ------------------------------------------------------------------ framing
+
+    def _take(self) -> None:
+        """Whatever the kernel holds for us now, without waiting."""
+        while self.sock is not None and not self.eof:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:  # reset by the server
+                data = b""
+            if not data:
+                self.eof = True
+            self._buf += data
 
     async def _fill(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()
