@@ -41,8 +41,11 @@ _PACKET_TYPES = frozenset("0123456")
 
 
 def install(sio: Any) -> None:
-    """Make `sio` (a python-socketio `AsyncServer` in aiohttp mode) use `LiveWebSocket`."""
-    sio.eio._async["websocket"] = LiveWebSocket
+    """Make `sio` (a python-socketio `AsyncServer` in aiohttp mode) use `LiveWebSocket`.
+
+    Engine.io's driver table is its module's own dict, shared by every server in the process:
+    this server gets a copy, so other engine.io servers (a test's bare one) keep theirs."""
+    sio.eio._async = {**sio.eio._async, "websocket": LiveWebSocket}
 
 
 def invalid_packet(data: str | bytes) -> str | None:
