@@ -31,6 +31,8 @@ class RawSocketIO:
         self.sock: socket.socket | None = None
         self._buf = b""
         self.eof = False
+        self.opened: dict[str, Any] = {}
+        """The server's Engine.IO open packet (`sid`, `pingInterval`, `pingTimeout`, …)."""
 
     async def connect(self, url: str, auth: dict[str, Any] | None = None, timeout: float = 10.0) -> str:
         """Open the websocket and the default namespace; the Socket.IO sid the server gave."""
@@ -54,6 +56,7 @@ class RawSocketIO:
         opened = await self._next_text(timeout)
         if not opened.startswith("0"):
             raise ConnectionError(f"expected the Engine.IO open packet, got {opened[:80]!r}")
+        self.opened = json.loads(opened[1:])
         await self.send_text("40" + (json.dumps(auth) if auth else ""))
         while True:
             answer = await self._next_text(timeout)

@@ -164,3 +164,16 @@ async def test_a_cut_network_with_the_default_pings_is_freed_within_ten_seconds(
         assert took <= 10
         for raw in raws:
             raw.close()
+
+
+async def test_the_pings_are_settings_the_clients_are_told(stub) -> None:
+    from flow.config import Settings
+
+    s = Settings.from_env({"VOICEGRAPH_PING_INTERVAL": "10", "VOICEGRAPH_PING_TIMEOUT": "3"})
+    assert (s.ping_interval_s, s.ping_timeout_s) == (10, 3)
+    assert (Settings().ping_interval_s, Settings().ping_timeout_s) == (4, 4)
+    async with voicegraph(stub=stub, ping_interval_s=10, ping_timeout_s=3) as srv:
+        raw = RawSocketIO()
+        await raw.connect(srv.url)
+        assert raw.opened["pingInterval"] == 10_000 and raw.opened["pingTimeout"] == 3_000
+        raw.close()
