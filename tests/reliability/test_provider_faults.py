@@ -104,6 +104,7 @@ async def test_transcription_faults(stub, clients, caplog, question, graph, faul
         await turn_is_over(c)
         assert c.of("ai-response") == [] and {e["code"] for e in c.of("error")} == {"stt_failed"}
         await next_turn_works(stub, c, voice=question)
+        await c.close()  # before the server stops: its shutdown then waits for no one
     no_tracebacks(caplog)
 
 
@@ -127,6 +128,7 @@ async def test_chat_faults(stub, clients, caplog, graph, fault) -> None:
         if chunks:  # a reply begun is ended, and told why
             assert c.of("response-cancelled") == [{"id": chunks[0]["id"], "reason": "llm_failed"}]
         await next_turn_works(stub, c)
+        await c.close()
     no_tracebacks(caplog)
 
 
@@ -149,6 +151,7 @@ async def test_speech_faults(stub, clients, caplog, graph, fault) -> None:
             assert c.of("ai-response-end") == [{"id": reply["id"], "replyTo": reply["replyTo"]}]
         assert {e["code"] for e in c.of("error")} == {"tts_failed"}
         await next_turn_works(stub, c)
+        await c.close()
     no_tracebacks(caplog)
 
 
@@ -177,4 +180,5 @@ async def test_a_stalled_llm_ends_a_streamed_reply_it_had_begun(stub, clients, c
         said = stub.of("chat")[1].body["messages"][2]
         assert said["role"] == "assistant" and said["content"].startswith(first["text"])
         assert said["content"].endswith("[interrupted]")
+        await c.close()
     no_tracebacks(caplog)
