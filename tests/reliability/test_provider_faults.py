@@ -182,3 +182,22 @@ async def test_a_stalled_llm_ends_a_streamed_reply_it_had_begun(stub, clients, c
         assert said["content"].endswith("[interrupted]")
         await c.close()
     no_tracebacks(caplog)
+
+
+@pytest.mark.parametrize("graph", GRAPHS)
+async def test_a_provider_that_is_down_then_back(stub, clients, caplog, graph) -> None:
+    """A closed port: `llm_failed` (cannot reach the provider), then the same session works once it is back."""
+    caplog.set_level(logging.INFO)
+    port = int(stub.base_url.rsplit(":", 1)[1].split("/")[0])
+    async with voicegraph(graph, stub=stub, env=TIMEOUT) as srv:
+        c = await clients(srv.url)
+        await stub.stop()
+        await c.emit("text-message", "anyone there?")
+        error = await c.wait("error")
+        assert error["code"] == "llm_failed" and "cannot reach" in error["message"], error
+        await c.wait("ai-typing", lambda p: p == {"isTyping": False})
+        await turn_is_over(c)
+        await stub.start(port)
+        await next_turn_works(stub, c)
+        await c.close()
+    no_tracebacks(caplog)
