@@ -155,6 +155,17 @@ async def test_a_cut_network_is_found_by_the_ping_timeout(stub, webm) -> None:
             raw.close()
 
 
+async def test_a_live_client_that_says_nothing_keeps_its_session(stub, clients) -> None:
+    """Silence is not death: a client that only answers pings (1 s + 1 s here) stays connected."""
+    async with voicegraph(stub=stub, ping_interval_s=1, ping_timeout_s=1) as srv:
+        c = await clients(srv.url)
+        await asyncio.sleep(4.5)  # more than twice interval + timeout without a word
+        assert c.sio.connected and len(srv.server.sessions) == 1
+        await c.emit("text-message", "still there?")
+        assert (await c.wait("ai-response"))["audio"]
+        await c.close()
+
+
 async def test_a_cut_network_with_the_default_pings_is_freed_within_ten_seconds(stub, webm) -> None:
     """The issue's case with the shipped settings: 30 clients streaming webm whose network vanishes."""
     async with voicegraph(stub=stub) as srv:
