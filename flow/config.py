@@ -46,6 +46,15 @@ class Settings(BaseModel):
     max_backlog_bytes: int = Field(8 << 20, ge=64 * 1024)
     """Outbound bytes that may wait for a client that reads too slowly before it is disconnected
     with `slow_consumer` (`VOICEGRAPH_MAX_BACKLOG_BYTES`; see `flow.transport.outbox`)."""
+    ping_interval_s: float = Field(4.0, ge=1, le=300)
+    """Engine.IO ping interval in seconds (`VOICEGRAPH_PING_INTERVAL`): the server pings each client
+    this long after its last pong (whole seconds: clients are told it in milliseconds, truncated
+    to the second). Engine.io's own default (25 s, with a 20 s timeout) keeps a
+    vanished client's session and decoder for up to 45 s."""
+    ping_timeout_s: float = Field(4.0, ge=0.5, le=300)
+    """Engine.IO ping timeout in seconds (`VOICEGRAPH_PING_TIMEOUT`): how long a ping may go unanswered.
+    Interval + timeout is the longest a live client stays silent, so a client whose network vanished
+    (no FIN, no RST) loses its session within that: 8 s by default (see `flow.transport.liveness`)."""
     preload: bool = True
     """Load offline models and workers at start-up (`VOICEGRAPH_PRELOAD=0`: on first use)."""
     ui: bool = True
@@ -83,6 +92,8 @@ class Settings(BaseModel):
             "VOICEGRAPH_MAX_BACKLOG_BYTES": "max_backlog_bytes",
             "VOICEGRAPH_MAX_SESSIONS": "max_sessions",
             "VOICEGRAPH_AUDIO_BYTES_PER_SECOND": "audio_bytes_per_second",
+            "VOICEGRAPH_PING_INTERVAL": "ping_interval_s",
+            "VOICEGRAPH_PING_TIMEOUT": "ping_timeout_s",
             "VOICEGRAPH_PRELOAD": "preload",
             "VOICEGRAPH_UI": "ui",
             "VOICEGRAPH_UI_HOST": "ui_host",

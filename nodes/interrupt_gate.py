@@ -11,7 +11,8 @@ graph wires to every node doing per-turn work (their LLM streams and syntheses s
 client (queued replies of that turn are dropped), and nothing of that turn passes here any more.
 On `events` go the extensions `response-cancelled {id, reason}` (stop playing what you have) and
 `turn-metrics` (when each stage of a turn happened). A failure on `failed` after which no reply
-will come (`llm_failed`) ends the turn: typing stops.
+will come (`llm_failed`) ends the turn: typing stops, and a reply of which pieces were already
+sent ends with `response-cancelled {id, reason: "llm_failed"}`.
 """
 
 from __future__ import annotations
@@ -179,9 +180,14 @@ class InterruptGate(Node[InterruptGateParams]):
         self._metrics(cancelled=False)
 
     def _on_failure(self, f: NodeFailed) -> None:
+        """A failure after which no reply will come ends the turn like a cancellation: typing
+        stops, a reply already partly sent gets `response-cancelled {reason: llm_failed}` (its
+        end, since `ai-response-end` would claim it whole), and `Cancel` stops work still running
+        for it (the synthesis of pieces the LLM wrote before it failed)."""
         if f.code in ENDS_TURN and f.turn is not None and self._is_current(f.turn):
-            self.in_flight = False
             self.typing.on_next(Typing(f.session, f.turn, False))
+            self._cancelled(f.code)
+            self._cancel(f.turn, f.code)
 
     def _metrics(self, cancelled: bool) -> None:
         if self.current is None:

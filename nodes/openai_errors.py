@@ -45,3 +45,5 @@ def provider_errors(what: str) -> Iterator[None]:
         raise ProviderError(f"{what} failed: cannot reach the provider") from err
     except openai.OpenAIError as err:
         raise ProviderError(f"{what} failed: {type(err).__name__}") from err
+    except ValueError as err:  # a 200 whose body is not the JSON it claims (the SDK lets it through)
+        raise ProviderError(f"{what} failed: the provider's answer was malformed") from err

@@ -2,7 +2,9 @@
 
 The real `openai` SDK talks to it over loopback, so the tests exercise the SDK's real request
 building, streaming and error handling. It records every request and notices when a client
-abandons one (barge-in must cancel upstream work, not just ignore it).
+abandons one (barge-in must cancel upstream work, not just ignore it). Each endpoint's `Behaviour`
+is also a set of fault switches (an HTTP status, a hang, a stream that stalls or is cut mid-way,
+malformed or empty answers, an error that quotes the Authorization header); `heal()` clears them.
 
 Run by hand: `python -m flow.testing.openai_stub --port 8089` (prints its base URL).
 """
@@ -31,8 +33,20 @@ class Behaviour:
     latency: float = 0.0
     status: int = 200
     hang: bool = False
+    """Never answer (the client's timeout must end the call)."""
     first_token_latency: float = 0.0
     token_delay: float = 0.0
+    stall_after: int | None = None
+    """Chat stream: after this many tokens, send nothing more and never finish."""
+    cut_after: int | None = None
+    """Chat stream: after this many tokens, drop the connection (no `[DONE]`, no end of body)."""
+    malformed: bool = False
+    """Chat stream: an event whose data is cut-off JSON; transcription: a body that is not JSON."""
+    empty: bool = False
+    """Chat stream: `[DONE]` and nothing before it."""
+    echo_auth: bool = False
+    """An error (`status` other than 200) whose message quotes the request's Authorization header,
+    as some proxies' 401 pages do."""
 
 
 @dataclass
@@ -131,6 +145,10 @@ class OpenAIStub:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
 
+    def heal(self) -> None:
+        """Every endpoint answers normally again (all fault switches off)."""
+        self.stt, self.chat, self.tts = Behaviour(), Behaviour(), Behaviour()
+
     # ------------------------------------------------------------------ queries
 
     def of(self, endpoint: str) -> list[Call]:
@@ -154,14 +172,16 @@ class OpenAIStub:
     def _authorized(self, request: web.Request) -> bool:
         return request.headers.get("Authorization", "").startswith("Bearer ")
 
-    async def _tracked(self, call: Call, behaviour: Behaviour, answer: Callable[[], Any]) -> Any:
+    async def _tracked(self, call: Call, behaviour: Behaviour, answer: Callable[[], Any],
+                       request: web.Request) -> Any:
         self.calls.append(call)
         try:
             if behaviour.hang:
                 await asyncio.sleep(3600)
             await asyncio.sleep(behaviour.latency)
             if behaviour.status != 200:
-                return _error(behaviour.status)
+                quoted = request.headers.get("Authorization", "") if behaviour.echo_auth else None
+                return _error(behaviour.status, quoted)
             result = await answer()
             call.finished = time.monotonic()
             return result
@@ -180,10 +200,12 @@ class OpenAIStub:
         call = Call("transcriptions", {k: v for k, v in form.items() if k != "file"}, upload=data)
 
         async def answer() -> web.Response:
+            if self.stt.malformed:
+                return web.Response(text='{"text": "hel', content_type="application/json")
             text = self.transcript(data) if callable(self.transcript) else self.transcript
             return web.json_response({"text": text})
 
-        return await self._tracked(call, self.stt, answer)
+        return await self._tracked(call, self.stt, answer, request)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):
@@ -196,14 +218,26 @@ class OpenAIStub:
             async def answer() -> web.Response:
                 return web.json_response(_completion(body, text))
 
-            return await self._tracked(call, b, answer)
+            return await self._tracked(call, b, answer, request)
 
         async def stream() -> web.StreamResponse:
             resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await resp.prepare(request)
             await asyncio.sleep(b.first_token_latency)
+            if b.empty:
+                await resp.write(b"data: [DONE]\n\n")
+                await resp.write_eof()
+                return resp
             await resp.write(b"data: " + json.dumps(_chunk(body, None)).encode() + b"\n\n")
+            if b.malformed:
+                await resp.write(b'data: {"id":"chatcmpl-stub","choices":[{"delta":{"content":"Hel\n\n')
             for i, token in enumerate(_tokens(text)):
+                if i == b.stall_after:
+                    await asyncio.sleep(3600)
+                if i == b.cut_after:
+                    assert request.transport is not None
+                    request.transport.abort()
+                    await asyncio.sleep(3600)  # the lost connection cancels the handler
                 if i and b.token_delay:
                     await asyncio.sleep(b.token_delay)
                 await resp.write(b"data: " + json.dumps(_chunk(body, token)).encode() + b"\n\n")
@@ -213,7 +247,7 @@ class OpenAIStub:
             await resp.write_eof()
             return resp
 
-        return await self._tracked(call, b, stream)
+        return await self._tracked(call, b, stream, request)
 
     async def _speech(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):
@@ -225,7 +259,7 @@ class OpenAIStub:
             seconds = max(1, min(20, round(len(body.get("input", "")) / 15)))
             return web.Response(body=self._mp3_second * seconds, content_type="audio/mpeg")
 
-        return await self._tracked(call, self.tts, answer)
+        return await self._tracked(call, self.tts, answer, request)
 
 
 def _tokens(text: str) -> list[str]:
@@ -248,10 +282,11 @@ def _completion(body: dict[str, Any], text: str) -> dict[str, Any]:
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
 
 
-def _error(status: int) -> web.Response:
-    return web.json_response(
-        {"error": {"message": f"stub failure {status}", "type": "server_error", "code": None}},
-        status=status)
+def _error(status: int, quoted_auth: str | None = None) -> web.Response:
+    message = f"stub failure {status}"
+    if quoted_auth is not None:
+        message += f": rejected header 'Authorization: {quoted_auth}'"
+    return web.json_response({"error": {"message": message, "type": "server_error", "code": None}}, status=status)
 
 
 def main() -> None:

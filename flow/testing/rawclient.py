@@ -5,13 +5,17 @@ Engine.IO v4 over a websocket, by hand: `GET /socket.io/?EIO=4&transport=websock
 the server's open packet `0{"sid", …}`, our namespace connect `40{auth}`, its answer
 `40{"sid"}`; then `42["event", data]` both ways. Its receive buffer is small by default and nothing
 reads it between calls, so the server's writes back up exactly as behind a stalled client.
-`send_text`/`send_binary` put any frame on the wire (`42[`, `451-…`, a lone attachment).
+`send_text`/`send_binary` put any frame on the wire (`42[`, `451-…`, a lone attachment). It answers
+the server's pings only while it reads (`read`, `pump`): a client that stops reading also looks
+dead to the ping check, as a real one would. It can also vanish in the ways a network drops a
+client: `close()` (FIN, no close frame), `abort()` (RST), or simply nothing more (a cut network).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -30,6 +34,8 @@ class RawSocketIO:
         self.sock: socket.socket | None = None
         self._buf = b""
         self.eof = False
+        self.opened: dict[str, Any] = {}
+        """The server's Engine.IO open packet (`sid`, `pingInterval`, `pingTimeout`, …)."""
 
     async def connect(self, url: str, auth: dict[str, Any] | None = None, timeout: float = 10.0,
                       namespace: bool = True) -> str:
@@ -56,8 +62,9 @@ class RawSocketIO:
         opened = await self._next_text(timeout)
         if not opened.startswith("0"):
             raise ConnectionError(f"expected the Engine.IO open packet, got {opened[:80]!r}")
+        self.opened = json.loads(opened[1:])
         if not namespace:
-            return json.loads(opened[1:])["sid"]
+            return self.opened["sid"]
         await self.send_text("40" + (json.dumps(auth) if auth else ""))
         while True:
             answer = await self._next_text(timeout)
@@ -76,13 +83,14 @@ class RawSocketIO:
 
     async def send_text(self, text: str) -> None:
         """One masked websocket text frame (what a browser sends); lone surrogates go as they are."""
-        await self._send_frame(0x1, text.encode("utf-8", "surrogatepass"))
+        await self.send_frame(0x1, text.encode("utf-8", "surrogatepass"))
 
     async def send_binary(self, data: bytes) -> None:
         """One masked websocket binary frame: an Engine.IO binary message (an attachment)."""
-        await self._send_frame(0x2, data)
+        await self.send_frame(0x2, data)
 
-    async def _send_frame(self, opcode: int, payload: bytes) -> None:
+    async def send_frame(self, opcode: int, payload: bytes) -> None:
+        """One masked websocket frame of any opcode."""
         mask = os.urandom(4)
         n = len(payload)
         if n < 126:
@@ -95,20 +103,39 @@ class RawSocketIO:
         masked = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
         await asyncio.get_running_loop().sock_sendall(self.sock, header + mask + masked)
 
+    async def pump(self, timeout: float = 0.0) -> list[str]:
+        """Take what has arrived (answering pings), waiting up to `timeout` for more; its text frames."""
+        if timeout > 0:
+            return await self.read(timeout)
+        self._take()
+        return await self._handle_frames()
+
     async def read(self, timeout: float, until: Callable[[list[str]], bool] | None = None) -> list[str]:
         """Every text frame until the server closes the connection, `until(frames)` holds, or
-        `timeout` passes. A close frame or end of stream sets `eof`."""
+        `timeout` passes; a ping (`2`) is answered (`3`) as it is read. A close frame or end of
+        stream sets `eof`."""
         frames: list[str] = []
         deadline = time.monotonic() + timeout
-        while not self.eof and time.monotonic() < deadline and not (until and until(frames)):
-            frame = self._frame()
-            if frame is not None:
-                if frame[0] == 0x1:
-                    frames.append(frame[1].decode())
-                elif frame[0] == 0x8:
-                    self.eof = True
-                continue
+        while True:
+            frames += await self._handle_frames()
+            if self.eof or time.monotonic() >= deadline or (until and until(frames)):
+                return frames
             await self._fill(max(0.01, deadline - time.monotonic()))
+
+    async def _handle_frames(self) -> list[str]:
+        """The text frames in the buffer; pings answered, a close frame ends the stream (`eof`)."""
+        frames: list[str] = []
+        while (frame := self._frame()) is not None:
+            if frame[0] == 0x1:
+                text = frame[1].decode()
+                if text != "2":
+                    frames.append(text)
+                elif not self.eof:
+                    with contextlib.suppress(OSError):  # the server may be gone already
+                        await self.send_text("3")
+            elif frame[0] == 0x8:
+                self.eof = True
+                break
         return frames
 
     async def events(self, timeout: float, until: Callable[[list[tuple[str, Any]]], bool] | None = None,
@@ -118,11 +145,32 @@ class RawSocketIO:
         return frame_events(await self.read(timeout, test))
 
     def close(self) -> None:
+        """Close the socket without a websocket close frame (the kernel sends a FIN)."""
         if self.sock is not None:
             self.sock.close()
             self.sock = None
 
+    def abort(self) -> None:
+        """Drop the connection with a TCP reset, as a crashed peer or a middlebox does."""
+        if self.sock is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.sock.close()
+            self.sock = None
+
     # ------------------------------------------------------------------ framing
+
+    def _take(self) -> None:
+        """Whatever the kernel holds for us now, without waiting."""
+        while self.sock is not None and not self.eof:
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:  # reset by the server
+                data = b""
+            if not data:
+                self.eof = True
+            self._buf += data
 
     async def _fill(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()

@@ -26,6 +26,7 @@ from flow.contract.resources import Resources
 from flow.graph.loader import shown_path
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
+from flow.transport import liveness
 from flow.transport.door import DoorServer, QuietRepeats
 from flow.transport.outbox import Connections, Outbox
 from flow.transport.session import Session
@@ -80,7 +81,10 @@ class VoicegraphServer:
             # Handlers never await before routing an event, so run them inline: no task per
             # chunk, and chunks of one client can never be reordered (python-socketio #284).
             async_handlers=False,
+            ping_interval=self.settings.ping_interval_s,
+            ping_timeout=self.settings.ping_timeout_s,
         )
+        liveness.install(self.sio)  # a dead transport closes its session at once (see liveness)
         self.connections = Connections(self.sio)
         self.app = web.Application(middlewares=[self._cors, self.connections.middleware])
         self.app.router.add_get("/health", self._health)
@@ -172,7 +176,12 @@ class VoicegraphServer:
         self.outboxes[sid] = outbox
         log.info("session %s connected (%d live)", sid, len(self.sessions))
 
-    async def _disconnect(self, sid: str, *args: Any) -> None:
+    async def _disconnect(self, sid: str, reason: Any = None, *args: Any) -> None:
+        if reason == self.sio.reason.PING_TIMEOUT:
+            # the peer is gone: its TCP connection would wait minutes for acknowledgements
+            transport = self.connections.transport(sid)
+            if transport is not None:
+                transport.abort()
         session = self.sessions.pop(sid, None)
         self.outboxes.pop(sid, None)
         if session is not None:

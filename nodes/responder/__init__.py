@@ -24,7 +24,7 @@ from reactivex import operators as ops
 
 from flow.contract.messages import Delivered, Marks, ReplyPiece, ReplyText, UserTurn, new_id, now_ms
 from flow.contract.node import In, Node, cancel_input
-from flow.contract.providers import ChatMessage, Responder
+from flow.contract.providers import ChatMessage, ProviderError, Responder
 from flow.contract.resources import Resources
 from flow.contract.turns import TurnWorker
 from nodes.provider_choice import require, resolve
@@ -166,7 +166,7 @@ class ResponderNode(Node[ResponderParams]):
                 seq += 1
         text = text.strip()
         if not text:
-            raise RuntimeError("the model returned an empty reply")
+            raise ProviderError("the model returned an empty reply")
         marks += (("last_token", float(now_ms())),)
         self.ctx.mark(turn.turn, *marks[-1])
         rest = " ".join(splitter.flush())

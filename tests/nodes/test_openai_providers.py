@@ -72,6 +72,28 @@ async def test_http_errors_become_provider_errors(stub, resources, status) -> No
             pass
 
 
+@pytest.mark.parametrize(("fault", "reason"), [
+    ({"stall_after": 2}, "the stream stalled"),
+    ({"cut_after": 2}, "the stream broke off"),
+    ({"malformed": True}, "the provider sent a malformed stream"),
+])
+async def test_a_stream_that_goes_wrong_midway_is_a_provider_error(stub, resources, fault, reason) -> None:
+    for k, v in fault.items():
+        setattr(stub.chat, k, v)
+    llm = OpenAIResponder(resources, timeout_s=0.3)
+    got: list[str] = []
+    with pytest.raises(ProviderError) as caught:
+        async for piece in llm.reply([ChatMessage("user", "hi")]):
+            got.append(piece)
+    assert str(caught.value).startswith(f"chat completion failed: {reason}")  # never the parser's words
+    assert len(got) <= 2
+
+
+async def test_an_empty_stream_is_no_reply(stub, resources) -> None:
+    stub.chat.empty = True
+    assert [p async for p in OpenAIResponder(resources).reply([ChatMessage("user", "hi")])] == []
+
+
 async def test_hang_times_out_as_provider_error(stub, resources) -> None:
     stub.stt.hang = True
     stt = OpenAITranscriber(resources, timeout_s=0.3)

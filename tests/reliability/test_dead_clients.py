@@ -1,0 +1,190 @@
+"""Dead clients: a connection that ends without a goodbye frees its session and its ffmpeg decoder.
+
+Raw Engine.IO clients stream webm (one ffmpeg decoder per session), then vanish the ways a
+network loses them: the socket closed without a close frame (FIN), reset (RST), an invalid packet
+the server itself answers by closing, or a cut network (the socket stays open and goes silent:
+only the ping timeout can tell). Sessions and decoders must be gone within a bounded wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from flow.testing.rawclient import RawSocketIO
+from flow.testing.servers import Running, voicegraph
+from flow.testing.speech import MIME, encode, speak_piper
+
+pytestmark = pytest.mark.timeout(90)
+
+log = logging.getLogger(__name__)
+
+
+@pytest.fixture(scope="module")
+def webm() -> bytes:
+    return encode(speak_piper("Tell me a long story about the sea and the ships on it."), "webm")
+
+
+def ffmpeg_children() -> list[int]:
+    """Live ffmpeg processes this process started (psutil if installed, else /proc)."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        return [p.pid for p in psutil.Process().children(recursive=True)
+                if "ffmpeg" in p.name() and p.status() != psutil.STATUS_ZOMBIE]
+    me, found = os.getpid(), []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if "ffmpeg" in name and int(rest[1]) == me and rest[0] != "Z":
+            found.append(int(d.name))
+    return found
+
+
+async def until(what: str, pred: Callable[[], bool], timeout: float, step: float = 0.05,
+                state: Callable[[], object] = lambda: None) -> float:
+    """Seconds until `pred()` held; fails after `timeout` (saying `state()`)."""
+    start = time.monotonic()
+    while not pred():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{what}: not within {timeout} s; {state()}")
+        await asyncio.sleep(step)
+    return time.monotonic() - start
+
+
+async def streaming_clients(srv: Running, webm: bytes, n: int) -> list[RawSocketIO]:
+    """`n` raw clients that each started a webm recording and sent half of it (decoders running)."""
+    raws = []
+    for _ in range(n):
+        raw = RawSocketIO(rcvbuf=65536)
+        await raw.connect(srv.url)
+        await raw.emit("start-recording", {"mimeType": MIME["webm"]})
+        raws.append(raw)
+    half = webm[: len(webm) // 2]
+    for i in range(0, len(half), 997):
+        for raw in raws:
+            await raw.emit_binary("audio-stream", half[i:i + 997])
+        for raw in raws:
+            await raw.pump(0)  # answer pings, as a live client does
+    await until("a decoder per session", lambda: len(ffmpeg_children()) >= n, timeout=10)
+    assert len(srv.server.sessions) == n
+    return raws
+
+
+def left(srv: Running) -> dict[str, int]:
+    """What the server still holds for its clients."""
+    return {"sessions": len(srv.server.sessions), "ffmpeg": len(ffmpeg_children()),
+            "engine.io sockets": len(srv.server.sio.eio.sockets)}
+
+
+async def all_freed(srv: Running, timeout: float) -> float:
+    """Seconds until the server holds no session and no ffmpeg decoder; then engine.io must let
+    go of its sockets too (one it closed on a ping timeout waits for its service task's next
+    sweep: up to one ping timeout more)."""
+    took = await until("sessions and decoders freed", lambda: not left(srv)["sessions"] and not left(srv)["ffmpeg"],
+                       timeout, step=0.1, state=lambda: left(srv))
+    await until("engine.io sockets dropped", lambda: not srv.server.sio.eio.sockets,
+                srv.server.settings.ping_timeout_s * 2 + 1, step=0.1, state=lambda: left(srv))
+    return took
+
+
+@pytest.mark.parametrize("how", ["close", "abort"])
+async def test_a_socket_closed_without_a_goodbye_frees_session_and_decoder(stub, caplog, webm, how) -> None:
+    caplog.set_level(logging.INFO)
+    async with voicegraph(stub=stub) as srv:
+        raws = await streaming_clients(srv, webm, 30)
+        for raw in raws:
+            getattr(raw, how)()  # FIN without a websocket close frame, or RST
+        took = await all_freed(srv, timeout=10)
+        log.warning("dead-client cleanup (%s, 30 clients): %.2f s", how, took)
+        assert took < 3
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+@pytest.mark.parametrize("frame", ["x", ""])
+async def test_an_invalid_packet_closes_the_connection_and_its_session(stub, caplog, webm, frame) -> None:
+    caplog.set_level(logging.INFO)
+    async with voicegraph(stub=stub) as srv:
+        [raw, *others] = await streaming_clients(srv, webm, 3)
+        await raw.send_text(frame)  # not an Engine.IO packet: the server closes the connection
+        await raw.read(timeout=5)
+        assert raw.eof, "the server kept the connection open"
+        took = await until("its session and decoder freed",
+                           lambda: len(srv.server.sessions) == 2 and len(ffmpeg_children()) == 2, timeout=5)
+        log.warning("invalid packet %r: session freed in %.2f s", frame, took)
+        assert took < 2
+        for other in others:  # the others are untouched
+            await other.emit_binary("audio-stream", webm[len(webm) // 2:][:997])
+            await other.pump(0.05)
+            assert not other.eof
+        raw.close()
+        for other in others:
+            other.close()
+        await all_freed(srv, timeout=5)
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+async def test_a_cut_network_is_found_by_the_ping_timeout(stub, webm) -> None:
+    """Short test settings: pings every second, a second to answer."""
+    async with voicegraph(stub=stub, ping_interval_s=1, ping_timeout_s=1) as srv:
+        raws = await streaming_clients(srv, webm, 10)
+        for _ in range(3):  # alive: pings answered for a while
+            await asyncio.sleep(0.5)
+            for raw in raws:
+                await raw.pump(0)
+        assert len(srv.server.sessions) == 10
+        took = await all_freed(srv, timeout=6)  # now silent, sockets open
+        log.warning("cut network, 1 s + 1 s pings: freed in %.2f s", took)
+        assert took <= 1 + 1 + 0.5
+        for raw in raws:
+            await raw.read(timeout=0.2)
+            assert raw.eof, "the dead peer's TCP connection was kept"
+            raw.close()
+
+
+async def test_a_live_client_that_says_nothing_keeps_its_session(stub, clients) -> None:
+    """Silence is not death: a client that only answers pings (1 s + 1 s here) stays connected."""
+    async with voicegraph(stub=stub, ping_interval_s=1, ping_timeout_s=1) as srv:
+        c = await clients(srv.url)
+        await asyncio.sleep(4.5)  # more than twice interval + timeout without a word
+        assert c.sio.connected and len(srv.server.sessions) == 1
+        await c.emit("text-message", "still there?")
+        assert (await c.wait("ai-response"))["audio"]
+        await c.close()
+
+
+async def test_a_cut_network_with_the_default_pings_is_freed_within_ten_seconds(stub, webm) -> None:
+    """The issue's case with the shipped settings: 30 clients streaming webm whose network vanishes."""
+    async with voicegraph(stub=stub) as srv:
+        raws = await streaming_clients(srv, webm, 30)
+        took = await all_freed(srv, timeout=12)
+        log.warning("cut network, default pings (4 s + 4 s), 30 clients: freed in %.2f s", took)
+        assert took <= 10
+        for raw in raws:
+            raw.close()
+
+
+async def test_the_pings_are_settings_the_clients_are_told(stub) -> None:
+    from flow.config import Settings
+
+    s = Settings.from_env({"VOICEGRAPH_PING_INTERVAL": "10", "VOICEGRAPH_PING_TIMEOUT": "3"})
+    assert (s.ping_interval_s, s.ping_timeout_s) == (10, 3)
+    assert (Settings().ping_interval_s, Settings().ping_timeout_s) == (4, 4)
+    async with voicegraph(stub=stub, ping_interval_s=10, ping_timeout_s=3) as srv:
+        raw = RawSocketIO()
+        await raw.connect(srv.url)
+        assert raw.opened["pingInterval"] == 10_000 and raw.opened["pingTimeout"] == 3_000
+        raw.close()
