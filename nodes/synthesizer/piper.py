@@ -28,7 +28,7 @@ from flow.contract.cpu_pool import CancelToken
 from flow.contract.providers import ProviderError
 from flow.contract.resources import Resources
 from nodes.synthesizer.phonemes import plan, voice_phonemes
-from nodes.synthesizer.piper_session import TerminableSession, give_back_memory
+from nodes.synthesizer.piper_session import SHRINK_ABOVE, TerminableSession, give_back_memory
 
 MAX_PIECE_PHONEMES = 400
 """Phoneme ids per model run and per CPU-pool job (the synthesizer node's `max_piece_phonemes`)."""
@@ -141,7 +141,7 @@ class PiperSynthesizer:
         loaded = slot.get()
         pcm = bytearray()
         try:
-            with loaded.session.terminable(cancel):
+            with loaded.session.terminable(cancel, shrink=max(map(len, runs), default=0) > SHRINK_ABOVE):
                 for ids in runs:
                     cancel.raise_if_cancelled()
                     audio = loaded.phoneme_ids_to_audio(ids)
