@@ -51,8 +51,15 @@ class Responder(Protocol):
 
 @runtime_checkable
 class Synthesizer(Protocol):
-    """Text in, one complete MP3 file out."""
+    """Text in, MP3 out: whole (`synthesize`) or piece by piece (`speak`).
+
+    `speak` yields MP3 files in order that concatenate into one playable file (none if there is
+    nothing the voice can say); a caller that stops iterating stops the work, so it can bound
+    what a reply costs as the pieces come.
+    """
 
     name: str
 
     async def synthesize(self, text: str, *, voice: str | None = None, owner: str | None = None) -> bytes: ...
+
+    def speak(self, text: str, *, voice: str | None = None, owner: str | None = None) -> AsyncIterator[bytes]: ...

@@ -8,10 +8,16 @@ whole reply with all pieces' MP3s joined, for clients that only know `ai-respons
 A failed synthesis still lets the text through (the protocol's `audio: null`), so the user reads
 the answer even when they can't hear it. A `Cancel` stops the synthesis of stale turns mid-way
 (the HTTP request is closed; offline synthesis stops at its next check).
+
+What one reply may cost is bounded: the provider speaks it piece by piece, and once its audio
+would pass `max_audio_s` or its MP3 `max_mp3_bytes`, the rest is not synthesized: the audio sent
+is what fit, with one `tts_failed` error saying where it was cut (the text stays whole). Piper
+also bounds each model run (`max_piece_phonemes`) and skips what its voice cannot say.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -19,9 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
 from reactivex.subject import Subject
 
+from flow.audio.mp3 import mp3_seconds
 from flow.contract.messages import ReplyPiece, ReplyText, SpokenPiece, SpokenReply
 from flow.contract.node import In, Node, cancel_input
-from flow.contract.providers import Synthesizer
+from flow.contract.providers import ProviderError, Synthesizer
 from flow.contract.resources import Resources
 from flow.contract.turns import TurnWorker
 from nodes.provider_choice import require, resolve
@@ -42,6 +49,41 @@ class SynthesizerParams(BaseModel):
     timeout_s: float | None = Field(None, gt=0, le=300)
     lookahead: int = Field(2, ge=1, le=8)
     """`pieces`: how many pieces of one reply are synthesized at once."""
+    max_audio_s: float = Field(120.0, gt=0, le=3_600)
+    """Speech per reply; a longer reply is spoken up to here (one `tts_failed` says it was cut)."""
+    max_mp3_bytes: int = Field(2_000_000, ge=16_000, le=64_000_000)
+    """MP3 bytes per reply, as for `max_audio_s` (piper's 64 kbit/s make 8 kB a second)."""
+    max_piece_phonemes: int = Field(400, ge=64, le=4_000)
+    """piper: phoneme ids per model run and per CPU-pool job. The model's memory grows faster than
+    a run's length, so a longer sentence is cut at a word boundary; jobs this size let other
+    sessions' work run between the pieces of a long reply."""
+
+
+class SpeechBudget:
+    """What is left of one reply's `max_audio_s` and `max_mp3_bytes`, taken piece by piece."""
+
+    def __init__(self, params: SynthesizerParams) -> None:
+        self.max_s = params.max_audio_s
+        self.max_bytes = params.max_mp3_bytes
+        self.seconds = 0.0
+        self.bytes = 0
+        self.cut: str | None = None
+        """Which bound stopped the reply (None: not cut)."""
+        self.told = False
+        """The client was told the reply was cut."""
+
+    def take(self, mp3: bytes) -> bool:
+        """Count `mp3` in if it fits; once one piece did not, nothing more does."""
+        if self.cut is None:
+            seconds = mp3_seconds(mp3[:4096], len(mp3))
+            if self.seconds + seconds > self.max_s:
+                self.cut = f"max_audio_s {self.max_s:g}"
+            elif self.bytes + len(mp3) > self.max_bytes:
+                self.cut = f"max_mp3_bytes {self.max_bytes}"
+            else:
+                self.seconds += seconds
+                self.bytes += len(mp3)
+        return self.cut is None
 
 
 def _spoken(reply: ReplyText, audio: bytes | None) -> SpokenReply:
@@ -79,7 +121,7 @@ class SynthesizerNode(Node[SynthesizerParams]):
                                      timeout_s=p.timeout_s)
         from nodes.synthesizer.piper import PiperSynthesizer
 
-        return PiperSynthesizer(self.ctx.resources, voice=p.voice)
+        return PiperSynthesizer(self.ctx.resources, voice=p.voice, max_piece_phonemes=p.max_piece_phonemes)
 
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.provider = self.make_provider()
@@ -94,6 +136,7 @@ class SynthesizerNode(Node[SynthesizerParams]):
                 concurrency=self.params.lookahead)
             joined = Subject()
             self._spoken: list[SpokenPiece] = []
+            self._reply_budget: tuple[str, SpeechBudget] | None = None
 
             def collect(piece: SpokenPiece) -> None:
                 if self._spoken and self._spoken[0].turn != piece.turn:
@@ -112,13 +155,35 @@ class SynthesizerNode(Node[SynthesizerParams]):
         return out
 
     async def _speak(self, reply: ReplyText) -> AsyncIterator[SpokenReply]:
-        audio = await self.provider.synthesize(reply.text, voice=reply.voice, owner=self.ctx.session)
-        yield _spoken(reply, audio)
+        budget = SpeechBudget(self.params)
+        audio = await self._within(budget, reply.text, reply.voice, reply.turn)
+        if not audio and budget.cut is None:
+            raise ProviderError("nothing in this reply that the voice can say")
+        yield _spoken(reply, audio or None)  # None: not even the first piece fit (and it was said)
 
     async def _speak_piece(self, piece: ReplyPiece) -> AsyncIterator[SpokenPiece]:
-        audio = (await self.provider.synthesize(piece.text, voice=piece.voice, owner=self.ctx.session)
-                 if piece.text.strip() else b"")
+        # one budget for all pieces of a reply (only the latest turn's pieces are worked on)
+        if self._reply_budget is None or self._reply_budget[0] != piece.id:
+            self._reply_budget = (piece.id, SpeechBudget(self.params))
+        budget = self._reply_budget[1]
+        audio = await self._within(budget, piece.text, piece.voice, piece.turn) \
+            if piece.text.strip() and budget.cut is None else b""
         yield _spoken_piece(piece, audio)
+
+    async def _within(self, budget: SpeechBudget, text: str, voice: str | None, turn: int) -> bytes:
+        """The MP3 of `text`, as much of it as `budget` allows; the first cut is told the client."""
+        parts: list[bytes] = []
+        speech = self.provider.speak(text, voice=voice, owner=self.ctx.session)
+        async with contextlib.aclosing(speech):  # stopping early stops the provider's work
+            async for mp3 in speech:
+                if not budget.take(mp3):
+                    break
+                parts.append(mp3)
+        if budget.cut is not None and not budget.told:
+            budget.told = True
+            self.fail("tts_failed", f"{self.id}: speech cut after {budget.seconds:.0f} s ({budget.cut}); "
+                      "the rest of the reply is text only", turn)
+        return b"".join(parts)
 
 
 def _spoken_piece(p: ReplyPiece, audio: bytes | None) -> SpokenPiece:

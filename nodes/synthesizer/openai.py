@@ -6,6 +6,8 @@ and the MP3 files concatenated (MP3 frames concatenate into a playable file).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from flow.contract.resources import Resources
 from nodes.openai_client import openai_client, openai_settings
 from nodes.openai_errors import provider_errors
@@ -26,13 +28,15 @@ class OpenAISynthesizer:
         self.voice = voice
         self.timeout_s = timeout_s or openai_settings(resources).timeout_s
 
-    async def synthesize(self, text: str, *, voice: str | None = None, owner: str | None = None) -> bytes:
-        parts = []
+    async def speak(self, text: str, *, voice: str | None = None, owner: str | None = None) -> AsyncIterator[bytes]:
+        """One MP3 per request (at most `MAX_INPUT_CHARS` each), in order."""
         for piece in split_sentences(text, MAX_INPUT_CHARS):
             with provider_errors("speech synthesis"):
                 response = await openai_client(self.resources).audio.speech.create(
                     model=self.model, voice=voice or self.voice, input=piece,
                     response_format="mp3", timeout=self.timeout_s,
                 )
-            parts.append(response.content if hasattr(response, "content") else await response.aread())
-        return b"".join(parts)
+            yield response.content if hasattr(response, "content") else await response.aread()
+
+    async def synthesize(self, text: str, *, voice: str | None = None, owner: str | None = None) -> bytes:
+        return b"".join([mp3 async for mp3 in self.speak(text, voice=voice, owner=owner)])

@@ -6,6 +6,11 @@ by every session and thread: onnxruntime's `InferenceSession.run` is thread-safe
 its espeak phonemizer with a lock, so concurrency is bounded by the shared CPU pool, where
 synthesis and MP3 encoding run — never on the event loop.
 
+What one reply may cost is bounded before the model runs (`nodes.synthesizer.phonemes`): only
+what the voice can say is phonemized, and the phoneme ids are cut into runs and pool jobs of at
+most `max_piece_phonemes`; each job is synthesized and encoded to MP3 on its own, so a long reply
+holds one job's PCM at a time and other sessions' jobs run between its pieces.
+
 A cancelled call stops within milliseconds: the onnxruntime run in flight is terminated (its
 `RunOptions.terminate`), no further sentence starts, and ffmpeg is killed or never started.
 """
@@ -13,9 +18,8 @@ A cancelled call stops within milliseconds: the onnxruntime run in flight is ter
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +27,12 @@ from flow.audio.ffmpeg import encode_mp3_sync
 from flow.contract.cpu_pool import CancelToken
 from flow.contract.providers import ProviderError
 from flow.contract.resources import Resources
-from nodes.text_split import split_sentences
+from nodes.synthesizer.phonemes import plan, voice_phonemes
+from nodes.synthesizer.piper_session import SHRINK_ABOVE, TerminableSession, give_back_memory
 
-MAX_PIECE_CHARS = 400
-"""Text synthesized per Piper call; longer replies are split at sentence boundaries."""
+MAX_PIECE_PHONEMES = 400
+"""Phoneme ids per model run and per CPU-pool job (the synthesizer node's `max_piece_phonemes`)."""
+NOTHING_TO_SAY = "nothing in this text that the voice can say"
 
 
 def default_voice() -> Path:
@@ -43,37 +49,6 @@ def check_voice(path: Path) -> Path:
     if not Path(f"{path}.json").is_file():
         raise ProviderError(f"piper voice config not found: {path}.json")
     return path
-
-
-class TerminableSession:
-    """Piper's onnxruntime session, run with the calling thread's `RunOptions`.
-
-    Piper calls `session.run(None, feed)` without options, and one voice serves every thread, so
-    the options a cancel can terminate come from a thread-local that `terminable` sets.
-    """
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-        self._local = threading.local()
-
-    def run(self, output_names: Any, input_feed: Any, run_options: Any = None) -> Any:
-        return self.session.run(output_names, input_feed, run_options or getattr(self._local, "options", None))
-
-    def __getattr__(self, name: str) -> Any:  # everything else piper might use
-        return getattr(self.session, name)
-
-    @contextlib.contextmanager
-    def terminable(self, cancel: CancelToken) -> Iterator[None]:
-        """Within the block, this thread's runs end (onnxruntime raises) once `cancel` is set."""
-        import onnxruntime
-
-        options = onnxruntime.RunOptions()
-        self._local.options = options
-        try:
-            with cancel.hook(lambda: setattr(options, "terminate", True)):
-                yield
-        finally:
-            self._local.options = None
 
 
 class VoiceSlot:
@@ -122,9 +97,11 @@ class PiperSynthesizer:
 
     name = "piper"
 
-    def __init__(self, resources: Resources, voice: str | None = None) -> None:
+    def __init__(self, resources: Resources, voice: str | None = None,
+                 max_piece_phonemes: int = MAX_PIECE_PHONEMES) -> None:
         self.resources = resources
         self.path = check_voice(Path(voice).expanduser() if voice else default_voice())
+        self.max_piece_phonemes = max_piece_phonemes
 
     def slot(self, voice: str | None = None) -> VoiceSlot:
         path = self.path if not voice or voice == self.path.stem else self._sibling(voice)
@@ -139,25 +116,41 @@ class PiperSynthesizer:
             raise ProviderError(f"unknown piper voice {name!r} (none in {self.path.parent})")
         return check_voice(path)
 
-    def pcm_sync(self, text: str, voice: str | None = None, *,
-                 cancel: CancelToken | None = None) -> tuple[bytes, int]:
-        """Blocking text → (mono PCM16, sample rate) (worker threads only).
+    def plan_sync(self, text: str, voice: str | None = None, *,
+                  cancel: CancelToken | None = None) -> list[list[list[int]]]:
+        """Blocking: what the model will run for `text`, as jobs of phoneme-id runs (`phonemes.plan`):
+        only what the voice can say, no run or job over `max_piece_phonemes` ids."""
+        cancel = cancel or CancelToken()
+        loaded = self.slot(voice).get()
+        sentences = voice_phonemes(loaded, text)
+        if cancel.cancelled:  # phonemizing is quick, but counts as work a cancel stopped
+            self.slot(voice).tally(cancelled=1)
+            cancel.raise_if_cancelled()
+        return plan(sentences, loaded.config.phoneme_id_map, self.max_piece_phonemes)
 
-        `cancel` aborts the sentence being synthesized and raises `asyncio.CancelledError`.
+    def job_pcm_sync(self, runs: list[list[int]], voice: str | None = None, *,
+                     cancel: CancelToken | None = None) -> tuple[bytes, int]:
+        """Blocking: one job's runs → (mono PCM16, sample rate) (worker threads only).
+
+        `cancel` aborts the run in flight and raises `asyncio.CancelledError`.
         """
+        import numpy as np
+
         cancel = cancel or CancelToken()
         slot = self.slot(voice)
         loaded = slot.get()
         pcm = bytearray()
-        rate = loaded.config.sample_rate
         try:
-            with loaded.session.terminable(cancel):
-                for piece in split_sentences(text, MAX_PIECE_CHARS):
-                    for chunk in loaded.synthesize(piece):  # one chunk per sentence
-                        slot.tally(sentences=1)
-                        cancel.raise_if_cancelled()
-                        rate = chunk.sample_rate
-                        pcm += chunk.audio_int16_bytes
+            with loaded.session.terminable(cancel, shrink=max(map(len, runs), default=0) > SHRINK_ABOVE):
+                for ids in runs:
+                    cancel.raise_if_cancelled()
+                    audio = loaded.phoneme_ids_to_audio(ids)
+                    slot.tally(sentences=1)
+                    cancel.raise_if_cancelled()
+                    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+                    if peak >= 1e-8:  # Piper's normalize_audio, then its int16 conversion
+                        pcm += np.clip(audio / peak * 32767.0, -32767.0, 32767.0).astype(np.int16).tobytes()
+                    del audio
         except BaseException as err:
             if not cancel.cancelled:
                 raise
@@ -166,8 +159,30 @@ class PiperSynthesizer:
                 raise
             # onnxruntime's "terminate flag" failure: our own doing, not a synthesis error
             raise asyncio.CancelledError("piper synthesis cancelled") from err
+        finally:
+            give_back_memory()
+        return bytes(pcm), loaded.config.sample_rate
+
+    def job_mp3_sync(self, runs: list[list[int]], voice: str | None = None, *,
+                     cancel: CancelToken | None = None) -> bytes:
+        """Blocking: one job's runs → MP3 (b"" if the model made only silence)."""
+        pcm, rate = self.job_pcm_sync(runs, voice, cancel=cancel)
+        return encode_mp3_sync(pcm, rate, cancel=cancel) if pcm else b""
+
+    def pcm_sync(self, text: str, voice: str | None = None, *,
+                 cancel: CancelToken | None = None) -> tuple[bytes, int]:
+        """Blocking text → (mono PCM16, sample rate) (worker threads only), every job in turn.
+
+        `cancel` aborts the run in flight and raises `asyncio.CancelledError`.
+        """
+        cancel = cancel or CancelToken()
+        rate = self.slot(voice).get().config.sample_rate
+        pcm = bytearray()
+        for runs in self.plan_sync(text, voice, cancel=cancel):
+            part, rate = self.job_pcm_sync(runs, voice, cancel=cancel)
+            pcm += part
         if not pcm:
-            raise ProviderError("piper produced no audio for this text")
+            raise ProviderError(NOTHING_TO_SAY)
         return bytes(pcm), rate
 
     def preload(self) -> None:
@@ -176,11 +191,30 @@ class PiperSynthesizer:
 
     def synthesize_sync(self, text: str, voice: str | None = None, *, cancel: CancelToken | None = None) -> bytes:
         """Blocking text → MP3 (worker threads only); `cancel` as in `pcm_sync`, and no encoding once set."""
-        pcm, rate = self.pcm_sync(text, voice, cancel=cancel)
-        return encode_mp3_sync(pcm, rate, cancel=cancel)
+        cancel = cancel or CancelToken()
+        parts = [self.job_mp3_sync(runs, voice, cancel=cancel)
+                 for runs in self.plan_sync(text, voice, cancel=cancel)]
+        if not any(parts):
+            raise ProviderError(NOTHING_TO_SAY)
+        return b"".join(parts)
+
+    async def speak(self, text: str, *, voice: str | None = None, owner: str | None = None) -> AsyncIterator[bytes]:
+        """MP3 files of `text`, one per job, in order (they concatenate into one playable file);
+        none if the voice can say nothing of it.
+
+        Each job is its own turn on the CPU pool, so a long reply lets other sessions' work run
+        between its pieces, and no more than one piece's PCM is held at a time.
+        """
+        if not text.strip():
+            raise ProviderError("nothing to say")
+        for runs in await self.resources.run_cpu(self.plan_sync, text, voice, owner=owner):
+            mp3 = await self.resources.run_cpu(self.job_mp3_sync, runs, voice, owner=owner)
+            if mp3:
+                yield mp3
 
     async def synthesize(self, text: str, *, voice: str | None = None, owner: str | None = None) -> bytes:
         """MP3 of `text`; `owner` (the session) gets its fair share of the CPU pool."""
-        if not text.strip():
-            raise ProviderError("nothing to say")
-        return await self.resources.run_cpu(self.synthesize_sync, text, voice, owner=owner)
+        mp3 = b"".join([part async for part in self.speak(text, voice=voice, owner=owner)])
+        if not mp3:
+            raise ProviderError(NOTHING_TO_SAY)
+        return mp3

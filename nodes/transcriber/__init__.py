@@ -3,6 +3,9 @@
 In:  utterance: Utterance        Out: transcript: Transcript
 A failed recognition sends an `stt_failed` error and still a final, empty transcript, so a client
 waiting for the utterance's `speech-result` is never left hanging (an empty text starts no turn).
+An utterance is refused the same way (`rate_limited`, then an empty final transcript) when
+`max_queued` utterances or `max_queued_s` seconds of audio already wait, so the audio one session
+holds here is bounded in bytes, not only in count (an utterance can be 30 s long).
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ class TranscriberParams(BaseModel):
     """Per-call timeout; default: the server's OPENAI_TIMEOUT."""
     max_queued: int = Field(8, ge=1, le=100)
     """Utterances waiting for transcription; beyond it one is refused (`rate_limited`)."""
+    max_queued_s: float = Field(60.0, gt=0, le=3_600)
+    """Audio waiting for transcription (the one being transcribed included), in seconds; an
+    utterance that would take it over is refused (`rate_limited`). One utterance is always
+    accepted when nothing waits, however long. At 16 kHz mono PCM16, 60 s is 1.9 MB."""
 
 
 class TranscriberNode(Node[TranscriberParams]):
@@ -75,21 +82,31 @@ class TranscriberNode(Node[TranscriberParams]):
         self.out: Subject[Transcript] = Subject()
         self._queue: asyncio.Queue[Utterance] = asyncio.Queue(self.params.max_queued)
         self._worker: asyncio.Task | None = None
+        self.held_s = 0.0
+        """Seconds of audio queued or being transcribed."""
         self.ctx.disposables.add(
             utterance.subscribe(on_next=self._submit, scheduler=self.ctx.scheduler)
         )
         return {"transcript": self.out}
 
     def _submit(self, utt: Utterance) -> None:
+        seconds = utt.duration_ms / 1000
+        if self.held_s > 0 and self.held_s + seconds > self.params.max_queued_s:
+            self._refuse(utt, f"{self.held_s:.1f} s of audio already wait for transcription "
+                         f"(max_queued_s {self.params.max_queued_s:g})")
+            return
         try:
             self._queue.put_nowait(utt)
         except asyncio.QueueFull:
-            self.fail("rate_limited", f"{self.id}: {self.params.max_queued} utterances already wait for "
-                      "transcription; this one was dropped")
-            self.out.on_next(_transcript(utt, ""))
+            self._refuse(utt, f"{self.params.max_queued} utterances already wait for transcription")
             return
+        self.held_s += seconds
         if self._worker is None or self._worker.done():
             self._worker = self.ctx.spawn(self._run(), name=f"{self.id}-stt")
+
+    def _refuse(self, utt: Utterance, why: str) -> None:
+        self.fail("rate_limited", f"{self.id}: {why}; this one was dropped")
+        self.out.on_next(_transcript(utt, ""))
 
     async def _run(self) -> None:
         while not self._queue.empty():
@@ -104,6 +121,8 @@ class TranscriberNode(Node[TranscriberParams]):
                 raise
             except Exception as err:
                 self.fail("stt_failed", f"{self.id}: {err or type(err).__name__}")
+            finally:
+                self.held_s = 0.0 if self._queue.empty() else self.held_s - utt.duration_ms / 1000
             self.ctx.count(self.id, "out")
             self.out.on_next(_transcript(utt, (text or "").strip()))
 

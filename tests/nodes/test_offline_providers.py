@@ -25,7 +25,7 @@ from flow.contract.providers import ChatMessage, ProviderError, Responder, Synth
 from flow.contract.resources import Resources
 from flow.testing.speech import pcm16, speak_piper
 from nodes.responder.echo import EchoResponder
-from nodes.synthesizer.piper import MAX_PIECE_CHARS, PiperSynthesizer, default_voice
+from nodes.synthesizer.piper import PiperSynthesizer, default_voice
 from nodes.transcriber.pocketsphinx import PocketsphinxTranscriber
 
 
@@ -168,8 +168,9 @@ async def test_piper_speaks_mp3_that_pocketsphinx_understands(resources) -> None
 async def test_piper_long_text_is_split_and_spoken_to_the_end(resources) -> None:
     filler = " ".join(f"Sentence number {i} is here." for i in range(20))
     text = f"{filler} Play some music in the living room."
-    assert len(text) > MAX_PIECE_CHARS  # so it is synthesized in pieces
-    pcm = mp3_to_pcm(await PiperSynthesizer(resources).synthesize(text))
+    tts = PiperSynthesizer(resources)
+    assert len(await resources.run_cpu(tts.plan_sync, text)) > 1  # so it is synthesized in pieces
+    pcm = mp3_to_pcm(await tts.synthesize(text))
     assert len(pcm) / 32000 > 20.0  # every sentence spoken (~1.3 s each)
     tail = await PocketsphinxTranscriber(resources).transcribe(pcm[-4 * 32000:], 16000, 2, 1)
     assert heard(tail, {"play", "music", "living", "room"}) >= 2, tail
