@@ -121,7 +121,7 @@ class ChunkBuffer(Node[ChunkBufferParams]):
         if rec.decoder is None:
             rec.decoder = self._decoder(rec, msg.data)
         pending = rec.decoder.pending_bytes + rec.held_bytes
-        if pending + len(msg.data) > self.backlog_limit:
+        if pending and pending + len(msg.data) > self.backlog_limit:  # one chunk alone always fits
             self.fail("rate_limited", f"{self.id}: audio arrives faster than it can be decoded; "
                       "chunk dropped")
             return

@@ -400,8 +400,6 @@ async def test_a_chunk_under_the_size_limit_passes_the_door(stub, clients) -> No
         assert c.of("error") == []
 
 
-@pytest.mark.xfail(strict=True, reason="chunk_buffer's decode backlog (30 s x 32 kB/s = 960,000 bytes) is "
-                   "smaller than one chunk of the 1 MiB limit: nodes/chunk_buffer.py, item 3")
 async def test_a_chunk_under_the_size_limit_is_not_rate_limited_by_the_default_graph(stub, clients) -> None:
     async with voicegraph(stub=stub) as srv:
         c = await clients(srv.url)

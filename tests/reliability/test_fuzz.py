@@ -42,11 +42,19 @@ inputs = st.lists(st.one_of(
 async def one_client(url: str, sent: list[tuple[str, object]]) -> Recorder:
     c = await Recorder().connect(url)
     for event, payload in sent:
+        if not c.sio.connected:
+            break
         if payload is None:
             await c.sio.emit(event)
         else:
             await c.sio.emit(event, payload)
     await asyncio.sleep(0.2)
+    if not c.sio.connected:
+        # the door disconnects a client that keeps sending malformed packets (e.g. more binary
+        # attachments than an event has): it was told why, and a new connection is served
+        assert {e["code"] for e in c.of("error")} >= {"bad_request"}, c.events[-5:]
+        await c.close()
+        c = await Recorder().connect(url)
     await c.emit("stop-recording")  # whatever recording the fuzz left open ends here
     await c.emit("text-message", "ping after fuzz")
     ping = await c.wait("message-received", lambda p: p["text"] == "ping after fuzz", timeout=15)
@@ -66,8 +74,8 @@ class Tracebacks(logging.Handler):
 
 
 @seed(20261128)
-@settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
-@given(batches=st.lists(inputs, min_size=1, max_size=3))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(batches=st.lists(inputs, min_size=1, max_size=2))
 def test_any_client_input_leaves_the_server_answering(batches) -> None:
     tracebacks = Tracebacks()
     logging.getLogger().addHandler(tracebacks)
