@@ -168,9 +168,7 @@ class RawSocketIO:
                 return
             except OSError:  # reset by the server
                 data = b""
-            if not data:
-                self.eof = True
-            self._buf += data
+            self._received(data)
 
     async def _fill(self, timeout: float) -> None:
         loop = asyncio.get_running_loop()
@@ -180,6 +178,10 @@ class RawSocketIO:
             return
         except OSError:  # reset by the server
             data = b""
+        self._received(data)
+
+    def _received(self, data: bytes) -> None:
+        """Bytes read from the socket; none means the server closed it."""
         if not data:
             self.eof = True
         self._buf += data
