@@ -201,11 +201,11 @@ class ChunkBuffer(Node[ChunkBufferParams]):
         self.chunks.on_next(chunk)
 
     async def _close(self) -> None:
-        self.open = None
-        for rec in self.recordings:
+        # take them all first: a drain finishing while we await may pop from the deque
+        self.open, recordings, self.recordings = None, list(self.recordings), deque()
+        for rec in recordings:
             if rec.decoder is not None:
                 await rec.decoder.aclose()
-        self.recordings.clear()
 
 
 def _sniffed(first: bytes, pcm_rate: int) -> AudioFormat:
