@@ -17,14 +17,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flow.contract.node import In, type_names
+from flow.contract.node import CANCEL_PORT, ERROR_PORT, In, type_names
 from flow.graph import registry
 from flow.graph.compose import Param, RawEdge, RawGraph, RawNode, hint, read_graph
 from flow.graph.spec import (
     CLIENT,
     CLIENT_INPUTS,
     CLIENT_OUTPUTS,
-    ERROR,
     EdgeSpec,
     GraphSpec,
     NodeSpec,
@@ -195,12 +194,12 @@ class _Loader:
         found = []
         for node_id, spec in self.nodes.items():
             wired_in = {e.dst_port for e in self.edges if e.dst == node_id}
-            if "cancel" in spec.cls.inputs and "cancel" not in wired_in:
+            if CANCEL_PORT in spec.cls.inputs and CANCEL_PORT not in wired_in:
                 found.append(GraphIssue(spec.file, spec.line, "input not wired: its stale work would run on after "
                                         "an interrupt (wire e.g. gate.cancel to it)", node_id, "cancel", True))
-            if not any(e.src == node_id and e.src_port == ERROR for e in self.edges):
+            if not any(e.src == node_id and e.src_port == ERROR_PORT for e in self.edges):
                 found.append(GraphIssue(spec.file, spec.line, f"output not wired: failures are only logged (wire "
-                                        f"{node_id}.error -> client.error)", node_id, ERROR, True))
+                                        f"{node_id}.error -> client.error)", node_id, ERROR_PORT, True))
         return found
 
 

@@ -53,13 +53,6 @@ CLIENT_INPUTS: dict[str, In] = {
                  doc="replies of cancelled turns still queued for the socket are dropped"),
 }
 
-ERROR = ERROR_PORT
-"""Every node's implicit output: its failures, as `NodeFailed` messages."""
-
-
-def node_outputs(cls: type[Node]) -> dict[str, type | tuple[type, ...]]:
-    """A node type's output ports: the declared ones plus the implicit `error` (unless declared)."""
-    return cls.output_ports()
 
 
 @dataclass(frozen=True)
@@ -116,8 +109,8 @@ class GraphSpec:
         """Whether `edge` carries control rather than data: it feeds a control input (`cancel`),
         leaves an `error` output, or goes into `client.error`."""
         if edge.dst == CLIENT:
-            return edge.dst_port == ERROR or CLIENT_INPUTS[edge.dst_port].control
-        if edge.src != CLIENT and edge.src_port == ERROR:
+            return edge.dst_port == ERROR_PORT or CLIENT_INPUTS[edge.dst_port].control
+        if edge.src != CLIENT and edge.src_port == ERROR_PORT:
             return True
         port = self.nodes[edge.dst].cls.inputs.get(edge.dst_port)
         return port is not None and port.control

@@ -24,7 +24,7 @@ from flow.contract.messages import (
     ReplyPiece,
     ReplyText,
 )
-from flow.contract.node import SessionContext
+from flow.contract.node import CANCEL_PORT, SessionContext
 from flow.contract.resources import Resources
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
@@ -87,7 +87,7 @@ class Session:
         scheduler = self.ctx.scheduler
         for port, sink in self.graph.sinks.items():
             self.ctx.disposables.add(sink.subscribe(
-                on_next=self._on_cancel if port == "cancel" else self._forward,
+                on_next=self._on_cancel if port == CANCEL_PORT else self._forward,
                 on_error=lambda err, port=port: self._sink_failed(port, err),
                 scheduler=scheduler,
             ))
