@@ -63,6 +63,19 @@ class Settings(BaseModel):
     """Dashboard bind address (`VOICEGRAPH_UI_HOST`): loopback unless told otherwise."""
     ui_port: int = Field(8080, ge=0, le=65535)
     """Dashboard port (`VOICEGRAPH_UI_PORT`, `--ui-port`)."""
+    store: str = "memory"
+    """Where conversations are kept (`VOICEGRAPH_STORE`): `memory`, `sqlite:///path.db` or
+    `redis://host:port/db` (see `flow.conversations`)."""
+    conversation_ttl_s: float = Field(24 * 3600, gt=0)
+    """How long a conversation nobody continues is kept (`VOICEGRAPH_CONVERSATION_TTL`, seconds)."""
+    redis_url: str | None = None
+    """`VOICEGRAPH_REDIS_URL`: workers share this Redis (Socket.IO's `AsyncRedisManager`, the
+    dashboard's monitoring relay, graph Apply)."""
+    worker: str | None = None
+    """This worker's name in a cluster (`VOICEGRAPH_WORKER`; default host:pid)."""
+    drain_s: float = Field(10.0, ge=0, le=600)
+    """On SIGTERM, how long replies in flight may take to finish before the server closes
+    (`VOICEGRAPH_DRAIN_S`)."""
     env: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
     """The environment these settings were read from (`.env` included): where providers find
     their own settings. Holds secrets, so it is left out of repr and dumps. Empty by default, so
@@ -98,6 +111,11 @@ class Settings(BaseModel):
             "VOICEGRAPH_UI": "ui",
             "VOICEGRAPH_UI_HOST": "ui_host",
             "VOICEGRAPH_UI_PORT": "ui_port",
+            "VOICEGRAPH_STORE": "store",
+            "VOICEGRAPH_CONVERSATION_TTL": "conversation_ttl_s",
+            "VOICEGRAPH_REDIS_URL": "redis_url",
+            "VOICEGRAPH_WORKER": "worker",
+            "VOICEGRAPH_DRAIN_S": "drain_s",
         }
         for var, name in mapping.items():
             if env.get(var):

@@ -28,6 +28,7 @@ from reactivex.subject import Subject
 
 from flow.contract.messages import Cancel, NodeFailed
 from flow.contract.resources import Resources
+from flow.conversations.conversation import Conversation
 from flow.redact import redact
 
 log = logging.getLogger("voicegraph.node")
@@ -75,15 +76,21 @@ def type_names(types: type | tuple[type, ...]) -> str:
 
 
 class SessionContext:
-    """What belongs to one session itself: ids, the loop's scheduler, resources, tasks, counters.
+    """What belongs to one session itself: ids, its conversation, the loop's scheduler, resources,
+    tasks, counters.
 
     Nodes never talk to each other through it (that is what edges are for); it is where a node
     finds the loop, the shared providers, a place to start tasks that die with the session, and
     the session's side of the monitoring channel.
     """
 
-    def __init__(self, session: str, resources: Resources, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, session: str, resources: Resources, loop: asyncio.AbstractEventLoop,
+                 conversation: Conversation | None = None) -> None:
         self.session = session
+        self.conversation = conversation
+        """The conversation this session continues or began (its id, its earlier history, where it
+        is saved); None when the session has none to keep (a warm-up, a test's bare context). The
+        responder, which owns history, is the only node that reads it."""
         self.resources = resources
         self.settings = resources.settings
         self.loop = loop

@@ -23,6 +23,8 @@ from aiohttp import web
 
 from flow.contract.node import SessionContext
 from flow.contract.resources import Resources
+from flow.conversations.conversation import Conversation
+from flow.conversations.store import new_conversation_id, valid_id
 from flow.graph.loader import shown_path
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
@@ -162,11 +164,12 @@ class VoicegraphServer:
             "agent": environ.get("HTTP_USER_AGENT", ""),
             "label": str(auth.get("label", ""))[:64] if isinstance(auth, dict) else "",
         }
+        conversation = await self._conversation(auth)
         outbox = Outbox(self.sio, sid, max_bytes=self.settings.max_backlog_bytes,
                         transport=lambda: self.connections.transport(sid),
                         on_evict=lambda error: self._slow_consumer(sid, error))
         try:
-            session = Session(sid, self.spec, self.resources, outbox, peer)
+            session = Session(sid, self.spec, self.resources, outbox, peer, conversation)
         except Exception as err:
             await outbox.aclose()
             log.exception("could not build the graph for %s", sid)
@@ -174,7 +177,28 @@ class VoicegraphServer:
         session.ctx.on_close(outbox.aclose)
         self.sessions[sid] = session
         self.outboxes[sid] = outbox
-        log.info("session %s connected (%d live)", sid, len(self.sessions))
+        # queued now, sent by the outbox's pump after python-socketio's CONNECT packet
+        outbox.put("conversation", {"conversationId": conversation.id, "resumed": conversation.resumed})
+        log.info("session %s connected (%d live)%s", sid, len(self.sessions),
+                 f", continuing conversation {conversation.id[:6]}…" if conversation.resumed else "")
+
+    async def _conversation(self, auth: Any) -> Conversation:
+        """The conversation a connecting client continues (`auth: {conversationId}` that the store
+        knows and has not expired) or a new one. A store that fails is no reason to refuse the
+        client: it gets a new conversation, and the failure is logged."""
+        store = self.resources.conversations
+        wanted = auth.get("conversationId") if isinstance(auth, dict) else None
+        if valid_id(wanted):
+            try:
+                history = await store.load(wanted)
+            except Exception as err:
+                log.warning("conversation store %s: loading failed: %s", store.describe(), err)
+            else:
+                if history is not None:
+                    return Conversation(wanted, store, history, resumed=True)
+        conversation = Conversation(new_conversation_id(), store)
+        conversation.save(())  # known from now on: a reconnect before any turn continues it too
+        return conversation
 
     async def _disconnect(self, sid: str, reason: Any = None, *args: Any) -> None:
         if reason == self.sio.reason.PING_TIMEOUT:

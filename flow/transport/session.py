@@ -26,6 +26,7 @@ from flow.contract.messages import (
 )
 from flow.contract.node import CANCEL_PORT, SessionContext
 from flow.contract.resources import Resources
+from flow.conversations.conversation import Conversation
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
 from flow.transport.ratelimit import TokenBucket
@@ -67,10 +68,11 @@ class Session:
     """A connected client and the graph instance that serves it."""
 
     def __init__(self, sid: str, spec: GraphSpec, resources: Resources, out: Outlet,
-                 peer: dict[str, str] | None = None) -> None:
+                 peer: dict[str, str] | None = None, conversation: Conversation | None = None) -> None:
         self.sid = sid
         self.spec = spec
-        self.ctx = SessionContext(sid, resources, asyncio.get_running_loop())
+        self.conversation = conversation
+        self.ctx = SessionContext(sid, resources, asyncio.get_running_loop(), conversation)
         self._outlet = out
         self._seq = 0
         self._recordings = RecordingIds()
@@ -180,6 +182,8 @@ class Session:
     async def aclose(self) -> None:
         """Dispose the graph and cancel every task of the session (disconnect)."""
         await self.ctx.aclose()
+        if self.conversation is not None:
+            await self.conversation.flush()
         self.probe.publish("close")
 
 

@@ -9,6 +9,12 @@ conversation history, one window of `max_turns` exchanges, and it keeps what the
 the client's `delivered` output reports it: an interrupted reply only up to the last piece sent,
 marked as interrupted; nothing if none was sent. Without a `delivered` edge the history holds
 only the user's words.
+
+With `remember` (the default) the history is the session's conversation's (`ctx.conversation`,
+resolved by the server at connect from the client's `conversationId`): the node starts from what
+that conversation held and saves the window to the conversation store (`VOICEGRAPH_STORE`) after
+every change, so a client that reconnects, to this worker or another, continues it. That load and
+save is this node's own behaviour, not a channel to any other node.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from flow.contract.node import In, Node, cancel_input
 from flow.contract.providers import ChatMessage, ProviderError, Responder
 from flow.contract.resources import Resources
 from flow.contract.turns import TurnWorker
+from flow.conversations.store import Exchange
 from nodes.provider_choice import require, resolve
 from nodes.text_split import SentenceStream
 
@@ -58,6 +65,10 @@ class ResponderParams(BaseModel):
     """Default: the server's SYSTEM_PROMPT."""
     max_turns: int = Field(20, ge=0, le=500)
     """User+assistant exchanges kept in the session's history."""
+    remember: bool = True
+    """Start from the session's conversation's history and save it to the conversation store
+    after every change (a reconnecting client continues its conversation); false: the history
+    lives and dies with the session."""
     temperature: float | None = Field(None, ge=0, le=2)
     timeout_s: float | None = Field(None, gt=0, le=600)
     min_piece_chars: int = Field(20, ge=1, le=1_000)
@@ -101,6 +112,12 @@ class ResponderNode(Node[ResponderParams]):
              delivered: Observable[Delivered] | None = None) -> dict[str, Observable[Any]]:
         self.provider = self.make_provider()
         self.history: deque[_Exchange] = deque(maxlen=self.params.max_turns)
+        self.conversation = self.ctx.conversation if self.params.remember else None
+        if self.conversation is not None:
+            # earlier exchanges take turn numbers below this session's first (1): always older
+            past = self.conversation.history[-self.params.max_turns:] if self.params.max_turns else ()
+            for i, ex in enumerate(past):
+                self.history.append(_Exchange(i - len(past), ex.user, ex.heard, complete=ex.heard is not None))
         worker: TurnWorker[UserTurn, ReplyText | ReplyPiece] = TurnWorker(self, self._answer, "llm_failed")
         if delivered is not None:
             self.route({"delivered": delivered}, {"delivered": self._on_delivered})
@@ -143,10 +160,17 @@ class ResponderNode(Node[ResponderParams]):
         else:
             ex.heard.append(d.text)
         ex.complete = ex.complete or d.complete
+        self._save()
 
     def _remember(self, turn: UserTurn) -> None:
         if not any(ex.turn == turn.turn for ex in self.history):
             self.history.append(_Exchange(turn.turn, turn.text))
+            self._save()
+
+    def _save(self) -> None:
+        """Hand the window, as the user heard it, to the conversation store (written soon)."""
+        if self.conversation is not None:
+            self.conversation.save([Exchange(ex.user, self.heard(ex)) for ex in self.history])
 
     async def _answer(self, turn: UserTurn) -> AsyncIterator[ReplyText | ReplyPiece]:
         messages = self.messages_for(turn)
@@ -174,4 +198,6 @@ class ResponderNode(Node[ResponderParams]):
         yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, rest, final=True, voice=turn.voice,
                          marks=marks)
         exchange.reply = text
+        if exchange.complete:  # every piece was delivered before the whole text was known
+            self._save()
         yield ReplyText(turn.session, turn.turn, rid, turn.id, text, voice=turn.voice, marks=marks)
