@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 
 from flow.config import Settings
 from flow.contract.cpu_pool import CpuPool
-from flow.conversations.store import ConversationStore, open_store
+from flow.conversations.backends import open_store
+from flow.conversations.store import ConversationStore
 from flow.monitor import Monitor
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""The conversation store's interface, what it holds, and `open_store` (which backend a URL names).
+"""The conversation store: its interface and what it holds.
 
 A conversation is what the user and the assistant said, exchange by exchange, as the responder
 keeps it (the user's words, and what the user heard of each reply). It is kept under an
@@ -92,26 +92,3 @@ class ConversationStore(ABC):
     def describe(self) -> str:
         """What `/health` and the log call this store (no credentials)."""
         return self.name
-
-
-def open_store(url: str | None, ttl_s: float = DEFAULT_TTL_S) -> ConversationStore:
-    """The store `VOICEGRAPH_STORE` names: `memory` (or empty), `sqlite:///path.db`, `redis://…`."""
-    url = (url or "memory").strip()
-    if url in ("memory", "memory://"):
-        from flow.conversations.memory import MemoryStore
-
-        return MemoryStore(ttl_s)
-    if url.startswith("sqlite:///"):
-        from flow.conversations.sqlite import SqliteStore
-
-        # as SQLAlchemy reads it: sqlite:///relative/path.db, sqlite:////absolute/path.db
-        path = url.removeprefix("sqlite:///")
-        if not path:
-            raise ValueError("VOICEGRAPH_STORE=sqlite:///path.db needs a file path")
-        return SqliteStore(path, ttl_s)
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from flow.conversations.redis import RedisStore
-
-        return RedisStore(url, ttl_s)
-    raise ValueError(f"VOICEGRAPH_STORE: unknown store {url.split(':', 1)[0]!r} "
-                     "(memory, sqlite:///path.db or redis://host:port/db)")

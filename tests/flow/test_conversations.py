@@ -6,10 +6,11 @@ import asyncio
 
 import pytest
 
+from flow.conversations.backends import open_store
 from flow.conversations.conversation import Conversation
 from flow.conversations.memory import MemoryStore
 from flow.conversations.sqlite import SqliteStore
-from flow.conversations.store import Exchange, decode, encode, new_conversation_id, open_store, valid_id
+from flow.conversations.store import Exchange, decode, encode, new_conversation_id, valid_id
 
 HISTORY = [Exchange("hello", "You said hello."), Exchange("stop", None), Exchange("why", "Because [interrupted]")]
 
