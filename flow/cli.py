@@ -108,6 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         log.warning("the dashboard on %s has no token (--insecure-ui): whoever reaches it can "
                                     "edit the graph", settings.ui_host)
             await stop.wait()
+            # graceful: no one new (health 503, connects refused); replies in flight finish
+            await server.drain(settings.drain_s)
             if dashboard is not None:
                 await dashboard.aclose()
 

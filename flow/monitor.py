@@ -58,8 +58,11 @@ class MonitorEvent:
 class Subscription:
     """A bounded buffer of events for one observer. Iterate with `batch()`; `close()` when done."""
 
-    def __init__(self, monitor: Monitor, size: int, max_bytes: int) -> None:
+    def __init__(self, monitor: Monitor, size: int, max_bytes: int, relay: bool = False) -> None:
         self._monitor = monitor
+        self.relay = relay
+        """A relay to other workers (`flow.transport.cluster`): it gets this process's own events
+        only, never those relayed from elsewhere."""
         self._events: deque[tuple[MonitorEvent, int]] = deque()
         self._ready = asyncio.Event()
         self.size = size
@@ -116,10 +119,22 @@ class Monitor:
         """Whether anyone listens; publishers skip even building events when not."""
         return bool(self._subs)
 
-    def subscribe(self, size: int = QUEUE_EVENTS, max_bytes: int = QUEUE_BYTES) -> Subscription:
-        sub = Subscription(self, size, max_bytes)
+    @property
+    def observed(self) -> bool:
+        """Whether an observer of this process (not a relay to other workers) listens."""
+        return any(not sub.relay for sub in self._subs)
+
+    def subscribe(self, size: int = QUEUE_EVENTS, max_bytes: int = QUEUE_BYTES, relay: bool = False) -> Subscription:
+        sub = Subscription(self, size, max_bytes, relay)
         self._subs.append(sub)
         return sub
+
+    def inject(self, event: MonitorEvent) -> None:
+        """An event another worker published (relayed over Redis), for this process's observers."""
+        nbytes = event_bytes(event.data)
+        for sub in self._subs:
+            if not sub.relay:
+                sub.put(event, nbytes)
 
     def unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subs:

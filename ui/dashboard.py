@@ -40,9 +40,16 @@ class Dashboard:
         self._follow: asyncio.Task | None = None
 
     def apply_graph(self, spec: GraphSpec, text: str) -> None:
-        """Serve `spec` to new sessions (it was validated by the caller)."""
-        self.server.set_graph(spec)
+        """Serve `spec` to new sessions (it was validated by the caller). In a cluster the text goes
+        to every worker, this one included, and each validates and applies it itself."""
         self.graph_text = text
+        if self.server.cluster is not None:
+            self.state.applied.clear()
+            task = asyncio.get_running_loop().create_task(self.server.cluster.apply(text), name="apply")
+            task.add_done_callback(lambda t: t.cancelled() or t.exception() is None
+                                   or log.error("apply to the cluster failed: %s", t.exception()))
+            return
+        self.server.set_graph(spec)
         log.info("graph %r applied from the dashboard", spec.name)
 
     # ------------------------------------------------------------------ watching
@@ -97,7 +104,8 @@ class Dashboard:
 
         def show_status() -> None:
             s = self.state
-            status.set_text(f"{len(s.sessions)} live sessions · graph {self.server.spec.name}"
+            workers = f" on {len(s.workers)} workers" if len(s.workers) > 1 else ""
+            status.set_text(f"{len(s.sessions)} live sessions{workers} · graph {self.server.spec.name}"
                             + (f" · {s.dropped} events dropped" if s.dropped else ""))
 
         show_status()

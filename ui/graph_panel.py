@@ -55,6 +55,7 @@ class GraphPanel:
                         .props("data-testid=apply")
                     ui.button("Revert", on_click=self._revert).props("flat")
                     self.verdict = ui.label().classes("text-sm").props("data-testid=verdict")
+                self.applied = ui.label().classes("text-sm").props("data-testid=applied")
                 self.issues = ui.column().classes("gap-0 text-sm text-red-700 font-mono") \
                     .props("data-testid=graph-issues")
         self._refresh()
@@ -80,6 +81,9 @@ class GraphPanel:
                 for node, c in sorted(counters.items())]
         if rows != self.counters.rows:
             self.counters.update_rows(rows)
+        applied = self.dashboard.state.applied  # a cluster's Apply: each worker's verdict
+        self.applied.set_text(" · ".join(f"{w}: {'✓' if a.get('ok') else '✗'} {a.get('message', '')}"
+                                         for w, a in sorted(applied.items())))
 
     # ------------------------------------------------------------------ editing
 

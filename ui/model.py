@@ -61,6 +61,8 @@ class SessionView:
 
     sid: str
     opened_ms: float
+    worker: str = ""
+    """The server process that serves it (one of a cluster's workers)."""
     graph: str = ""
     remote: str = ""
     agent: str = ""
@@ -202,6 +204,10 @@ class DashboardState:
         self.sessions: dict[str, SessionView] = {}
         self.closed: deque[SessionView] = deque(maxlen=KEEP_CLOSED)
         self.server: dict[str, Any] = {}
+        self.workers: dict[str, dict[str, Any]] = {}
+        """Each worker's latest figures (`server` events), by worker name."""
+        self.applied: dict[str, dict[str, Any]] = {}
+        """Each worker's verdict on the latest Apply of a cluster (`applied` events)."""
         self.graph_events = 0
         self.dropped = 0
         self.version = 0
@@ -209,7 +215,12 @@ class DashboardState:
 
     def apply(self, ev: MonitorEvent) -> None:
         if ev.kind == "server":
-            self.server = ev.data
+            self.workers[ev.server] = ev.data
+            if not self.server or self.server.get("worker", ev.server) == ev.server:
+                self.server = {**ev.data, "worker": ev.server}  # the first worker heard of: whose graph is drawn
+            return
+        if ev.kind == "applied":
+            self.applied[ev.server] = ev.data
             return
         if ev.kind == "graph":
             self.graph_events += 1
@@ -219,7 +230,7 @@ class DashboardState:
         if view is None:
             if ev.kind == "close" or not ev.session:
                 return
-            view = self.sessions[ev.session] = SessionView(ev.session, ev.at_ms)
+            view = self.sessions[ev.session] = SessionView(ev.session, ev.at_ms, ev.server)
             self.version += 1
         view.apply(ev)
         if ev.kind == "close":

@@ -30,6 +30,7 @@ COLUMNS = [
     {"name": "backlog", "label": "buffer", "field": "backlog"},
     {"name": "turns", "label": "turns", "field": "turns"},
     {"name": "errors", "label": "errors", "field": "errors"},
+    {"name": "worker", "label": "worker", "field": "worker", "align": "left"},
 ]
 
 
@@ -37,6 +38,7 @@ def row(view: SessionView, now_ms: float) -> dict[str, Any]:
     return {
         "sid": view.sid,
         "label": view.label or view.remote,
+        "worker": view.worker,
         "state": view.current_state(now_ms),
         "level": f"{view.peak_db(now_ms):.0f}",
         "backlog": f"{100 * view.backlog:.0f}%",

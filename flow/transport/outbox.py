@@ -168,7 +168,8 @@ class Outbox:
                 continue  # cancelled while it waited for room
             self._engine_bytes += packet.size
             try:
-                await self._sio.emit(packet.event, packet.data, to=self.sid)
+                # the client is connected here: never through a cluster's message queue (Redis)
+                await self._sio.emit(packet.event, packet.data, to=self.sid, ignore_queue=True)
             except Exception:
                 log.exception("sending %s to %s failed", packet.event, self.sid)
                 continue
@@ -213,7 +214,7 @@ class Outbox:
     async def _cut_off(self) -> None:
         transport = self._transport()  # now: the disconnect forgets the client's environ
         try:
-            await self._sio.emit("error", self.evicted, to=self.sid)
+            await self._sio.emit("error", self.evicted, to=self.sid, ignore_queue=True)
             await self._sio.disconnect(self.sid)
         except Exception:
             log.exception("disconnecting slow consumer %s failed", self.sid)

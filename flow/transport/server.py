@@ -25,10 +25,11 @@ from flow.contract.node import SessionContext
 from flow.contract.resources import Resources
 from flow.conversations.conversation import Conversation
 from flow.conversations.store import new_conversation_id, valid_id
-from flow.graph.loader import shown_path
+from flow.graph.loader import GraphError, load_graph_text, shown_path
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
 from flow.transport import liveness
+from flow.transport.cluster import Cluster, socketio_manager
 from flow.transport.door import DoorServer, QuietRepeats
 from flow.transport.outbox import Connections, Outbox
 from flow.transport.session import Session
@@ -41,6 +42,8 @@ ENGINE_MARGIN_BYTES = 256 * 1024
 """The engine accepts this much more than the application limit, so an oversized chunk gets a
 `payload_too_large` error instead of a silent disconnect."""
 REPORT_INTERVAL_S = 1.0
+HEALTH_CHECK_TIMEOUT_S = 1.0
+"""`/health` answers 503 when the conversation store or Redis does not answer within this."""
 
 
 def _library_logger(name: str) -> logging.Logger:
@@ -66,6 +69,9 @@ class VoicegraphServer:
         self.outboxes: dict[str, Outbox] = {}
         """Each live client's bounded way out (closed with its session)."""
         self.started = time.monotonic()
+        self.draining = False
+        """Set by `drain` (SIGTERM): `/health` says 503 so balancers send no one new."""
+        redis_url = self.settings.redis_url
         origins: Any = list(self.settings.cors_origins)
         if "*" in origins:
             origins = "*"
@@ -85,7 +91,10 @@ class VoicegraphServer:
             async_handlers=False,
             ping_interval=self.settings.ping_interval_s,
             ping_timeout=self.settings.ping_timeout_s,
+            **({"client_manager": socketio_manager(redis_url)} if redis_url else {}),
         )
+        self.cluster = Cluster(redis_url, resources.monitor, self.announce, self.apply_text) if redis_url else None
+        """The link to the other workers sharing `VOICEGRAPH_REDIS_URL` (None: a lone process)."""
         liveness.install(self.sio)  # a dead transport closes its session at once (see liveness)
         self.connections = Connections(self.sio)
         self.app = web.Application(middlewares=[self._cors, self.connections.middleware])
@@ -101,6 +110,19 @@ class VoicegraphServer:
         """New sessions use `spec`; live ones keep the graph they were built with."""
         self.spec = spec
         self.resources.monitor.publish("graph", name=spec.name, path=spec.path)
+
+    def apply_text(self, text: str) -> tuple[bool, str]:
+        """Validate graph YAML from the dashboard's editor here and serve it to new sessions if it
+        is valid (a cluster's Apply reaches every worker this way): (applied?, what happened)."""
+        try:
+            spec = load_graph_text(text, path="editor", env=self.settings.env, resources=self.resources,
+                                   read_env=False)
+        except GraphError as err:
+            log.warning("graph from the editor not applied: %d problem(s)", len(err.issues))
+            return False, f"{len(err.issues)} problem(s): " + "; ".join(str(i) for i in err.issues[:3])
+        self.set_graph(spec)
+        log.info("graph %r applied from the dashboard", spec.name)
+        return True, f"applied {spec.name!r}"
 
     # ------------------------------------------------------------------ monitoring
 
@@ -152,6 +174,9 @@ class VoicegraphServer:
                     given.encode("utf-8", "surrogatepass"), token.get_secret_value().encode("utf-8")):
                 log.info("refused connection %s: bad or missing token", sid)
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        if self.draining:
+            raise socketio.exceptions.ConnectionRefusedError("server_full", {
+                "code": "server_full", "message": "this worker is shutting down; connect again"})
         limit = self.settings.max_sessions
         if len(self.sessions) >= limit:
             log.warning("refused connection %s: %d sessions, the limit (VOICEGRAPH_MAX_SESSIONS)", sid, limit)
@@ -254,19 +279,42 @@ class VoicegraphServer:
                 out[node.id] = name
         return out
 
+    async def readiness(self) -> dict[str, str]:
+        """What this worker depends on and whether it answers now: `{"store": "ok", "redis": …}`."""
+        checks: dict[str, Any] = {"store": self.resources.conversations.check}
+        if self.cluster is not None:
+            checks["redis"] = self.cluster.check
+        out: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check(), HEALTH_CHECK_TIMEOUT_S)
+                out[name] = "ok"
+            except Exception as err:
+                out[name] = f"unreachable: {type(err).__name__}"
+        return out
+
     async def _health(self, request: web.Request) -> web.Response:
+        """200 when this worker can take clients (its store and Redis answer), else 503, so a
+        balancer sends no one to a sick or draining worker."""
+        ready = await self.readiness()
+        ok = not self.draining and all(v == "ok" for v in ready.values())
         return web.json_response({
-            "status": "ok",
+            "status": "ok" if ok else ("draining" if self.draining else "unavailable"),
+            "worker": self.resources.monitor.server,
+            "store": self.resources.conversations.describe(),
+            "checks": ready,
             "version": VERSION,
             "uptime": round(time.monotonic() - self.started, 3),
             "sessions": len(self.sessions),
             "max_sessions": self.settings.max_sessions,
             "graph": {"name": self.spec.name, "path": shown_path(self.spec.path)},  # not where files are
             "providers": self.providers(),
-        })
+        }, status=200 if ok else 503)
 
     async def _on_startup(self, app: web.Application) -> None:
         await self.warm(self.spec)
+        if self.cluster is not None:
+            await self.cluster.start()
         self._reporter = asyncio.get_running_loop().create_task(self._report(), name="monitor-report")
 
     async def warm(self, spec: GraphSpec) -> None:
@@ -302,6 +350,24 @@ class VoicegraphServer:
             if task is not None:
                 task.cancel()
         await self.close_sessions()
+        if self.cluster is not None:
+            await self.cluster.aclose()
+
+    async def drain(self, timeout: float) -> None:
+        """A graceful stop (SIGTERM): take no new clients (`/health` 503, connects refused), let
+        replies in flight finish — at most `timeout` seconds — then return; the caller closes."""
+        self.draining = True
+        deadline = time.monotonic() + timeout
+        busy = [s for s in self.sessions.values() if s.busy]
+        if busy:
+            log.info("draining: %d session(s) with a reply in flight (up to %.0f s)", len(busy), timeout)
+        while time.monotonic() < deadline:
+            if not any(s.busy for s in list(self.sessions.values())):
+                break
+            await asyncio.sleep(0.05)  # a reply's end has no single event to wait for
+        left = sum(s.busy for s in list(self.sessions.values()))
+        if left:
+            log.warning("drain time over: %d reply(ies) still in flight are cut off", left)
 
     async def close_sessions(self) -> None:
         sessions, self.sessions, self.outboxes = list(self.sessions.values()), {}, {}

@@ -83,6 +83,7 @@ class Session:
             settings.audio_bytes_per_second * AUDIO_BURST_SECONDS, settings.max_message_bytes))
         self._control_events = TokenBucket(CONTROL_EVENTS_PER_SECOND, CONTROL_EVENT_BURST)
         self._error_reports = TokenBucket(ERROR_REPORTS_PER_SECOND, 5)
+        self._typing = False
         self.cancelled_through = 0
         """Replies of turns ≤ this are dropped instead of sent (from the `cancel` input)."""
         self.graph = GraphInstance(spec, self.ctx)
@@ -97,6 +98,12 @@ class Session:
         self.probe = self.ctx.probe
         self.peer = peer or {}
         self.announce()
+
+    @property
+    def busy(self) -> bool:
+        """A reply is in flight (the client was told `ai-typing: true` and not yet `false`) or
+        events still wait for the client: what a graceful stop lets finish."""
+        return self._typing or getattr(self._outlet, "packets", 0) > 0
 
     def announce(self) -> None:
         """Tell observers this session exists (at connect, and to a dashboard that just opened)."""
@@ -174,6 +181,8 @@ class Session:
 
         watched = self.probe.monitor.watched
         for event, payload in to_wire(msg):
+            if event == "ai-typing" and isinstance(payload, dict):
+                self._typing = bool(payload.get("isTyping"))
             if watched:
                 self.probe.publish_out(event, payload)  # audio as a reference, never the bytes
             self._outlet.put(event, payload, skip=skip, sent=sent)
