@@ -41,6 +41,8 @@ def _setup_logging(level: str, env: Mapping[str, str] | None = None) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.workers > 1:
+        return _serve_workers(args)
     settings = Settings.from_env()
     updates = {k: v for k, v in (("host", args.host), ("port", args.port), ("ui_host", args.ui_host),
                                  ("ui_port", args.ui_port)) if v is not None}
@@ -117,6 +119,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_workers(args: argparse.Namespace) -> int:
+    """`--workers N`: N `voicegraph serve` processes on consecutive ports (see `flow.workers`)."""
+    import os
+
+    from flow.workers import run_workers
+
+    settings = Settings.from_env()
+    _setup_logging(args.log_level or settings.log_level, settings.env)
+    passed = [("--graph", args.graph), ("--host", args.host), ("--log-level", args.log_level),
+              ("--ui-port", args.ui_port), ("--ui-host", args.ui_host)]
+    serve_args = [a for flag, value in passed if value is not None for a in (flag, str(value))]
+    if args.insecure_ui:
+        serve_args.append("--insecure-ui")
+    port = args.port if args.port is not None else settings.port
+    if port == 0:
+        print("voicegraph: --workers needs a --port to count from (the balancer names each worker's)",
+              file=sys.stderr)
+        return 2
+    return run_workers(args.workers, port, serve_args, dict(os.environ), ui=settings.ui and not args.no_ui)
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from flow.graph.loader import GraphError, check_files
 
@@ -178,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--insecure-ui", action="store_true",
                        help="allow a dashboard without VOICEGRAPH_TOKEN on a non-loopback --ui-host "
                             "(or VOICEGRAPH_INSECURE_UI=1); refused otherwise")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="start N worker processes on consecutive ports from --port (a balancer goes in "
+                            "front: deploy/); only the first serves the dashboard")
     serve.set_defaults(fn=cmd_serve)
     check = sub.add_parser("check", help="validate graph files; non-zero exit on errors")
     check.add_argument("files", nargs="+")

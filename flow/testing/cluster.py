@@ -99,3 +99,35 @@ def workers(n: int, env: dict[str, str], *args: str) -> Iterator[list]:
     with contextlib.ExitStack() as stack:
         yield [stack.enter_context(served({**env, "VOICEGRAPH_WORKER": f"w{i}"}, *args))
                for i in range(1, n + 1)]
+
+
+def nginx_config(backends: Sequence[int], port: int, text: str | None = None) -> str:
+    """`deploy/nginx.conf` listening on `port`, its upstream `server` lines for `backends`."""
+    text = text if text is not None else (DEPLOY / "nginx.conf").read_text()
+    text = re.sub(r"listen 127\.0\.0\.1:\d+;", f"listen 127.0.0.1:{port};", text)
+    found = list(re.finditer(r"^( *)server 127\.0\.0\.1:\d+([^;]*);\n", text, re.M))
+    indent, options = (found[0].group(1), found[0].group(2)) if found else ("        ", "")
+    new = "".join(f"{indent}server 127.0.0.1:{p}{options};\n" for p in backends)
+    for m in reversed(found):
+        text = text[:m.start()] + text[m.end():]
+    return text.replace("hash $vg_sticky consistent;\n", "hash $vg_sticky consistent;\n" + new, 1)
+
+
+@contextlib.contextmanager
+def nginx(backends: Sequence[int]) -> Iterator[str]:
+    """Debian's `nginx` in front of `backends` with the shipped config; yields its URL."""
+    exe = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if exe is None:
+        raise AssertionError("nginx is not installed (apt-get install nginx-light)")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="vg-nginx-") as tmp:
+        Path(tmp).chmod(0o777)  # its workers (user nobody when started as root) write temp files here
+        cfg = Path(tmp) / "nginx.conf"
+        cfg.write_text(nginx_config(backends, port))
+        proc = subprocess.Popen([exe, "-p", tmp, "-c", str(cfg), "-e", "stderr"], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        try:
+            _wait_port(port, proc, "nginx")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            _stop(proc)

@@ -1,4 +1,4 @@
-"""Three workers behind HAProxy (the shipped config), sharing a real redis-server: 30 official
+"""Three workers behind HAProxy or nginx (the shipped configs), sharing a real redis-server: 30 official
 socket.io-client conversations (polling, then websocket), one worker SIGKILLed mid-way, and every
 conversation continues on a surviving worker, with its own history and nobody else's."""
 
@@ -11,11 +11,12 @@ import signal
 from pathlib import Path
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 
 from flow.conversations.redis import KEY_PREFIX
 from flow.conversations.store import decode
-from flow.testing.cluster import haproxy, redis_server, workers
+from flow.testing.cluster import haproxy, nginx, redis_server, workers
 from flow.testing.openai_stub import OpenAIStub
 
 JS = Path(__file__).parent / "js"
@@ -55,7 +56,8 @@ async def _lines(proc: asyncio.subprocess.Process, want, timeout: float) -> list
     return got
 
 
-async def test_conversations_continue_after_a_worker_is_killed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("balancer", [haproxy, nginx], ids=["haproxy", "nginx"])
+async def test_conversations_continue_after_a_worker_is_killed(tmp_path: Path, balancer) -> None:
     graph = tmp_path / "text_only.yaml"
     graph.write_text(TEXT_ONLY)
     async with OpenAIStub(reply=recite) as stub:
@@ -63,7 +65,7 @@ async def test_conversations_continue_after_a_worker_is_killed(tmp_path: Path) -
             env = {"OPENAI_BASE_URL": stub.base_url, "OPENAI_API_KEY": "sk-test", "OPENAI_MAX_RETRIES": "0",
                    "VOICEGRAPH_STORE": redis_url, "VOICEGRAPH_REDIS_URL": redis_url, "VOICEGRAPH_PRELOAD": "0"}
             with workers(3, env, "--no-ui", "--graph", str(graph)) as ws, \
-                    haproxy([int(w.url.rsplit(":", 1)[1]) for w in ws]) as url:
+                    balancer([int(w.url.rsplit(":", 1)[1]) for w in ws]) as url:
                 redis = aioredis.Redis.from_url(redis_url)
                 proc = await asyncio.create_subprocess_exec(
                     "node", str(JS / "conversations.mjs"), url, str(CLIENTS), str(TURNS_BEFORE),
