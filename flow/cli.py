@@ -184,7 +184,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from flow.bench.soak import main as soak
 
         return soak(args.soak, args.sessions)
-    return bench(quick=args.quick, out=args.out)
+    return bench(quick=args.quick, out=args.out, only_cluster=args.cluster)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--out", default="BENCHMARKS.md", help="where to write the table ('' for nowhere)")
     bench.add_argument("--soak", type=float, metavar="MINUTES",
                        help="instead: real-time sessions with turns for MINUTES; memory growth and tracebacks")
+    bench.add_argument("--cluster", action="store_true",
+                       help="only scenario 11: 1 vs 2 workers behind HAProxy, reconnect after a worker is killed "
+                            "(needs redis-server and haproxy)")
     bench.add_argument("--sessions", type=int, default=100, help="with --soak: how many sessions (default 100)")
     bench.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)

@@ -5,7 +5,8 @@
 // and prints {ready, client, conversationId}. After that it only reports what happens to it
 // ({disconnect} / {connect}) until a line "go" arrives on stdin: then it says one more turn (sent
 // as soon as it is connected again, if it is not) and prints {reply, client, conversationId,
-// resumed, text, ms}: ms from the kill notice ("go" is sent after it) to the reply. Exits when every
+// resumed, text, ms, at, reconnectedAt}: ms from "go" to the reply, `at` and `reconnectedAt` as
+// Date.now() (the reply, and this client's latest reconnect, if it had one). Exits when every
 // client has replied, 2 on an error, 3 after 60 s.
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
@@ -20,7 +21,10 @@ function client(i) {
   c.socket = io(url, { withCredentials: true, reconnectionDelay: 200, reconnectionDelayMax: 1000,
                        auth: (cb) => cb(c.id ? { conversationId: c.id } : {}) });
   c.socket.on("conversation", (p) => { c.id = p.conversationId; c.resumed = p.resumed; });
-  c.socket.on("connect", () => { c.connects += 1; if (c.connects > 1) out({ connect: true, client: i }); });
+  c.socket.on("connect", () => {
+    c.connects += 1;
+    if (c.connects > 1) { c.reconnectedAt = Date.now(); out({ connect: true, client: i, at: c.reconnectedAt }); }
+  });
   c.socket.on("disconnect", (reason) => out({ disconnect: reason, client: i }));
   c.socket.on("ai-response", (p) => { c.replies.push(p.text); if (c.waiting) { const w = c.waiting; c.waiting = null; w(p.text); } });
   c.socket.on("error", (p) => out({ error: p, client: i }));
@@ -43,7 +47,7 @@ for await (const line of lines) {
     // socket.io-client buffers an emit made while disconnected and sends it once connected again
     const text = await c.say(`c${c.i} t${before + 1}`);
     out({ reply: true, client: c.i, conversationId: c.id, resumed: c.resumed, text, ms: Date.now() - t0,
-          connects: c.connects });
+          at: Date.now(), reconnectedAt: c.reconnectedAt ?? null, connects: c.connects });
   }));
   break;
 }
