@@ -28,7 +28,7 @@ class RedisStore(ConversationStore):
         return decode(value) if value is not None else None
 
     async def save(self, conversation_id: str, history: Sequence[Exchange]) -> None:
-        await self._redis.set(KEY_PREFIX + conversation_id, encode(history), ex=max(1, int(self.ttl_s)))
+        await self._redis.set(KEY_PREFIX + conversation_id, encode(history), px=max(1, round(self.ttl_s * 1000)))
 
     async def check(self) -> None:
         await self._redis.ping()

@@ -11,13 +11,25 @@ from flow.conversations.conversation import Conversation
 from flow.conversations.memory import MemoryStore
 from flow.conversations.sqlite import SqliteStore
 from flow.conversations.store import Exchange, decode, encode, new_conversation_id, valid_id
+from flow.testing.cluster import redis_server
 
 HISTORY = [Exchange("hello", "You said hello."), Exchange("stop", None), Exchange("why", "Because [interrupted]")]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(scope="module")
+def redis_url():
+    with redis_server() as url:  # a real redis-server on a free loopback port, stopped after the module
+        yield url
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def store(request, tmp_path):
-    made = MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "c.db"))
+    if request.param == "memory":
+        made = MemoryStore()
+    elif request.param == "sqlite":
+        made = SqliteStore(str(tmp_path / "c.db"))
+    else:
+        made = open_store(request.getfixturevalue("redis_url"))
     yield made
     await made.aclose()
 
@@ -39,6 +51,15 @@ async def test_an_expired_conversation_is_unknown(store) -> None:
     await store.save(cid, HISTORY)
     await asyncio.sleep(0.15)
     assert await store.load(cid) is None
+
+
+async def test_an_unreachable_redis_fails_its_check(tmp_path) -> None:
+    from flow.testing.cluster import free_port
+
+    store = open_store(f"redis://127.0.0.1:{free_port()}/0")
+    with pytest.raises(Exception, match=r"(?i)connect"):
+        await store.check()
+    await store.aclose()
 
 
 async def test_sqlite_keeps_conversations_across_instances(tmp_path) -> None:
