@@ -86,3 +86,29 @@ async def test_a_sqlite_conversation_survives_a_server_restart(tmp_path) -> None
             assert await _turn(c, "after it", 1) == 'You said: "after it". That was turn 2 of this conversation.'
         finally:
             await c.close()
+
+
+async def test_a_resumed_conversation_keeps_what_the_user_heard_of_an_interrupted_reply(stub, clients) -> None:
+    stub.reply = "One sentence here. Then another sentence. And a third one to finish. " * 2
+    stub.chat.token_delay = 0.1
+    stub.tts.latency = 0.05
+    async with voicegraph("streaming", stub=stub) as srv:
+        c = await clients(srv.url)
+        cid = (await c.conversation())["conversationId"]
+        await c.emit("text-message", "talk for a while")
+        first = await c.wait("ai-response-chunk")
+        await c.emit("interrupt", {"responseId": first["id"]})
+        await c.wait("response-cancelled")
+        await c.wait("ai-typing", lambda p: p == {"isTyping": False})
+        await c.close()
+
+        again = await clients(srv.url, {"conversationId": cid})
+        assert (await again.conversation())["resumed"] is True
+        stub.chat.token_delay = 0.0
+        await again.emit("text-message", "what did you say?")
+        await again.wait("ai-response")
+        roles = [(m["role"], m["content"]) for m in stub.of("chat")[-1].body["messages"]]
+        assert [r for r, _ in roles] == ["system", "user", "assistant", "user"]
+        assert roles[1][1] == "talk for a while" and roles[3][1] == "what did you say?"
+        heard = roles[2][1]
+        assert heard.startswith(first["text"]) and heard.endswith("[interrupted]")
