@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -104,6 +105,7 @@ class Dashboard:
 
         def show_status() -> None:
             s = self.state
+            s.forget_silent_workers(time.time() * 1000)
             workers = f" on {len(s.workers)} workers" if len(s.workers) > 1 else ""
             status.set_text(f"{len(s.sessions)} live sessions{workers} · graph {self.server.spec.name}"
                             + (f" · {s.dropped} events dropped" if s.dropped else ""))

@@ -24,6 +24,9 @@ KEEP_TURNS = 20
 KEEP_REPLIES = 10
 KEEP_ERRORS = 20
 KEEP_CLOSED = 50
+WORKER_SILENT_MS = 5_000.0
+"""A worker whose figures (sent every second while watched) stop this long is gone: its sessions
+are shown closed."""
 INTERRUPTED_SHOW_S = 2.0
 """How long `interrupted` stays the state before the session reads idle/listening again."""
 
@@ -215,7 +218,7 @@ class DashboardState:
 
     def apply(self, ev: MonitorEvent) -> None:
         if ev.kind == "server":
-            self.workers[ev.server] = ev.data
+            self.workers[ev.server] = {**ev.data, "heard_ms": time.time() * 1000}
             if not self.server or self.server.get("worker", ev.server) == ev.server:
                 self.server = {**ev.data, "worker": ev.server}  # the first worker heard of: whose graph is drawn
             return
@@ -236,6 +239,17 @@ class DashboardState:
         if ev.kind == "close":
             self.closed.appendleft(self.sessions.pop(ev.session))
             self.version += 1
+
+    def forget_silent_workers(self, now_ms: float, after_ms: float = WORKER_SILENT_MS) -> None:
+        """Close the sessions of workers that stopped reporting (killed: no `close` will come)."""
+        silent = {w for w, figures in self.workers.items() if now_ms - figures["heard_ms"] > after_ms}
+        for sid in [sid for sid, view in self.sessions.items() if view.worker in silent]:
+            view = self.sessions.pop(sid)
+            view.closed_ms = now_ms
+            self.closed.appendleft(view)
+            self.version += 1
+        for w in silent:
+            del self.workers[w]
 
     def find(self, sid: str) -> SessionView | None:
         return self.sessions.get(sid) or next((v for v in self.closed if v.sid == sid), None)
