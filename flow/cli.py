@@ -75,7 +75,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     for warning in spec.warnings:
         log.warning("%s", warning)
-    server = VoicegraphServer(spec, resources)
+    try:
+        server = VoicegraphServer(spec, resources)
+    except ValueError as err:  # VOICEGRAPH_STORE or VOICEGRAPH_REDIS_URL unusable
+        print(f"voicegraph: {err}", file=sys.stderr)
+        return 2
     # how to switch an `auto` provider was logged by the nodes while the graph was checked
     log.info("graph %s (%s), providers: %s", spec.name, path, server.providers() or "none")
 

@@ -13,12 +13,21 @@ from flow.conversations.store import DEFAULT_TTL_S, ConversationStore, Exchange,
 KEY_PREFIX = "voicegraph:conversation:"
 
 
+def import_redis():
+    """`redis.asyncio`, or an error that says how to install it (the `redis` extra)."""
+    try:
+        import redis.asyncio as aioredis
+    except ImportError as err:
+        raise ValueError("Redis needs the redis client: pip install 'voicegraph[redis]'") from err
+    return aioredis
+
+
 class RedisStore(ConversationStore):
     name = "redis"
 
     def __init__(self, url: str, ttl_s: float = DEFAULT_TTL_S) -> None:
         super().__init__(ttl_s)
-        import redis.asyncio as aioredis  # the `redis` extra: only a Redis store needs it
+        aioredis = import_redis()
 
         self.url = url
         self._redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)

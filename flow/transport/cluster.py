@@ -50,6 +50,9 @@ def socketio_manager(url: str) -> Any:
     """python-socketio's Redis client manager for the workers sharing `url`."""
     import socketio
 
+    from flow.conversations.redis import import_redis
+
+    import_redis()  # its own error says how to install it
     return socketio.AsyncRedisManager(url, channel=SOCKETIO_CHANNEL)
 
 
@@ -58,8 +61,9 @@ class Cluster:
 
     def __init__(self, url: str, monitor: Monitor, on_announce: Callable[[], None],
                  on_apply: Callable[[str], tuple[bool, str]]) -> None:
-        import redis.asyncio as aioredis
+        from flow.conversations.redis import import_redis
 
+        aioredis = import_redis()
         self.url = url
         self.monitor = monitor
         self.worker = monitor.server

@@ -69,6 +69,7 @@ class VoicegraphServer:
         self.outboxes: dict[str, Outbox] = {}
         """Each live client's bounded way out (closed with its session)."""
         self.started = time.monotonic()
+        resources.conversations  # noqa: B018 -- opened now: a wrong VOICEGRAPH_STORE fails at start-up
         self.draining = False
         """Set by `drain` (SIGTERM): `/health` says 503 so balancers send no one new."""
         redis_url = self.settings.redis_url

@@ -57,3 +57,11 @@ def test_serve_workers_starts_consecutive_named_workers_and_stops_them() -> None
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_refuses_an_unknown_store_at_start_up() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "VOICEGRAPH_"))}
+    env.update(VOICEGRAPH_STORE="postgres://db/x", VOICEGRAPH_PRELOAD="0")
+    run = subprocess.run([sys.executable, "-m", "flow.cli", "serve", "--port", "0", "--no-ui"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "unknown store 'postgres'" in run.stderr, run.stderr[-2000:]
