@@ -13,8 +13,10 @@ from collections.abc import Sequence
 
 from flow.conversations.store import DEFAULT_TTL_S, ConversationStore, Exchange
 
-MAX_CONVERSATIONS = 100_000
-"""Most conversations kept at once; beyond it the least recently saved go first."""
+MAX_CONVERSATIONS = 10_000
+"""Most conversations kept at once; beyond it the least recently saved go first. A full window of
+20 exchanges is a few KB, so this bounds the store at tens of MB (a busy server that needs more
+keeps its conversations in SQLite or Redis)."""
 
 
 class MemoryStore(ConversationStore):

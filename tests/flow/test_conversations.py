@@ -108,3 +108,14 @@ async def test_saves_are_coalesced_and_the_latest_history_wins() -> None:
     await conv.flush()
     assert await store.load(conv.id) == HISTORY
     assert Counting.writes == 1  # the writer starts after the burst: one write carries the latest
+
+
+async def test_the_memory_store_keeps_at_most_its_bound_the_least_recently_saved_go() -> None:
+    store = MemoryStore(max_conversations=3)
+    ids = [new_conversation_id() for _ in range(5)]
+    for cid in ids:
+        await store.save(cid, HISTORY)
+    await store.save(ids[2], HISTORY[:1])  # saved again: now the most recent
+    await store.save(new_conversation_id(), HISTORY)
+    kept = [cid for cid in ids if await store.load(cid) is not None]
+    assert kept == [ids[2], ids[4]]
