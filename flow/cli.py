@@ -1,4 +1,4 @@
-"""`voicegraph serve | check | graph` — the command line a user runs.
+"""`voicegraph serve | check | graph | nodes` — the command line a user runs.
 
 `serve` validates the graph (providers included) before it opens the port, and says which
 provider every node uses and how to switch, so a missing key or extra shows up at start-up
@@ -147,6 +147,30 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nodes(args: argparse.Namespace) -> int:
+    import json
+
+    from flow.graph import registry
+    from flow.graph.compose import hint
+    from flow.graph.reference import reference
+    from flow.graph.reference_format import as_markdown, as_text
+
+    try:
+        ref = reference(args.types or None, builtin_only=args.builtin)
+    except KeyError as err:
+        name = err.args[0]
+        print(f"voicegraph: unknown node type {name!r}{hint(name, registry.names())}; installed node types: "
+              f"{', '.join(registry.names())}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(ref.to_json(), indent=2, ensure_ascii=False))
+    elif args.format == "markdown":
+        print(as_markdown(ref), end="")
+    else:
+        print(as_text(ref), end="")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     _setup_logging("WARNING")
     try:
@@ -183,6 +207,12 @@ def main(argv: list[str] | None = None) -> int:
     graph = sub.add_parser("graph", help="print a graph as a Mermaid flowchart")
     graph.add_argument("file")
     graph.set_defaults(fn=cmd_graph)
+    nodes = sub.add_parser("nodes", help="the installed node types: ports, params, the package providing each")
+    nodes.add_argument("types", nargs="*", metavar="TYPE", help="only these types (default: all installed)")
+    nodes.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    nodes.add_argument("--builtin", action="store_true",
+                       help="only voicegraph's own types (docs/nodes.md is made with --builtin --format markdown)")
+    nodes.set_defaults(fn=cmd_nodes)
     bench = sub.add_parser("bench", help="measure voicegraph on this machine; writes BENCHMARKS.md")
     bench.add_argument("--quick", action="store_true", help="every scenario at a tiny size (a smoke test)")
     bench.add_argument("--out", default="BENCHMARKS.md", help="where to write the table ('' for nowhere)")

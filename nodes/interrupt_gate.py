@@ -49,7 +49,7 @@ STAGES = ("speech_end", "endpointed", "transcript", "accepted", "first_token", "
 class InterruptGateParams(BaseModel):
     """`params:` of `type: interrupt_gate`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
     barge_in_on_speech: bool = False
     """Treat the start of user speech (`speech` input) as an interrupt of the reply in flight."""
 
@@ -59,16 +59,22 @@ class InterruptGate(Node[InterruptGateParams]):
 
     Params = InterruptGateParams
     inputs = {
-        "turn": In(UserTurn),
-        "response": In(ReplyText, required=False),
-        "pieces": In(ReplyPiece, required=False),
-        "interrupt": In(Interrupt, required=False),
-        "speech": In(SpeechStarted, required=False),
+        "turn": In(UserTurn, doc="every accepted turn: a newer one makes the older stale"),
+        "response": In(ReplyText, required=False, doc="the whole reply; passed once if still current, ends the turn"),
+        "pieces": In(ReplyPiece, required=False, doc="a streamed reply's pieces; the final one ends the turn"),
+        "interrupt": In(Interrupt, required=False, doc="the client's interrupt (from client.interrupt)"),
+        "speech": In(SpeechStarted, required=False,
+                     doc="user speech began (from silence_finalizer.started): barge-in if barge_in_on_speech"),
         "failed": In(NodeFailed, required=False, control=True,
                      doc="failures of the nodes answering (llm_failed ends the turn)"),
     }
     outputs = {"response": ReplyText, "pieces": ReplyPiece, "typing": Typing, "events": ClientEvent,
                "cancel": Cancel}
+    output_docs = {"response": "the current turn's reply (to client.response)",
+                   "pieces": "the current turn's pieces (to client.chunk)",
+                   "typing": "ai-typing false when a turn ends: answered, cancelled or failed (to client.typing)",
+                   "events": "response-cancelled and turn-metrics (to client.event)",
+                   "cancel": "Cancel for stale turns: wire it to every node's cancel input and to client.cancel"}
 
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.current: UserTurn | None = None

@@ -36,7 +36,7 @@ log = logging.getLogger("voicegraph.node")
 class NoParams(BaseModel):
     """For node types that take no `params:`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -153,6 +153,8 @@ class Node(Generic[P]):
     type_name: ClassVar[str] = ""
     inputs: ClassVar[dict[str, In]] = {}
     outputs: ClassVar[dict[str, type]] = {}
+    output_docs: ClassVar[dict[str, str]] = {}
+    """What each output carries and where it is usually wired (`voicegraph nodes` shows it)."""
     Params: ClassVar[type[BaseModel]] = NoParams
 
     def __init__(self, node_id: str, params: P, ctx: SessionContext) -> None:
