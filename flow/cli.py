@@ -131,6 +131,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             notes.append(f"extends {' -> '.join(result.bases)}")
         if result.warnings:
             notes.append(f"{len(result.warnings)} warning(s)")
+        if result.warnings and args.strict:
+            failed += 1
+            print(f"{path}: FAILED with --strict ({'; '.join(notes)})")
+            continue
         print(f"{path}: OK ({'; '.join(notes)})")
     return 1 if failed else 0
 
@@ -201,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="allow a dashboard without VOICEGRAPH_TOKEN on a non-loopback --ui-host "
                             "(or VOICEGRAPH_INSECURE_UI=1); refused otherwise")
     serve.set_defaults(fn=cmd_serve)
-    check = sub.add_parser("check", help="validate graph files; non-zero exit on errors")
+    check = sub.add_parser("check", help="validate graph files; non-zero exit on errors (and warnings with --strict)")
     check.add_argument("files", nargs="+")
+    check.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
     check.set_defaults(fn=cmd_check)
     graph = sub.add_parser("graph", help="print a graph as a Mermaid flowchart")
     graph.add_argument("file")
