@@ -86,6 +86,7 @@ class Dashboard:
         with ui.header().classes("items-center bg-slate-800 py-1"):
             ui.label("voicegraph").classes("text-lg font-bold")
             status = ui.label().classes("text-sm opacity-80").props("data-testid=server-status")
+            ui.link("Node types", "/nodes", new_tab=True).classes("text-sm text-white").props("data-testid=nodes-link")
             with ui.tabs().classes("ml-auto") as tabs:
                 sessions_tab = ui.tab("Sessions").props("data-testid=sessions-tab")
                 graph_tab = ui.tab("Graph").props("data-testid=graph-tab")

@@ -86,11 +86,13 @@ def _code(text: str) -> str:
     return f"`{text}`" if text else ""
 
 
-def as_markdown(ref: Reference, command: str = MARKDOWN_COMMAND) -> str:
-    """A whole page: contents, one section per node type, the client node, the message types."""
-    out = ["# Node types", "",
-           f"<!-- generated from the code by `{command}`; do not edit by hand -->", "",
-           "Every node type a graph's `type:` can name, with its ports (what an edge may connect) and its "
+def as_markdown(ref: Reference, command: str | None = MARKDOWN_COMMAND) -> str:
+    """A whole page: contents, one section per node type, the client node, the message types
+    (`command`: what made it, said in a comment; None for none)."""
+    out = ["# Node types", ""]
+    if command:
+        out += [f"<!-- generated from the code by `{command}`; do not edit by hand -->", ""]
+    out += ["Every node type a graph's `type:` can name, with its ports (what an edge may connect) and its "
            "`params:`. Generated from the node classes and their pydantic `Params` models; "
            "`voicegraph nodes` prints the same for the types installed here, plugins included, and "
            "[writing-a-node.md](writing-a-node.md) shows how to add one. Every node also has an `error` "

@@ -71,3 +71,28 @@ async def test_the_plugin_answers_through_a_served_process(plugin_env: dict[str,
         other = await c.wait("ai-response", lambda r: r["id"] != known["id"], timeout=60)
         assert other["text"].startswith('You said: "Tell me a joke".')  # the offline responder got it
         assert c.of("error") == []
+
+
+def test_the_dashboard_lists_node_types_with_the_plugin(plugin_env: dict[str, str], tmp_path: Path) -> None:
+    """The dashboard's node reference (`/nodes`, linked from the header) in a real headless Chromium."""
+    from selenium.webdriver.common.by import By
+
+    from flow.testing.servers import serve_with_dashboard
+    from tests.ui.browser import chromium, wait_until
+
+    with serve_with_dashboard(plugin_env, "--graph", str(EXAMPLE / "faq.yaml")) as (_url, ui_url), \
+            chromium() as d:
+        d.get(ui_url)
+        link = wait_until(lambda: d.find_elements(By.CSS_SELECTOR, "[data-testid=nodes-link]"), what="nodes link",
+                          driver=d, shot=tmp_path / "dashboard.png")[0]
+        assert link.get_attribute("href").endswith("/nodes")
+        d.get(ui_url + "/nodes")
+        page = wait_until(lambda: d.find_elements(By.CSS_SELECTOR, "[data-testid=node-reference]"),
+                          what="node reference", driver=d, shot=tmp_path / "nodes.png")[0]
+        wait_until(lambda: "voicegraph-faq 0.1.0" in page.text, what="the plugin on the page", driver=d,
+                   shot=tmp_path / "nodes.png")
+        headings = [h.text for h in page.find_elements(By.TAG_NAME, "h2")]
+        assert {"faq", "silence_finalizer", "interrupt_gate", "client", "Message types"} <= set(headings)
+        cells = [c.text for c in page.find_elements(By.TAG_NAME, "td")]
+        assert "silence_ms" in cells and "≥ 100, ≤ 5000" in cells and "answers" in cells
+        d.save_screenshot(str(tmp_path / "nodes.png"))
