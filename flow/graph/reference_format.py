@@ -46,7 +46,7 @@ def _port_flags(p: PortRef, is_input: bool) -> str:
 def as_text(ref: Reference, width: int = 100) -> str:
     """For a terminal: one block per node type."""
     blocks = [_text_node(n, width) for n in ref.nodes]
-    if len(ref.nodes) > 1:
+    if len(ref.nodes) != 1:  # all of them, or `voicegraph nodes client`
         blocks.append(_text_node(ref.client, width))
     return "\n".join(blocks)
 

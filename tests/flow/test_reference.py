@@ -97,6 +97,12 @@ def test_nodes_command_text_json_markdown() -> None:
     assert run.stdout == (ROOT / "docs" / "nodes.md").read_text(encoding="utf-8")
 
 
+def test_nodes_command_shows_the_client_node() -> None:
+    run = nodes("client")
+    assert run.returncode == 0 and run.stdout.startswith("client  (voicegraph")
+    assert "    text       TextInput" in run.stdout and "speech_result  Transcript" in run.stdout
+
+
 def test_nodes_command_unknown_type() -> None:
     run = nodes("transcribr")
     assert run.returncode == 1
