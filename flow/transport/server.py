@@ -26,6 +26,7 @@ from flow.contract.resources import Resources
 from flow.graph.loader import shown_path
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
+from flow.metrics import CONTENT_TYPE
 from flow.transport import liveness
 from flow.transport.door import DoorServer, QuietRepeats
 from flow.transport.outbox import Connections, Outbox
@@ -88,10 +89,15 @@ class VoicegraphServer:
         self.connections = Connections(self.sio)
         self.app = web.Application(middlewares=[self._cors, self.connections.middleware])
         self.app.router.add_get("/health", self._health)
+        self.app.router.add_get("/metrics", self._metrics)
+        self.metrics = resources.metrics
+        self.metrics.sessions.set_function(lambda: len(self.sessions))
+        self.metrics.count_nodes_of(self._live_counters)
         self.sio.attach(self.app)
         self.app.on_shutdown.append(self._on_shutdown)
         self.app.on_startup.append(self._on_startup)
         self._reporter: asyncio.Task | None = None
+        self._lag: asyncio.Task | None = None
         self._preloading: asyncio.Task | None = None
         self._register_handlers()
 
@@ -149,10 +155,12 @@ class VoicegraphServer:
             if not isinstance(given, str) or not hmac.compare_digest(
                     given.encode("utf-8", "surrogatepass"), token.get_secret_value().encode("utf-8")):
                 log.info("refused connection %s: bad or missing token", sid)
+                self.metrics.errors.labels("unauthorized").inc()
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
         limit = self.settings.max_sessions
         if len(self.sessions) >= limit:
             log.warning("refused connection %s: %d sessions, the limit (VOICEGRAPH_MAX_SESSIONS)", sid, limit)
+            self.metrics.errors.labels("server_full").inc()
             raise socketio.exceptions.ConnectionRefusedError("server_full", {
                 "code": "server_full", "message": f"the server is at its limit of {limit} sessions; try later"})
 
@@ -164,7 +172,8 @@ class VoicegraphServer:
         }
         outbox = Outbox(self.sio, sid, max_bytes=self.settings.max_backlog_bytes,
                         transport=lambda: self.connections.transport(sid),
-                        on_evict=lambda error: self._slow_consumer(sid, error))
+                        on_evict=lambda error: self._slow_consumer(sid, error),
+                        on_bytes=self.metrics.bytes_out.inc)
         try:
             session = Session(sid, self.spec, self.resources, outbox, peer)
         except Exception as err:
@@ -173,6 +182,7 @@ class VoicegraphServer:
             raise socketio.exceptions.ConnectionRefusedError("internal") from err
         session.ctx.on_close(outbox.aclose)
         self.sessions[sid] = session
+        self.metrics.connects.inc()
         self.outboxes[sid] = outbox
         log.info("session %s connected (%d live)", sid, len(self.sessions))
 
@@ -185,6 +195,7 @@ class VoicegraphServer:
         session = self.sessions.pop(sid, None)
         self.outboxes.pop(sid, None)
         if session is not None:
+            self.metrics.retire(session.ctx.counters)
             await session.aclose()
             log.info("session %s closed (%d live)", sid, len(self.sessions))
 
@@ -241,9 +252,31 @@ class VoicegraphServer:
             "providers": self.providers(),
         })
 
+    def _live_counters(self) -> dict[str, dict[str, int]]:
+        """Per-node counters summed over every live session, whatever its graph (for /metrics)."""
+        total: dict[str, dict[str, int]] = {}
+        for session in list(self.sessions.values()):
+            for node, counts in session.ctx.counters.items():
+                mine = total.setdefault(node, {})
+                for what, n in counts.items():
+                    mine[what] = mine.get(what, 0) + n
+        return total
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        """The Prometheus text format; with `VOICEGRAPH_TOKEN` set, only for `Authorization: Bearer <token>`."""
+        token = self.settings.token
+        if token is not None:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    given.strip().encode("utf-8", "surrogatepass"), token.get_secret_value().encode("utf-8")):
+                return web.Response(status=401, text="unauthorized: send Authorization: Bearer <VOICEGRAPH_TOKEN>\n",
+                                    headers={"WWW-Authenticate": 'Bearer realm="voicegraph"'})
+        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
     async def _on_startup(self, app: web.Application) -> None:
         await self.warm(self.spec)
         self._reporter = asyncio.get_running_loop().create_task(self._report(), name="monitor-report")
+        self._lag = asyncio.get_running_loop().create_task(self.metrics.watch_loop(), name="loop-lag")
 
     async def warm(self, spec: GraphSpec) -> None:
         """Build one session's graph before the port opens: provider modules import and shared
@@ -274,7 +307,7 @@ class VoicegraphServer:
         self._preloading = asyncio.get_running_loop().create_task(preload(), name="preload")
 
     async def _on_shutdown(self, app: web.Application) -> None:
-        for task in (self._reporter, self._preloading):
+        for task in (self._reporter, self._preloading, self._lag):
             if task is not None:
                 task.cancel()
         await self.close_sessions()

@@ -81,6 +81,8 @@ class Session:
             settings.audio_bytes_per_second * AUDIO_BURST_SECONDS, settings.max_message_bytes))
         self._control_events = TokenBucket(CONTROL_EVENTS_PER_SECOND, CONTROL_EVENT_BURST)
         self._error_reports = TokenBucket(ERROR_REPORTS_PER_SECOND, 5)
+        self._bytes_in = resources.metrics.bytes_in
+        self._errors = resources.metrics.errors
         self.cancelled_through = 0
         """Replies of turns ≤ this are dropped instead of sent (from the `cancel` input)."""
         self.graph = GraphInstance(spec, self.ctx)
@@ -119,6 +121,7 @@ class Session:
                 if not self._audio_bytes.take(len(data)):
                     raise WireError("rate_limited", f"audio over {self._audio_bytes.rate:.0f} bytes/s: slow down")
                 self.probe.audio_in(len(data))
+                self._bytes_in.inc(len(data))
                 self._seq += 1
                 src["audio"].on_next(AudioData(self.sid, self._recordings.audio(), data, self._seq))
             elif event == "start-recording":
@@ -170,6 +173,8 @@ class Session:
             def sent() -> None:
                 self._delivered.on_next(record)
 
+        elif isinstance(msg, NodeFailed):
+            self._errors.labels(msg.code).inc()
         watched = self.probe.monitor.watched
         for event, payload in to_wire(msg):
             if watched:
