@@ -48,6 +48,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         updates["ui"] = False
     if args.graph:
         updates["graph"] = args.graph
+    if args.record:
+        updates["record_dir"] = args.record
     settings = settings.model_copy(update=updates)
     _setup_logging(args.log_level or settings.log_level, settings.env)
     insecure_ui = False
@@ -176,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--insecure-ui", action="store_true",
                        help="allow a dashboard without VOICEGRAPH_TOKEN on a non-loopback --ui-host "
                             "(or VOICEGRAPH_INSECURE_UI=1); refused otherwise")
+    serve.add_argument("--record", metavar="DIR",
+                       help="record every session (its audio included) to DIR (or VOICEGRAPH_RECORD_DIR)")
     serve.set_defaults(fn=cmd_serve)
     check = sub.add_parser("check", help="validate graph files; non-zero exit on errors")
     check.add_argument("files", nargs="+")

@@ -31,6 +31,8 @@ from flow.transport import liveness
 from flow.transport.door import DoorServer, QuietRepeats
 from flow.transport.outbox import Connections, Outbox
 from flow.transport.session import Session
+from flow.transport.session_log import FORMAT, RecordingWriter, SessionLog
+from flow.transport.session_log import VERSION as RECORDING_VERSION
 from flow.transport.wire import CLIENT_EVENTS
 
 log = logging.getLogger("voicegraph.server")
@@ -98,6 +100,12 @@ class VoicegraphServer:
         self.app.on_startup.append(self._on_startup)
         self._reporter: asyncio.Task | None = None
         self._lag: asyncio.Task | None = None
+        self.recorder: RecordingWriter | None = None
+        """Session recording to disk (`--record DIR`); None when off."""
+        if self.settings.record_dir:
+            self.recorder = RecordingWriter(self.settings.record_dir,
+                                            max_session_bytes=self.settings.record_max_session_bytes,
+                                            max_dir_bytes=self.settings.record_max_bytes)
         self._preloading: asyncio.Task | None = None
         self._register_handlers()
 
@@ -175,7 +183,7 @@ class VoicegraphServer:
                         on_evict=lambda error: self._slow_consumer(sid, error),
                         on_bytes=self.metrics.bytes_out.inc)
         try:
-            session = Session(sid, self.spec, self.resources, outbox, peer)
+            session = Session(sid, self.spec, self.resources, outbox, peer, self._session_log(sid, peer))
         except Exception as err:
             await outbox.aclose()
             log.exception("could not build the graph for %s", sid)
@@ -198,6 +206,19 @@ class VoicegraphServer:
             self.metrics.retire(session.ctx.counters)
             await session.aclose()
             log.info("session %s closed (%d live)", sid, len(self.sessions))
+
+    def _session_log(self, sid: str, peer: dict[str, str]) -> SessionLog | None:
+        if self.recorder is None:
+            return None
+        now = time.time()
+        return self.recorder.session(sid, {
+            "format": FORMAT, "version": RECORDING_VERSION, "session": sid,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            "started_unix_ms": round(now * 1000),
+            "graph": {"name": self.spec.name, "path": shown_path(self.spec.path)},
+            "peer": {"label": peer.get("label", ""), "agent": peer.get("agent", "")},
+            "server": VERSION,
+        })
 
     def _slow_consumer(self, sid: str, error: dict[str, Any]) -> None:
         """Show observers why a session is about to close (its outbox cut the client off)."""
@@ -311,6 +332,8 @@ class VoicegraphServer:
             if task is not None:
                 task.cancel()
         await self.close_sessions()
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.close)
 
     async def close_sessions(self) -> None:
         sessions, self.sessions, self.outboxes = list(self.sessions.values()), {}, {}
