@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flow.replay.compare import Run, summarize
-from flow.replay.recording import Recording, list_recordings, read_recording
+from flow.replay.recording import Event, Recording, list_recordings, read_recording
 from flow.replay.run import replay
+
+if TYPE_CHECKING:
+    from flow.transport.server import VoicegraphServer
 
 
 @dataclass
@@ -25,6 +28,8 @@ class Outcome:
     recorded: Run
     replayed: Run
     graph: str
+    events: list[Event] = field(default_factory=list)
+    """The replay's outbound events, as received."""
 
 
 def recorded_graph(rec: Recording) -> str:
@@ -68,12 +73,30 @@ async def replay_locally(rec: Recording, graph: str | None, speed: float | None,
         # the server is stopped: its recorder wrote and closed every file
         mine = [r for r in list_recordings(tmp) if r["session"] == run.sid]
         turns = read_recording(mine[0]["path"]).turns if mine else []
-        return Outcome(summarize(rec.outbound, rec.turns), summarize(run.outbound, turns), spec.name)
+        return Outcome(summarize(rec.outbound, rec.turns), summarize(run.outbound, turns), spec.name, run.outbound)
+
+
+async def replay_to_server(server: VoicegraphServer, url: str, rec: Recording, speed: float | None) -> Outcome:
+    """Replay `rec` to `server` (this process's, at `url`) through the graph it serves now; the
+    replay's stage times come from its own recording when the server records (else the wire's)."""
+    token = server.settings.token
+    run = await replay(rec, url, speed=speed, auth={"token": token.get_secret_value()} if token else None)
+    turns = []
+    if server.recorder is not None:
+        for _ in range(500):  # the session closes on the server, then its recording ends
+            if run.sid not in server.sessions:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.to_thread(server.recorder.flush)
+        mine = [r for r in list_recordings(server.recorder.directory) if r["session"] == run.sid]
+        turns = read_recording(mine[0]["path"]).turns if mine else []
+    return Outcome(summarize(rec.outbound, rec.turns), summarize(run.outbound, turns), server.spec.name,
+                   run.outbound)
 
 
 async def replay_remote(rec: Recording, url: str, speed: float | None, token: str | None) -> Outcome:
     run = await replay(rec, url, speed=speed, auth={"token": token} if token else None)
-    return Outcome(summarize(rec.outbound, rec.turns), summarize(run.outbound), url)
+    return Outcome(summarize(rec.outbound, rec.turns), summarize(run.outbound), url, run.outbound)
 
 
 def main(file: str, graph: str | None, speed: str, url: str | None, expect_same_transcripts: bool) -> int:

@@ -83,25 +83,30 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def side_by_side(recorded: Run, replayed: Run, width: int = 44) -> str:
-    """A plain-text table of both runs, a row per transcript and per turn; `≠` marks a difference."""
-    def row(mark: bool, label: str, left: str, right: str) -> str:
-        return f"{'≠' if mark else ' '} {label:13} {_cut(left, width):{width}}  {_cut(right, width)}"
-
-    lines = [row(False, "", "recorded", "replay")]
+def rows(recorded: Run, replayed: Run) -> list[tuple[bool, str, str, str]]:
+    """`(differs, what, recorded, replay)` per transcript, turn, reply, outcome and stage time."""
+    out: list[tuple[bool, str, str, str]] = []
     for i, (a, b) in enumerate(zip_longest(recorded.transcripts, replayed.transcripts), 1):
-        lines.append(row(a != b, f"transcript {i}", _quoted(a), _quoted(b)))
+        out.append((a != b, f"transcript {i}", _quoted(a), _quoted(b)))
     for i, (a, b) in enumerate(zip_longest(recorded.turns, replayed.turns), 1):
         ta, tb = a or Turn("", "", ""), b or Turn("", "", "")
         left, right = f"{ta.source} {_quoted(ta.text if a else None)}", f"{tb.source} {_quoted(tb.text if b else None)}"
-        lines.append(row((ta.source, ta.text) != (tb.source, tb.text), f"turn {i}", left, right))
-        lines.append(row(ta.reply != tb.reply, "  reply", _quoted(ta.reply), _quoted(tb.reply)))
+        out.append(((ta.source, ta.text) != (tb.source, tb.text), f"turn {i}", left, right))
+        out.append((ta.reply != tb.reply, "  reply", _quoted(ta.reply), _quoted(tb.reply)))
         if ta.outcome or tb.outcome:
-            lines.append(row(ta.outcome != tb.outcome, "  outcome", ta.outcome or "—", tb.outcome or "—"))
+            out.append((ta.outcome != tb.outcome, "  outcome", ta.outcome or "—", tb.outcome or "—"))
         for stage in SHOWN_STAGES:
             if stage in ta.ms or stage in tb.ms:
-                lines.append(row(False, f"  {stage}", _ms(ta.ms.get(stage)), _ms(tb.ms.get(stage))))
-    return "\n".join(lines)
+                out.append((False, f"  {stage}", _ms(ta.ms.get(stage)), _ms(tb.ms.get(stage))))
+    return out
+
+
+def side_by_side(recorded: Run, replayed: Run, width: int = 44) -> str:
+    """A plain-text table of both runs (`rows`); `≠` marks a difference."""
+    def row(mark: bool, label: str, left: str, right: str) -> str:
+        return f"{'≠' if mark else ' '} {label:13} {_cut(left, width):{width}}  {_cut(right, width)}"
+
+    return "\n".join([row(False, "", "recorded", "replay"), *(row(*r) for r in rows(recorded, replayed))])
 
 
 def _quoted(text: str | None) -> str:
