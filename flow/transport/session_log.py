@@ -53,6 +53,8 @@ QUEUE_BYTES = 32 * 1024 * 1024
 """…and at most this many (estimated) bytes; beyond either, records are dropped and counted."""
 BATCH_S = 0.05
 """The writer sleeps this long after emptying the queue, so it wakes for batches, not for each record."""
+TRIM_EVERY_BYTES = 16 * 1024 * 1024
+"""The directory's cap is also enforced after this many bytes written, not only when a session ends."""
 MAX_SESSION_BYTES = 64 * 1024 * 1024
 MAX_DIR_BYTES = 1024 * 1024 * 1024
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -133,6 +135,7 @@ class RecordingWriter:
         """Records dropped per session (loop's thread only), told in its end record."""
         self.dropped = 0
         self._files: dict[str, _File] = {}
+        self._since_trim = 0
         self._thread = threading.Thread(target=self._run, name="voicegraph-recorder", daemon=True)
         self._trim()
         if start:
@@ -224,6 +227,9 @@ class RecordingWriter:
         f.fh.write(line)
         f.size += len(line)
         f.records += 1
+        self._since_trim += len(line)
+        if self._since_trim > TRIM_EVERY_BYTES:  # long sessions: do not wait for one to end
+            self._trim()
 
     def _line(self, f: _File, record: dict[str, Any]) -> None:
         line = encode(record)
@@ -239,6 +245,7 @@ class RecordingWriter:
 
     def _trim(self) -> None:
         """Remove the oldest closed recordings until the directory is within its cap."""
+        self._since_trim = 0
         open_now = {f.path for f in self._files.values()}
         found = []
         for path in self.directory.glob(f"*{SUFFIX}*"):

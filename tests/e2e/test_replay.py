@@ -106,3 +106,21 @@ async def test_replay_exits_zero_when_the_transcripts_are_the_same(clients, tmp_
     assert done.returncode == 0, done.stdout + done.stderr
     assert "transcripts: the same" in done.stdout
     assert "'hello there'" in done.stdout
+
+    # to a running server (--url), with its token from the environment
+    async with voicegraph("default", token="replay-token-123") as srv:
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "flow.cli", "replay", meta["path"], "--speed", "max",
+                             "--url", srv.url], capture_output=True, text=True, timeout=240,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "VOICEGRAPH_TOKEN": "replay-token-123"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"replayed through '{srv.url}'" in done.stdout
+    assert done.stdout.count("'hello there'") >= 2  # the turn, on both sides
+
+
+def test_replay_refuses_a_file_that_is_not_a_recording(tmp_path) -> None:
+    other = tmp_path / "notes.jsonl"
+    other.write_text('{"hello": 1}\n')
+    done = subprocess.run([sys.executable, "-m", "flow.cli", "replay", str(other)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "not a voicegraph recording" in done.stdout, done.stdout + done.stderr
