@@ -45,8 +45,7 @@ def segments(rec: Recording) -> list[_Segment]:
         elif e.event == "stop-recording":
             open_ = None
         elif e.event == "audio-stream":
-            data = e.data if isinstance(e.data, bytes) else next(
-                (v for v in (e.data or {}).values() if isinstance(v, bytes)), b"") if isinstance(e.data, dict) else b""
+            data = _audio(e.data)
             if not data:
                 continue
             if open_ is None:
@@ -56,6 +55,17 @@ def segments(rec: Recording) -> list[_Segment]:
                 open_.t = e.t
             open_.audio.append(data)
     return [s for s in out if s.audio]
+
+
+def _audio(payload: object) -> bytes:
+    """The bytes of an `audio-stream` payload as the server takes them (bare, or wrapped)."""
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, dict):
+        for key in ("audio", "data", "chunk"):
+            if isinstance(payload.get(key), bytes):
+                return payload[key]
+    return b""
 
 
 def decode(seg: _Segment) -> bytes:
