@@ -102,3 +102,24 @@ async def test_two_servers_in_one_process_keep_their_own_figures(clients) -> Non
         await clients(a.url)
         assert value(await scrape(a.url), "voicegraph_sessions") == 1
         assert value(await scrape(b.url), "voicegraph_sessions") == 0
+
+
+def test_the_grafana_dashboard_asks_only_for_metrics_the_server_has() -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    from prometheus_client.parser import text_string_to_metric_families as families
+
+    from flow.metrics import Metrics
+
+    m = Metrics()
+    m.turn_ended({"source": "voice", "ms": {"first_audio": 900.0}}, "answered")
+    m.errors.labels("bad_request").inc()
+    m.provider.labels("openai", "stt", "ok").observe(0.1)
+    m.retire({"stt": {"in.utterance": 1}})
+    exposed = {s.name for f in families(m.exposition().decode()) for s in f.samples}
+    dashboard = json.loads((Path(__file__).parents[2] / "deploy/grafana/voicegraph.json").read_text())
+    asked = {name for panel in dashboard["panels"] for target in panel["targets"]
+             for name in re.findall(r"voicegraph_\w+", target["expr"])}
+    assert asked and asked <= exposed, asked - exposed
