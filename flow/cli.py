@@ -48,6 +48,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         updates["ui"] = False
     if args.graph:
         updates["graph"] = args.graph
+    if args.record:
+        updates["record_dir"] = args.record
     settings = settings.model_copy(update=updates)
     _setup_logging(args.log_level or settings.log_level, settings.env)
     insecure_ui = False
@@ -190,6 +192,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench(quick=args.quick, out=args.out)
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level or "WARNING")
+    from flow.replay.command import main as replay
+
+    return replay(args.file, args.graph, args.speed, args.url, args.expect_same_transcripts)
+
+
+def _speed(value: str) -> str:
+    if value == "max":
+        return value
+    try:
+        if float(value) > 0:
+            return value
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError("a positive factor (1 = as recorded) or 'max'")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="voicegraph", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -204,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--insecure-ui", action="store_true",
                        help="allow a dashboard without VOICEGRAPH_TOKEN on a non-loopback --ui-host "
                             "(or VOICEGRAPH_INSECURE_UI=1); refused otherwise")
+    serve.add_argument("--record", metavar="DIR",
+                       help="record every session (its audio included) to DIR (or VOICEGRAPH_RECORD_DIR)")
     serve.set_defaults(fn=cmd_serve)
     check = sub.add_parser("check", help="validate graph files; non-zero exit on errors (and warnings with --strict)")
     check.add_argument("files", nargs="+")
@@ -225,6 +247,15 @@ def main(argv: list[str] | None = None) -> int:
                        help="instead: real-time sessions with turns for MINUTES; memory growth and tracebacks")
     bench.add_argument("--sessions", type=int, default=100, help="with --soak: how many sessions (default 100)")
     bench.set_defaults(fn=cmd_bench)
+    rep = sub.add_parser("replay", help="feed a recorded session to a server and compare what comes back")
+    rep.add_argument("file", help="a recording (voicegraph serve --record DIR)")
+    rep.add_argument("--graph", help="graph file or bundled name to replay through (default: the recorded one)")
+    rep.add_argument("--speed", type=_speed, default="1", help="1 (as recorded), another factor, or max")
+    rep.add_argument("--url", help="replay to this running server instead of one started here")
+    rep.add_argument("--expect-same-transcripts", action="store_true",
+                     help="exit 1 if the final transcripts differ from the recorded ones")
+    rep.add_argument("--log-level", help="the local server's log level (default WARNING)")
+    rep.set_defaults(fn=cmd_replay)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -200,6 +200,7 @@ class ChunkBuffer(Node[ChunkBufferParams]):
 
     def _emit(self, chunk: AudioChunk) -> None:
         self.ctx.count(self.id, "out")
+        self.ctx.metrics.audio_seconds.inc(len(chunk.audio) / (chunk.rate * chunk.width * chunk.channels))
         self.chunks.on_next(chunk)
 
     async def _close(self) -> None:

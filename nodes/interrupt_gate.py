@@ -148,7 +148,7 @@ class InterruptGate(Node[InterruptGateParams]):
         if self.response_id is not None:
             self.events.on_next(ClientEvent(self.ctx.session, "response-cancelled",
                                             {"id": self.response_id, "reason": why}))
-        self._metrics(cancelled=True)
+        self._metrics(cancelled=True, outcome="failed" if why in ENDS_TURN else "cancelled")
 
     def _on_speech(self, _s: SpeechStarted) -> None:
         if self.params.barge_in_on_speech and self.in_flight:
@@ -183,7 +183,7 @@ class InterruptGate(Node[InterruptGateParams]):
     def _done(self, turn: int) -> None:
         self.in_flight = False
         self.typing.on_next(Typing(self.ctx.session, turn, False))
-        self._metrics(cancelled=False)
+        self._metrics(cancelled=False, outcome="answered")
 
     def _on_failure(self, f: NodeFailed) -> None:
         """A failure after which no reply will come ends the turn like a cancellation: typing
@@ -195,7 +195,7 @@ class InterruptGate(Node[InterruptGateParams]):
             self._cancelled(f.code)
             self._cancel(f.turn, f.code)
 
-    def _metrics(self, cancelled: bool) -> None:
+    def _metrics(self, cancelled: bool, outcome: str) -> None:
         if self.current is None:
             return
         marks = self.marks
@@ -208,4 +208,5 @@ class InterruptGate(Node[InterruptGateParams]):
             "ms": {k: round(marks[k] - origin, 1) for k in STAGES if k in marks and origin is not None},
         }
         log.info("turn-metrics %s", payload)
+        self.ctx.turn_ended(payload, outcome)  # Prometheus and the session recording observe it
         self.events.on_next(ClientEvent(self.ctx.session, "turn-metrics", payload))

@@ -17,6 +17,7 @@ from nicegui import ui
 
 from ui.graph_panel import GraphPanel
 from ui.model import DashboardState
+from ui.recordings_panel import RecordingsPanel
 from ui.sessions_panel import SessionsPanel
 
 if TYPE_CHECKING:
@@ -90,11 +91,14 @@ class Dashboard:
             with ui.tabs().classes("ml-auto") as tabs:
                 sessions_tab = ui.tab("Sessions").props("data-testid=sessions-tab")
                 graph_tab = ui.tab("Graph").props("data-testid=graph-tab")
+                recordings_tab = ui.tab("Recordings").props("data-testid=recordings-tab")
         with ui.tab_panels(tabs, value=sessions_tab).classes("w-full"):
             with ui.tab_panel(sessions_tab):
                 sessions = SessionsPanel(self)
             with ui.tab_panel(graph_tab):
                 GraphPanel(self)
+            with ui.tab_panel(recordings_tab):
+                RecordingsPanel(self)
 
         def show_status() -> None:
             s = self.state

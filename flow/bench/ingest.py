@@ -97,11 +97,11 @@ async def bare_process() -> AsyncIterator[tuple[str, int]]:
 
 
 @contextlib.asynccontextmanager
-async def voicegraph_process(dashboard: bool = False) -> AsyncIterator[tuple[str, int]]:
-    """`voicegraph serve --graph offline` (with its dashboard open in a browser if asked)."""
+async def voicegraph_process(dashboard: bool = False, *extra: str) -> AsyncIterator[tuple[str, int]]:
+    """`voicegraph serve --graph offline EXTRA` (with its dashboard open in a browser if asked)."""
     global WATCHER
     args = ("--ui-port", "0") if dashboard else ("--no-ui",)
-    cm = served({}, *args, "--graph", "offline", with_ui=dashboard)
+    cm = served({}, *args, "--graph", "offline", *extra, with_ui=dashboard)
     running = await asyncio.to_thread(cm.__enter__)
     browser = None
     try:
@@ -154,6 +154,59 @@ async def watched(sessions: int, chunks: int) -> Ingest:
     async with voicegraph_process(dashboard=True) as (url, pid):
         await drive(url, 1, 50)
         return await measured(url, pid, sessions, chunks)
+
+
+async def scraping(url: str, every_s: float = 1.0) -> None:
+    """GET /metrics every `every_s`, as Prometheus would, until cancelled."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(f"{url}/metrics") as resp:
+                await resp.read()
+            await asyncio.sleep(every_s)
+
+
+async def measured_scraped(url: str, pid: int, sessions: int, chunks: int) -> Ingest:
+    scraper = asyncio.get_running_loop().create_task(scraping(url))
+    try:
+        return await measured(url, pid, sessions, chunks)
+    finally:
+        scraper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await scraper
+
+
+async def observed(sessions: int, chunks: int, rounds: int = 3) -> tuple[Ingest, Ingest, Ingest]:
+    """(plain, /metrics scraped every second, every session recorded to disk): medians over
+    `rounds` alternating runs, one server process each. The metrics' counter increments are paid
+    in all three (they cannot be turned off); `counter_cost_us` says what they cost."""
+    import tempfile
+
+    plain: list[Ingest] = []
+    scraped: list[Ingest] = []
+    recorded: list[Ingest] = []
+    with tempfile.TemporaryDirectory(prefix="voicegraph-bench-rec-") as tmp:
+        async with voicegraph_process() as (url, pid), voicegraph_process(False, "--record", tmp) as (rurl, rpid):
+            for u in (url, rurl):
+                await drive(u, 1, 50)
+            for _ in range(rounds):
+                plain.append(await measured(url, pid, sessions, chunks))
+                scraped.append(await measured_scraped(url, pid, sessions, chunks))
+                recorded.append(await measured(rurl, rpid, sessions, chunks))
+    return _median(plain), _median(scraped), _median(recorded)
+
+
+def counter_cost_us(n: int = 200_000) -> float:
+    """What the two counter increments a chunk adds on the audio path cost (µs, this process)."""
+    from flow.metrics import Metrics
+
+    m = Metrics()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        m.bytes_in.inc(1280)
+        m.audio_seconds.inc(0.04)
+    return 1e6 * (time.perf_counter() - t0) / n
 
 
 async def main(sessions: int, chunks: int, rounds: int) -> None:

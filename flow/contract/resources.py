@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from flow.config import Settings
 from flow.contract.cpu_pool import CpuPool
+from flow.metrics import Metrics
 from flow.monitor import Monitor
 
 T = TypeVar("T")
@@ -30,6 +31,8 @@ class Resources:
         self._lock = threading.Lock()
         self.monitor = Monitor()
         """What observers (the dashboard) learn of sessions; free while nobody watches."""
+        self.metrics = Metrics()
+        """What `GET /metrics` tells Prometheus (a registry of this process's server only)."""
         workers = max(1, os.cpu_count() or 1)
         self.cpu_workers = workers
         self.cpu_pool = CpuPool(workers, name="voicegraph-cpu")

@@ -161,14 +161,16 @@ class ResponderNode(Node[ResponderParams]):
         seq = 0
         text = ""
         marks: Marks = ()
-        async for token in self.provider.reply(messages):
-            if not text:
-                marks = (("first_token", float(now_ms())),)
-                self.ctx.mark(turn.turn, *marks[0])
-            text += token
-            for piece in splitter.push(token):
-                yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, piece, voice=turn.voice, marks=marks)
-                seq += 1
+        with self.ctx.provider_call("llm", self.provider.name):
+            async for token in self.provider.reply(messages):
+                if not text:
+                    marks = (("first_token", float(now_ms())),)
+                    self.ctx.mark(turn.turn, *marks[0])
+                text += token
+                for piece in splitter.push(token):
+                    yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, piece, voice=turn.voice,
+                                     marks=marks)
+                    seq += 1
         text = text.strip()
         if not text:
             raise ProviderError("the model returned an empty reply")

@@ -179,10 +179,11 @@ class SynthesizerNode(Node[SynthesizerParams]):
         parts: list[bytes] = []
         speech = self.provider.speak(text, voice=voice, owner=self.ctx.session)
         async with contextlib.aclosing(speech):  # stopping early stops the provider's work
-            async for mp3 in speech:
-                if not budget.take(mp3):
-                    break
-                parts.append(mp3)
+            with self.ctx.provider_call("tts", self.provider.name):
+                async for mp3 in speech:
+                    if not budget.take(mp3):
+                        break
+                    parts.append(mp3)
         if budget.cut is not None and not budget.told:
             budget.told = True
             self.fail("tts_failed", f"{self.id}: speech cut after {budget.seconds:.0f} s ({budget.cut}); "

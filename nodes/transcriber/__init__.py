@@ -115,10 +115,11 @@ class TranscriberNode(Node[TranscriberParams]):
             utt = self._queue.get_nowait()
             text = ""
             try:
-                text = await self.provider.transcribe(
-                    utt.audio, utt.rate, utt.width, utt.channels,
-                    language=utt.language or self.params.language, owner=self.ctx.session,
-                )
+                with self.ctx.provider_call("stt", self.provider.name):
+                    text = await self.provider.transcribe(
+                        utt.audio, utt.rate, utt.width, utt.channels,
+                        language=utt.language or self.params.language, owner=self.ctx.session,
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as err:
