@@ -18,6 +18,7 @@ from nicegui import ui
 from ui.graph_panel import GraphPanel
 from ui.model import DashboardState
 from ui.sessions_panel import SessionsPanel
+from ui.tap_panel import TapPanel
 
 if TYPE_CHECKING:
     from flow.graph.spec import GraphSpec
@@ -89,11 +90,15 @@ class Dashboard:
             with ui.tabs().classes("ml-auto") as tabs:
                 sessions_tab = ui.tab("Sessions").props("data-testid=sessions-tab")
                 graph_tab = ui.tab("Graph").props("data-testid=graph-tab")
+                tap_tab = ui.tab("Tap").props("data-testid=tap-tab")
         with ui.tab_panels(tabs, value=sessions_tab).classes("w-full"):
             with ui.tab_panel(sessions_tab):
                 sessions = SessionsPanel(self)
             with ui.tab_panel(graph_tab):
                 GraphPanel(self)
+            with ui.tab_panel(tap_tab):
+                tap = TapPanel(self, sessions.inject.bench)
+                sessions.inject.listeners.append(lambda _sid: tap.sync())
 
         def show_status() -> None:
             s = self.state
@@ -105,6 +110,7 @@ class Dashboard:
 
         async def closed() -> None:
             self.close_tab()
+            tap.close()
             await sessions.inject.close()
 
         client.on_delete(closed)
