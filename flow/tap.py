@@ -18,8 +18,8 @@ finds the audio, the utterance and the transcript that turn 3 came from.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -31,14 +31,38 @@ SUMMARY_CHARS = 160
 """Longest summary of one message; a longer one is cut and marked."""
 TEXT_CHARS = 60
 """Most characters of one text field a summary quotes."""
+RECORD_BYTES = 600
+"""What one tap event costs beyond its summary and label (the event, its dict, the other values):
+counted against the monitor's per-observer byte bound without walking the data."""
+RUN_MAX = 25
+"""Most audio messages one record stands for (a second of 40 ms chunks)."""
+RUN_FLUSH_S = 0.25
+"""A run of audio is published at the latest this long after it began."""
 SKIPPED_FIELDS = frozenset({"session", "marks"})
 """Fields every record would repeat (the session) or that are timing details (`marks`)."""
 
 
-class TapPoint:
-    """One session's tap: `on` while someone watches; `deliver` records and passes a message on."""
+class _Run:
+    """Consecutive audio messages of one recording on one edge, recorded as one (see `TapPoint`)."""
 
-    __slots__ = ("_labels", "_seq", "_stack", "monitor", "on", "session")
+    __slots__ = ("bytes", "cause", "count", "first", "kind", "recording", "seq")
+
+    def __init__(self, seq: int, msg: Any, size: int, cause: int | None) -> None:
+        self.seq, self.first, self.kind, self.recording = seq, msg, type(msg), msg.recording
+        self.count, self.bytes, self.cause = 1, size, cause
+
+
+class TapPoint:
+    """One session's tap: `on` while someone watches; `deliver` records and passes a message on.
+
+    Audio (a message with a `recording` and a binary field, such as `AudioData` and `AudioChunk`)
+    comes 25 times a second per edge: consecutive ones of one recording on one edge become one
+    record ("25 messages, 32,000 B in all"), published when the run ends — another message is recorded, the run
+    reaches `RUN_MAX` messages, or `RUN_FLUSH_S` passed — under the seq of its first message. So
+    a tapped session's audio costs a counter increment per chunk, and the list stays readable.
+    """
+
+    __slots__ = ("_labels", "_runs", "_seq", "_stack", "_timer", "monitor", "on", "session")
 
     def __init__(self, monitor: Monitor, session: str, edges: list[EdgeSpec]) -> None:
         self.monitor = monitor
@@ -48,24 +72,64 @@ class TapPoint:
         self._seq = 0
         self._stack: list[int] = []
         """Seqs of the deliveries in progress (innermost last): the cause of what is emitted now."""
+        self._runs: dict[int, _Run] = {}
+        self._timer: asyncio.TimerHandle | None = None
 
     def deliver(self, edge: int, msg: Any, on_next: Callable[[Any], None]) -> None:
         """Record `msg` on edge number `edge` of the graph (while tapped), then hand it on."""
         if not self.on or not self.monitor.watched:
             on_next(msg)
             return
-        self._seq += 1
-        seq = self._seq
-        turn, utterance, recording = links(msg)
-        self.monitor.publish("tap", self.session, seq=seq, edge=edge, label=self._labels[edge],
-                             type=type(msg).__name__, turn=turn, utterance=utterance, recording=recording,
-                             cause=self._stack[-1] if self._stack else None, summary=summarize(msg),
-                             at_ms=time.time() * 1000)
+        size = _stream_bytes(msg)
+        if size is None:
+            if self._runs:
+                self.flush()
+            seq = self._publish(edge, msg, type(msg).__name__, summarize(msg), self._stack[-1] if self._stack else None)
+        else:
+            run = self._runs.get(edge)
+            if run is not None and run.kind is type(msg) and run.recording == msg.recording and run.count < RUN_MAX:
+                run.count += 1
+                run.bytes += size
+            else:
+                if run is not None:
+                    self._end(edge)
+                self._seq += 1
+                run = self._runs[edge] = _Run(self._seq, msg, size, self._stack[-1] if self._stack else None)
+                if self._timer is None:
+                    self._timer = asyncio.get_running_loop().call_later(RUN_FLUSH_S, self.flush)
+            seq = run.seq
         self._stack.append(seq)
         try:
             on_next(msg)
         finally:
             self._stack.pop()
+
+    def flush(self) -> None:
+        """Publish every run of audio in progress (and stop the timer that would have)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for edge in sorted(self._runs, key=lambda e: self._runs[e].seq):
+            self._end(edge)
+
+    def _end(self, edge: int) -> None:
+        run = self._runs.pop(edge)
+        summary = summarize(run.first)
+        if run.count > 1:
+            summary = _cut(f"{run.count} messages, {run.bytes:,} B in all; first: {summary}")
+        self._publish(edge, run.first, run.kind.__name__, summary, run.cause, run.seq)
+
+    def _publish(self, edge: int, msg: Any, kind: str, summary: str, cause: int | None,
+                 seq: int | None = None) -> int:
+        if seq is None:
+            self._seq += 1
+            seq = self._seq
+        turn, utterance, recording = links(msg)
+        label = self._labels[edge]
+        self.monitor.publish_sized("tap", self.session, RECORD_BYTES + len(summary) + len(label), {
+            "seq": seq, "edge": edge, "label": label, "type": kind, "turn": turn, "utterance": utterance,
+            "recording": recording, "cause": cause, "summary": summary})
+        return seq
 
 
 class Tap:
@@ -84,6 +148,7 @@ class Tap:
         return point
 
     def detach(self, point: TapPoint) -> None:
+        point.flush()  # the session's last audio is shown too
         point.on = False
         if self._points.get(point.session) is point:
             del self._points[point.session]
@@ -100,6 +165,7 @@ class Tap:
             return
         self._watchers.pop(session, None)
         if session in self._points:
+            self._points[session].flush()
             self._points[session].on = False
 
     def watched(self, session: str) -> bool:
@@ -120,6 +186,27 @@ def links(msg: Any) -> tuple[int | None, str | None, int | None]:
 
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
+_STREAM: dict[type, str | None] = {}
+"""Per message type: the name of its binary field if it is audio of a recording (see `TapPoint`)."""
+
+
+def _stream_bytes(msg: Any) -> int | None:
+    """The size of an audio message's bytes, or None for any other message."""
+    kind = type(msg)
+    try:
+        name = _STREAM[kind]
+    except KeyError:
+        name = _STREAM[kind] = _stream_field(msg)
+    return None if name is None else len(getattr(msg, name))
+
+
+def _stream_field(msg: Any) -> str | None:
+    if not dataclasses.is_dataclass(msg) or isinstance(msg, type):
+        return None
+    names = [f.name for f in dataclasses.fields(msg)]
+    if "recording" not in names or "id" in names or "turn" in names or "utterance_id" in names:
+        return None  # an utterance (one per turn) is not a stream
+    return next((n for n in names if isinstance(getattr(msg, n), bytes | bytearray | memoryview)), None)
 
 
 def summarize(msg: Any) -> str:

@@ -91,13 +91,14 @@ class Dashboard:
                 sessions_tab = ui.tab("Sessions").props("data-testid=sessions-tab")
                 graph_tab = ui.tab("Graph").props("data-testid=graph-tab")
                 tap_tab = ui.tab("Tap").props("data-testid=tap-tab")
-        with ui.tab_panels(tabs, value=sessions_tab).classes("w-full"):
+        tapping = client.request.query_params.get("tap")
+        with ui.tab_panels(tabs, value=tap_tab if tapping else sessions_tab).classes("w-full"):
             with ui.tab_panel(sessions_tab):
                 sessions = SessionsPanel(self)
             with ui.tab_panel(graph_tab):
                 GraphPanel(self)
             with ui.tab_panel(tap_tab):
-                tap = TapPanel(self, sessions.inject.bench)
+                tap = TapPanel(self, sessions.inject.bench, tapping)
                 sessions.inject.listeners.append(lambda _sid: tap.sync())
 
         def show_status() -> None:

@@ -95,7 +95,12 @@ class TapLog:
         chosen |= {r.seq for r in self.records if r.utterance in utterances}
         recordings = {r.recording for r in self.records if r.utterance in utterances} - {None}
         chosen |= {r.seq for r in self.records if r.recording in recordings and r.utterance is None}
-        return [r for r in self.records if r.seq in chosen]
+        return sorted((r for r in self.records if r.seq in chosen), key=_seq)
+
+    def ordered(self) -> list[TapRecord]:
+        """Every record by seq: the order things happened (a run of audio arrives when it ends,
+        under the seq of its first chunk; see `flow.tap.TapPoint`)."""
+        return sorted(self.records, key=_seq)
 
 
 def path(records: list[TapRecord]) -> list[tuple[int, str]]:
@@ -117,7 +122,7 @@ class TapStore:
             log = self.logs.get(ev.session)
             if log is None:
                 log = self.logs[ev.session] = TapLog(ev.session)
-            log.add(_record(ev.data))
+            log.add(_record(ev.data, ev.at_ms))
         elif ev.kind == "close" and ev.session in self.logs:
             log = self.logs.pop(ev.session)
             log.closed = True
@@ -131,9 +136,13 @@ class TapStore:
         return self.logs.get(sid)
 
 
-def _record(d: dict[str, Any]) -> TapRecord:
-    return TapRecord(d["seq"], d["at_ms"], d["edge"], d["label"], d["type"], d.get("turn"),
+def _record(d: dict[str, Any], at_ms: float) -> TapRecord:
+    return TapRecord(d["seq"], at_ms, d["edge"], d["label"], d["type"], d.get("turn"),
                      d.get("utterance"), d.get("recording"), d.get("cause"), d.get("summary", ""))
+
+
+def _seq(record: TapRecord) -> int:
+    return record.seq
 
 
 def _cost(record: TapRecord) -> int:

@@ -1,6 +1,8 @@
 """Tap: the messages that flowed on each edge of one session, and the path one turn took.
 
-Pick a session (the testbench's own, by default, or any live one); the dashboard then taps it
+Pick a session (the testbench's own, by default, or any live one — or open the page as
+`/?tap=NAME` to tap the live session whose client label, or id, is NAME, whichever connects
+next once one closes: how a benchmark taps a client it starts); the dashboard then taps it
 (`Tap.watch`, see `flow.tap`) for as long as this browser tab shows it, and no longer: a session
 nobody taps pays nothing for the tap. Records are kept after the session closes (`ui.tap_model`).
 Filter by node, port and turn; "follow" a turn to list its messages — with the audio, utterance
@@ -25,8 +27,13 @@ if TYPE_CHECKING:
 
 TESTBENCH = "testbench"
 """The select's value for "whatever session this tab's testbench has"."""
-SHOW_ROWS = 300
-"""Most rows the table shows (the newest matching ones); the log keeps more."""
+NAMED = "named:"
+"""The select's value prefix for "the live session labelled (or with the id) that follows"."""
+SHOW_ROWS = 100
+"""Most rows the table shows (the newest matching ones); the log keeps more (narrow the filter)."""
+REFRESH_S = 0.5
+"""How often the tab looks for new records: a table re-rendered more often would cost the browser
+(and the server's serializing) more than the tap itself."""
 COLUMNS = [
     {"name": "seq", "label": "#", "field": "seq"},
     {"name": "time", "label": "time", "field": "time", "align": "left"},
@@ -41,7 +48,7 @@ COLUMNS = [
 class TapPanel:
     """The Tap tab of one browser tab."""
 
-    def __init__(self, dashboard: Dashboard, bench: Testbench) -> None:
+    def __init__(self, dashboard: Dashboard, bench: Testbench, name: str | None = None) -> None:
         self.dashboard = dashboard
         self.bench = bench
         self.watched: str | None = None
@@ -50,7 +57,8 @@ class TapPanel:
         self._shown: Any = None
         self._drawn = ""
         with ui.row().classes("items-end w-full"):
-            self.pick = ui.select({TESTBENCH: "testbench session"}, value=TESTBENCH, label="session",
+            first = NAMED + name if name else TESTBENCH
+            self.pick = ui.select({first: first}, value=first, label="session",
                                   on_change=lambda: self.sync()).classes("w-72").props("data-testid=tap-session")
             self.node = ui.input("node").classes("w-28").props("clearable data-testid=tap-node")
             self.port = ui.input("port").classes("w-28").props("clearable data-testid=tap-port")
@@ -66,12 +74,22 @@ class TapPanel:
             with ui.column().classes("w-3/5"):
                 self.table = ui.table(columns=COLUMNS, rows=[], row_key="seq").classes("w-full") \
                     .props("dense flat bordered data-testid=tap-table")
-        ui.timer(0.5, self.refresh)
+        ui.timer(REFRESH_S, self.refresh)
 
     # ------------------------------------------------------------------ which session
 
     def target(self) -> str | None:
-        return (self.bench.sid or None) if self.pick.value == TESTBENCH else self.pick.value
+        picked = self.pick.value
+        if picked == TESTBENCH:
+            return self.bench.sid or None
+        if picked.startswith(NAMED):
+            name = picked[len(NAMED):]
+            if self.watched in self.dashboard.server.sessions:
+                return self.watched  # keep the one found while it lives
+            found = next((sid for sid, view in self.dashboard.state.sessions.items() if name in (sid, view.label)),
+                         None)
+            return found or self.watched  # after it closed, its records until the next one comes
+        return picked
 
     def sync(self) -> None:
         """Tap the picked session (and stop tapping the one before)."""
@@ -104,7 +122,9 @@ class TapPanel:
         for sid, log in state.taps.logs.items():
             if log.closed and sid not in options:
                 options[sid] = f"{sid[:8]} (closed, {len(log.records)} messages kept)"
-        if self.pick.value not in options:
+        if self.pick.value.startswith(NAMED):
+            options[self.pick.value] = f"named {self.pick.value[len(NAMED):]!r}"
+        elif self.pick.value not in options:
             options[self.pick.value] = f"{self.pick.value[:8]} (gone)"
         return options
 
@@ -153,7 +173,7 @@ class TapPanel:
     def _records(self, log: TapLog | None, turn: int | None) -> list[TapRecord]:
         if log is None:
             return []
-        records = log.follow(turn) if turn is not None else list(log.records)
+        records = log.follow(turn) if turn is not None else log.ordered()
         node, port = (self.node.value or "").strip(), (self.port.value or "").strip()
         return [r for r in records if r.matches(node, port)] if node or port else records
 

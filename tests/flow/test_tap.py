@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import pytest
 
 from flow.contract.messages import AudioChunk, Transcript, UserTurn
@@ -68,7 +71,16 @@ async def test_a_watched_voice_turn_shows_every_edge_in_order(stub, clients) -> 
         [out] = [t for t in taps if t["label"] == "gate.response -> client.response"]
         assert out["turn"] == turn["turn"] == 2 and reply["text"][:20] in out["summary"]
 
-        monitor.tap.unwatch(sid)
+        monitor.tap.unwatch(sid)  # publishes the audio run still open (the trailing silence)
+        audio += [t for t in _taps(sub) if t["label"] == "client.audio -> buffer.audio"]
+
+        def count(summary: str) -> int:
+            return int(summary.split(" messages, ")[0]) if " messages, " in summary else 1
+
+        runs = sorted((int(re.search(r"seq=(\d+)", t["summary"]).group(1)), count(t["summary"])) for t in audio)
+        assert runs[0][0] == 1
+        assert all(start + n == after for (start, n), (after, _) in itertools.pairwise(runs))  # no chunk missing
+        assert max(count(t["summary"]) for t in audio) == 25
         await c.emit("text-message", "not watched any more")
         await c.wait("ai-response", count=3)
         assert _taps(sub) == []

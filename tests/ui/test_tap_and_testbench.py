@@ -6,6 +6,7 @@ Chromium runs with autoplay allowed, as a developer's browser does once they cli
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import time
 import pytest
 from selenium.webdriver.common.by import By
 
+from flow.testing.client import Recorder
 from flow.testing.openai_stub import OpenAIStub
 from flow.testing.servers import serve_with_dashboard
 from flow.testing.speech import encode, speak_espeak
@@ -88,7 +90,7 @@ def test_the_tap_shows_a_voice_turn_on_its_edges_and_the_testbench_plays_the_rep
     question = tmp_path / "question.wav"
     question.write_bytes(encode(speak_espeak("hello there"), "wav"))
     fail = tmp_path / "fail.png"
-    with serve_with_dashboard(env_for(stub), "--graph", "default") as (_, ui_url), chromium(AUTOPLAY) as d:
+    with serve_with_dashboard(env_for(stub), "--graph", "default") as (url, ui_url), chromium(AUTOPLAY) as d:
         d.get(ui_url)
         wait_until(lambda: "Inject" in d.page_source, 30, "the dashboard page", d, fail)
         upload(d, question)
@@ -121,6 +123,29 @@ def test_the_tap_shows_a_voice_turn_on_its_edges_and_the_testbench_plays_the_rep
             ".filter(p => getComputedStyle(p).strokeWidth === '4px').length"), 15, "the highlighted edges", d, fail)
         assert highlighted == len(path)
         d.save_screenshot(str(tmp_path / "2-tap.png"))
+
+        # another client, tapped by its label (`/?tap=NAME`, as the bench does); kept after it leaves
+        d.get(ui_url + "/?tap=probe-client")
+        wait_until(lambda: "named 'probe-client'" in d.page_source, 30, "the named tap", d, fail)
+
+        async def labelled_turn() -> None:
+            c = await Recorder().connect(url, auth={"label": "probe-client"})
+            try:
+                sid = c.sio.get_sid()
+                for _ in range(100):  # until the tab taps it (it looks twice a second)
+                    if sid in text_of(d, "tap-status"):
+                        break
+                    await asyncio.sleep(0.2)
+                await c.emit("text-message", "Tapped by name")
+                await c.wait("ai-response", timeout=30)
+            finally:
+                await c.close()
+
+        asyncio.run(labelled_turn())
+        wait_until(lambda: "client.text -> turns.text" in text_of(d, "tap-table"), 20, "the named session's rows",
+                   d, fail)
+        wait_until(lambda: "session closed" in text_of(d, "tap-status"), 20, "the log kept after close", d, fail)
+        assert "Tapped by name" in text_of(d, "tap-table")
 
 
 def test_nothing_heard_a_failed_node_and_a_bad_upload_settle_with_feedback(tmp_path, stub) -> None:
