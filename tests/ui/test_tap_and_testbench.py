@@ -216,3 +216,21 @@ def test_feedback_for_input_the_graph_cannot_take_and_save_as(tmp_path, stub) ->
         wait_until(lambda: "exists" in text_of(d, "save-result"), 15, "the refusal to overwrite", d, fail)
         time.sleep(0.2)
         assert saved.read_text() == TEXT_ONLY
+
+        # a valid draft is drawn before it is applied; a problem, clicked, puts the cursor on its line
+        set_editor(d, TEXT_ONLY.replace("name: textonly", "name: draft_one"))
+        wait_until(lambda: "draft draft_one (not applied" in text_of(d, "graph-name"), 15, "the draft drawn", d, fail)
+        set_editor(d, TEXT_ONLY.replace("{type: responder}", "{type: responderz}"))
+        issue = wait_until(lambda: d.find_element(By.CSS_SELECTOR, "[data-testid=graph-issues] .cursor-pointer"), 15,
+                           "the problem listed", d, fail)
+        assert "editor:7" in issue.text and "textonly (" in text_of(d, "graph-name")  # the active graph again
+        issue.click()
+        wait_until(lambda: "responderz" in d.find_element(
+            By.CSS_SELECTOR, "[data-testid=editor] .cm-activeLine").text, 10, "the cursor on line 7", d, fail)
+
+
+def set_editor(driver, text: str) -> None:
+    """Replace the editor's text as a paste would (typing would meet CodeMirror's auto-indent)."""
+    driver.execute_script(
+        "const v = getElement(document.querySelector('[data-testid=editor]')).editor;"
+        "v.dispatch({changes: {from: 0, to: v.state.doc.length, insert: arguments[0]}});", text)
