@@ -198,8 +198,9 @@ class SessionView:
         self.version += 1
 
     def _settle(self, state: str, at: float) -> None:
-        """A turn ended without a reply: show why for a moment, then listening/idle."""
-        if self.state in ("speech", "transcribing", "thinking"):
+        """A turn ended without a reply: show why for a moment, then listening/idle. Not while the
+        user speaks again (what ended was the turn before; this one goes on)."""
+        if self.state in ("transcribing", "thinking"):
             self._set(state, at)
 
     def _failed(self, d: dict[str, Any], at: float) -> None:
