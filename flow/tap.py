@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -45,11 +46,13 @@ SKIPPED_FIELDS = frozenset({"session", "marks"})
 class _Run:
     """Consecutive audio messages of one recording on one edge, recorded as one (see `TapPoint`)."""
 
-    __slots__ = ("bytes", "cause", "count", "first", "kind", "recording", "seq")
+    __slots__ = ("at_ms", "bytes", "cause", "count", "first", "kind", "recording", "seq")
 
     def __init__(self, seq: int, msg: Any, size: int, cause: int | None) -> None:
         self.seq, self.first, self.kind, self.recording = seq, msg, type(msg), msg.recording
         self.count, self.bytes, self.cause = 1, size, cause
+        self.at_ms = time.time() * 1000
+        """When its first message passed (the event is published later, when the run ends)."""
 
 
 class TapPoint:
@@ -117,10 +120,10 @@ class TapPoint:
         summary = summarize(run.first)
         if run.count > 1:
             summary = _cut(f"{run.count} messages, {run.bytes:,} B in all; first: {summary}")
-        self._publish(edge, run.first, run.kind.__name__, summary, run.cause, run.seq)
+        self._publish(edge, run.first, run.kind.__name__, summary, run.cause, run.seq, run.at_ms)
 
     def _publish(self, edge: int, msg: Any, kind: str, summary: str, cause: int | None,
-                 seq: int | None = None) -> int:
+                 seq: int | None = None, at_ms: float | None = None) -> int:
         if seq is None:
             self._seq += 1
             seq = self._seq
@@ -128,7 +131,7 @@ class TapPoint:
         label = self._labels[edge]
         self.monitor.publish_sized("tap", self.session, RECORD_BYTES + len(summary) + len(label), {
             "seq": seq, "edge": edge, "label": label, "type": kind, "turn": turn, "utterance": utterance,
-            "recording": recording, "cause": cause, "summary": summary})
+            "recording": recording, "cause": cause, "summary": summary, "at_ms": at_ms})
         return seq
 
 

@@ -137,7 +137,7 @@ class TapStore:
 
 
 def _record(d: dict[str, Any], at_ms: float) -> TapRecord:
-    return TapRecord(d["seq"], at_ms, d["edge"], d["label"], d["type"], d.get("turn"),
+    return TapRecord(d["seq"], d.get("at_ms") or at_ms, d["edge"], d["label"], d["type"], d.get("turn"),
                      d.get("utterance"), d.get("recording"), d.get("cause"), d.get("summary", ""))
 
 
