@@ -184,27 +184,73 @@ async def watched(sessions: int, chunks: int) -> Ingest:
         return await measured(url, pid, sessions, chunks)
 
 
-async def tap_cost(sessions: int, chunks: int, rounds: int = 3) -> tuple[Ingest, Ingest]:
-    """(unwatched, tapped): medians over `rounds` alternating runs, each against its own server."""
-    plain: list[Ingest] = []
-    tapped: list[Ingest] = []
-    async with voicegraph_process() as (url, pid), voicegraph_process(dashboard=True, tap=True) as (t_url, t_pid):
-        await drive(url, 1, 50)
-        await drive(t_url, 1, 50)
+async def tap_cost(sessions: int, chunks: int, rounds: int = 3) -> tuple[Ingest, Ingest, Ingest]:
+    """(unwatched, dashboard open, dashboard tapping one session): medians over `rounds` runs
+    alternating between three servers, so the tap's cost is told apart from the dashboard's."""
+    runs: list[list[Ingest]] = [[], [], []]
+    async with contextlib.AsyncExitStack() as stack:
+        servers = [await stack.enter_async_context(voicegraph_process()),
+                   await stack.enter_async_context(voicegraph_process(dashboard=True)),
+                   await stack.enter_async_context(voicegraph_process(dashboard=True, tap=True))]
+        for url, _ in servers:
+            await drive(url, 1, 50)
         for _ in range(rounds):
-            plain.append(await measured(url, pid, sessions, chunks, TAP_SETTLE_S))
-            tapped.append(await measured(t_url, t_pid, sessions, chunks, TAP_SETTLE_S))
-    return _median(plain), _median(tapped)
+            for (url, pid), results in zip(servers, runs, strict=True):
+                results.append(await measured(url, pid, sessions, chunks, TAP_SETTLE_S))
+    plain, opened, tapped = (_median(r) for r in runs)
+    return plain, opened, tapped
+
+
+async def graph_cpu_us(tapped: bool, chunks: int = 20_000) -> float:
+    """CPU µs per chunk of the offline graph itself (buffer + finalizer, in this process, no
+    socket), with a monitor subscribed and the session tapped or not: the tap's own cost per
+    chunk of a tapped session, without the noise of a shared machine's sockets and processes."""
+    from flow.config import Settings
+    from flow.contract.messages import AudioData, AudioFormat, RecordingStarted
+    from flow.contract.node import SessionContext
+    from flow.contract.resources import Resources
+    from flow.graph.loader import graph_path, load_graph
+    from flow.graph.runtime import GraphInstance
+
+    resources = Resources(Settings(env={}, preload=False))
+    spec = load_graph(graph_path("offline"), env={}, resources=resources)
+    sub = resources.monitor.subscribe()
+    ctx = SessionContext("bench", resources, asyncio.get_running_loop())
+    graph = GraphInstance(spec, ctx)
+    if tapped:
+        resources.monitor.tap.watch("bench")
+    try:
+        graph.sources["start"].on_next(RecordingStarted("bench", 1, AudioFormat("pcm16")))
+        t0 = time.process_time()
+        for i in range(chunks):
+            graph.sources["audio"].on_next(AudioData("bench", 1, CHUNK, i))
+            if i % 100 == 0:
+                sub.drain()  # an observer that keeps up
+                await asyncio.sleep(0)  # the loop runs its timers (a run of audio ends)
+        return 1e6 * (time.process_time() - t0) / chunks
+    finally:
+        resources.monitor.tap.unwatch("bench")
+        sub.close()
+        await ctx.aclose()
 
 
 async def main_tap(sessions: int, chunks: int, rounds: int) -> None:
-    plain, tapped = await tap_cost(sessions, chunks, rounds)
+    alone = [(await graph_cpu_us(False), await graph_cpu_us(True)) for _ in range(rounds)]
+    plain_us, tapped_us = (statistics.median(x[i] for x in alone) for i in (0, 1))
+    print(f"| graph alone (offline: buffer + finalizer), 20,000 chunks, median of {rounds} | CPU µs per chunk |")
+    print("| --- | --- |")
+    print(f"| session not tapped | {plain_us:.1f} |")
+    print(f"| session tapped | {tapped_us:.1f} |")
+    print()
+    plain, opened, tapped = await tap_cost(sessions, chunks, rounds)
     print(f"| ingest, {sessions} sessions x {chunks} PCM16 40 ms chunks, median of {rounds} | chunks/s | "
           "server CPU per chunk (µs) |")
     print("| --- | --- | --- |")
     print(f"| voicegraph, unwatched | {plain.rate:,.0f} | {plain.cpu_us:.0f} |")
+    print(f"| voicegraph, dashboard open in headless chromium | {opened.rate:,.0f} | {opened.cpu_us:.0f} |")
     print(f"| voicegraph, {WATCHER} | {tapped.rate:,.0f} | {tapped.cpu_us:.0f} |")
     print(f"| tapped / unwatched | {tapped.rate / plain.rate:.2f} | {plain.cpu_us / tapped.cpu_us:.2f} |")
+    print(f"| tapped / dashboard open | {tapped.rate / opened.rate:.2f} | {opened.cpu_us / tapped.cpu_us:.2f} |")
     print(f"(cpus: {os.cpu_count()}; goal: tapped >= 0.95x unwatched)")
 
 

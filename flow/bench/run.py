@@ -39,7 +39,7 @@ async def collect(quick: bool) -> list[Row]:
     watched = await ingest.watched(sessions, chunks)
     rows.append(("1 ingest", f"same, {ingest.WATCHER}: chunks/s, CPU per chunk (µs)",
                  f"{watched.rate:,.0f} ({watched.rate / ours.rate:.2f}x unwatched) · {watched.cpu_us:.0f}"))
-    plain, tapped = await ingest.tap_cost(sessions, chunks, rounds)
+    plain, _, tapped = await ingest.tap_cost(sessions, chunks, rounds)
     rows.append(("1 ingest", f"same, {ingest.WATCHER} (goal ≥ 0.95x): chunks/s, CPU per chunk (µs), "
                  "alternating with an unwatched server",
                  f"{tapped.rate:,.0f} ({tapped.rate / plain.rate:.2f}x unwatched {plain.rate:,.0f}) · "
