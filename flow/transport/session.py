@@ -183,6 +183,8 @@ class Session:
         elif isinstance(msg, NodeFailed):
             self._errors.labels(msg.code).inc()
         watched = self.probe.monitor.watched
+        if watched and isinstance(msg, NodeFailed) and msg.node:  # the wire's `error` names no node
+            self.probe.publish("failed", node=msg.node, code=msg.code, message=msg.message, turn=msg.turn)
         for event, payload in to_wire(msg):
             if watched:
                 self.probe.publish_out(event, payload)  # audio as a reference, never the bytes
