@@ -1,4 +1,4 @@
-"""`voicegraph serve | check | graph` — the command line a user runs.
+"""`voicegraph serve | check | graph | nodes` — the command line a user runs.
 
 `serve` validates the graph (providers included) before it opens the port, and says which
 provider every node uses and how to switch, so a missing key or extra shows up at start-up
@@ -50,6 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         updates["ui"] = False
     if args.graph:
         updates["graph"] = args.graph
+    if args.record:
+        updates["record_dir"] = args.record
     settings = settings.model_copy(update=updates)
     _setup_logging(args.log_level or settings.log_level, settings.env)
     insecure_ui = False
@@ -132,7 +134,7 @@ def _serve_workers(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     _setup_logging(args.log_level or settings.log_level, settings.env)
     passed = [("--graph", args.graph), ("--host", args.host), ("--log-level", args.log_level),
-              ("--ui-port", args.ui_port), ("--ui-host", args.ui_host)]
+              ("--ui-port", args.ui_port), ("--ui-host", args.ui_host), ("--record", args.record)]
     serve_args = [a for flag, value in passed if value is not None for a in (flag, str(value))]
     if args.insecure_ui:
         serve_args.append("--insecure-ui")
@@ -160,6 +162,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             notes.append(f"extends {' -> '.join(result.bases)}")
         if result.warnings:
             notes.append(f"{len(result.warnings)} warning(s)")
+        if result.warnings and args.strict:
+            failed += 1
+            print(f"{path}: FAILED with --strict ({'; '.join(notes)})")
+            continue
         print(f"{path}: OK ({'; '.join(notes)})")
     return 1 if failed else 0
 
@@ -176,6 +182,30 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nodes(args: argparse.Namespace) -> int:
+    import json
+
+    from flow.graph import registry
+    from flow.graph.compose import hint
+    from flow.graph.reference import reference
+    from flow.graph.reference_format import as_markdown, as_text
+
+    try:
+        ref = reference(args.types or None, builtin_only=args.builtin)
+    except KeyError as err:
+        name = err.args[0]
+        print(f"voicegraph: unknown node type {name!r}{hint(name, registry.names())}; installed node types: "
+              f"{', '.join(registry.names())}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(ref.to_json(), indent=2, ensure_ascii=False))
+    elif args.format == "markdown":
+        print(as_markdown(ref), end="")
+    else:
+        print(as_text(ref), end="")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     _setup_logging("WARNING")
     try:
@@ -189,6 +219,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         return soak(args.soak, args.sessions)
     return bench(quick=args.quick, out=args.out, only_cluster=args.cluster)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level or "WARNING")
+    from flow.replay.command import main as replay
+
+    return replay(args.file, args.graph, args.speed, args.url, args.expect_same_transcripts)
+
+
+def _speed(value: str) -> str:
+    if value == "max":
+        return value
+    try:
+        if float(value) > 0:
+            return value
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError("a positive factor (1 = as recorded) or 'max'")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,13 +256,22 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workers", type=int, default=1, metavar="N",
                        help="start N worker processes on consecutive ports from --port (a balancer goes in "
                             "front: deploy/); only the first serves the dashboard")
+    serve.add_argument("--record", metavar="DIR",
+                       help="record every session (its audio included) to DIR (or VOICEGRAPH_RECORD_DIR)")
     serve.set_defaults(fn=cmd_serve)
-    check = sub.add_parser("check", help="validate graph files; non-zero exit on errors")
+    check = sub.add_parser("check", help="validate graph files; non-zero exit on errors (and warnings with --strict)")
     check.add_argument("files", nargs="+")
+    check.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
     check.set_defaults(fn=cmd_check)
     graph = sub.add_parser("graph", help="print a graph as a Mermaid flowchart")
     graph.add_argument("file")
     graph.set_defaults(fn=cmd_graph)
+    nodes = sub.add_parser("nodes", help="the installed node types: ports, params, the package providing each")
+    nodes.add_argument("types", nargs="*", metavar="TYPE", help="only these types (default: all installed)")
+    nodes.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    nodes.add_argument("--builtin", action="store_true",
+                       help="only voicegraph's own types (docs/nodes.md is made with --builtin --format markdown)")
+    nodes.set_defaults(fn=cmd_nodes)
     bench = sub.add_parser("bench", help="measure voicegraph on this machine; writes BENCHMARKS.md")
     bench.add_argument("--quick", action="store_true", help="every scenario at a tiny size (a smoke test)")
     bench.add_argument("--out", default="BENCHMARKS.md", help="where to write the table ('' for nowhere)")
@@ -225,6 +282,15 @@ def main(argv: list[str] | None = None) -> int:
                             "(needs redis-server and haproxy)")
     bench.add_argument("--sessions", type=int, default=100, help="with --soak: how many sessions (default 100)")
     bench.set_defaults(fn=cmd_bench)
+    rep = sub.add_parser("replay", help="feed a recorded session to a server and compare what comes back")
+    rep.add_argument("file", help="a recording (voicegraph serve --record DIR)")
+    rep.add_argument("--graph", help="graph file or bundled name to replay through (default: the recorded one)")
+    rep.add_argument("--speed", type=_speed, default="1", help="1 (as recorded), another factor, or max")
+    rep.add_argument("--url", help="replay to this running server instead of one started here")
+    rep.add_argument("--expect-same-transcripts", action="store_true",
+                     help="exit 1 if the final transcripts differ from the recorded ones")
+    rep.add_argument("--log-level", help="the local server's log level (default WARNING)")
+    rep.set_defaults(fn=cmd_replay)
     args = parser.parse_args(argv)
     return args.fn(args)
 

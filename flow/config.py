@@ -76,6 +76,13 @@ class Settings(BaseModel):
     drain_s: float = Field(10.0, ge=0, le=600)
     """On SIGTERM, how long replies in flight may take to finish before the server closes
     (`VOICEGRAPH_DRAIN_S`)."""
+    record_dir: str | None = None
+    """Record every session to this directory (`VOICEGRAPH_RECORD_DIR`, `--record`); off when unset.
+    The files hold the users' audio (see `flow.transport.session_log`)."""
+    record_max_session_bytes: int = Field(64 << 20, ge=64 * 1024)
+    """One session's recording stops growing here (`VOICEGRAPH_RECORD_MAX_SESSION_BYTES`)."""
+    record_max_bytes: int = Field(1 << 30, ge=64 * 1024)
+    """The recording directory's cap (`VOICEGRAPH_RECORD_MAX_BYTES`): oldest recordings go first."""
     env: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
     """The environment these settings were read from (`.env` included): where providers find
     their own settings. Holds secrets, so it is left out of repr and dumps. Empty by default, so
@@ -116,6 +123,9 @@ class Settings(BaseModel):
             "VOICEGRAPH_REDIS_URL": "redis_url",
             "VOICEGRAPH_WORKER": "worker",
             "VOICEGRAPH_DRAIN_S": "drain_s",
+            "VOICEGRAPH_RECORD_DIR": "record_dir",
+            "VOICEGRAPH_RECORD_MAX_SESSION_BYTES": "record_max_session_bytes",
+            "VOICEGRAPH_RECORD_MAX_BYTES": "record_max_bytes",
         }
         for var, name in mapping.items():
             if env.get(var):

@@ -30,6 +30,7 @@ from typing import Any
 
 from flow.audio.mp3 import b64_size, mp3_seconds_b64
 from flow.sizing import approx_bytes
+from flow.tap import Tap
 
 TICK_HZ = 10.0
 """Most level/backlog updates per second and session that reach observers."""
@@ -113,6 +114,8 @@ class Monitor:
         self._subs: list[Subscription] = []
         self.audio = ReplyAudio()
         """Recent reply audio that outbound events refer to (emptied when the last observer leaves)."""
+        self.tap = Tap(self)
+        """Which sessions' edges are watched message by message (`flow.tap`)."""
 
     @property
     def watched(self) -> bool:
@@ -147,6 +150,15 @@ class Monitor:
             return
         event = MonitorEvent(kind, session, data, server=self.server)
         nbytes = event_bytes(data)
+        for sub in self._subs:
+            sub.put(event, nbytes)
+
+    def publish_sized(self, kind: str, session: str, nbytes: int, data: dict[str, Any]) -> None:
+        """`publish`, for a publisher that knows its event's size (`event_bytes` walks the data:
+        on a per-message path such as the tap, that walk would be most of the cost)."""
+        if not self._subs:
+            return
+        event = MonitorEvent(kind, session, data, server=self.server)
         for sub in self._subs:
             sub.put(event, nbytes)
 

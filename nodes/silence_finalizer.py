@@ -35,7 +35,7 @@ from nodes.voice_activity import make_detector
 class SilenceFinalizerParams(BaseModel):
     """`params:` of `type: silence_finalizer`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
     silence_ms: int = Field(700, ge=100, le=5_000)
     """Trailing non-speech that ends an utterance."""
     min_speech_ms: int = Field(200, ge=0, le=5_000)
@@ -55,11 +55,13 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
 
     Params = SilenceFinalizerParams
     inputs = {
-        "audio": In(AudioChunk),
-        "ended": In(RecordingEnded, required=False),
-        "start": In(RecordingStarted, required=False),
+        "audio": In(AudioChunk, doc="decoded PCM (from chunk_buffer.audio)"),
+        "ended": In(RecordingEnded, required=False, doc="a recording ended: its open utterance closes now"),
+        "start": In(RecordingStarted, required=False, doc="a new recording: its language and voice"),
     }
     outputs = {"utterance": Utterance, "started": SpeechStarted}
+    output_docs = {"utterance": "one utterance per spoken turn (to transcriber.utterance)",
+                   "started": "speech began (to interrupt_gate.speech for barge-in by speaking)"}
 
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.utterances: Subject[Utterance] = Subject()

@@ -22,10 +22,12 @@ class TurnTaker(Node[NoParams]):
     """Turn numbering for one session (the numbers only grow)."""
 
     inputs = {
-        "transcript": In(Transcript, required=False),
-        "text": In(TextInput, required=False),
+        "transcript": In(Transcript, required=False, doc="a final transcript with words starts a turn"),
+        "text": In(TextInput, required=False, doc="a typed message starts a turn"),
     }
     outputs = {"turn": UserTurn, "typing": Typing}
+    output_docs = {"turn": "the accepted turn (message-received; to the responder and the interrupt gate)",
+                   "typing": "ai-typing true for each turn (the interrupt gate ends it)"}
 
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.turn = 0

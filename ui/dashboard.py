@@ -18,7 +18,9 @@ from nicegui import ui
 
 from ui.graph_panel import GraphPanel
 from ui.model import DashboardState
+from ui.recordings_panel import RecordingsPanel
 from ui.sessions_panel import SessionsPanel
+from ui.tap_panel import TapPanel
 
 if TYPE_CHECKING:
     from flow.graph.spec import GraphSpec
@@ -94,14 +96,23 @@ class Dashboard:
         with ui.header().classes("items-center bg-slate-800 py-1"):
             ui.label("voicegraph").classes("text-lg font-bold")
             status = ui.label().classes("text-sm opacity-80").props("data-testid=server-status")
+            ui.link("Node types", "/nodes", new_tab=True).classes("text-sm text-white").props("data-testid=nodes-link")
             with ui.tabs().classes("ml-auto") as tabs:
                 sessions_tab = ui.tab("Sessions").props("data-testid=sessions-tab")
                 graph_tab = ui.tab("Graph").props("data-testid=graph-tab")
-        with ui.tab_panels(tabs, value=sessions_tab).classes("w-full"):
+                recordings_tab = ui.tab("Recordings").props("data-testid=recordings-tab")
+                tap_tab = ui.tab("Tap").props("data-testid=tap-tab")
+        tapping = client.request.query_params.get("tap")
+        with ui.tab_panels(tabs, value=tap_tab if tapping else sessions_tab).classes("w-full"):
             with ui.tab_panel(sessions_tab):
                 sessions = SessionsPanel(self)
             with ui.tab_panel(graph_tab):
                 GraphPanel(self)
+            with ui.tab_panel(recordings_tab):
+                RecordingsPanel(self)
+            with ui.tab_panel(tap_tab):
+                tap = TapPanel(self, sessions.inject.bench, tapping)
+                sessions.inject.listeners.append(lambda _sid: tap.sync())
 
         def show_status() -> None:
             s = self.state
@@ -115,6 +126,7 @@ class Dashboard:
 
         async def closed() -> None:
             self.close_tab()
+            tap.close()
             await sessions.inject.close()
 
         client.on_delete(closed)

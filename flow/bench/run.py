@@ -39,6 +39,18 @@ async def collect(quick: bool) -> list[Row]:
     watched = await ingest.watched(sessions, chunks)
     rows.append(("1 ingest", f"same, {ingest.WATCHER}: chunks/s, CPU per chunk (µs)",
                  f"{watched.rate:,.0f} ({watched.rate / ours.rate:.2f}x unwatched) · {watched.cpu_us:.0f}"))
+    plain, scraped, recorded = await ingest.observed(sessions, chunks, rounds)
+    rows.append(("1 ingest", f"same, /metrics scraped every 1 s · every session recorded to disk (--record): "
+                 f"chunks/s, CPU per chunk (µs), median of {rounds}",
+                 f"not scraped, not recorded {plain.rate:,.0f}, {plain.cpu_us:.0f} · scraped {scraped.rate:,.0f} "
+                 f"({scraped.rate / plain.rate:.2f}x), {scraped.cpu_us:.0f} · recorded {recorded.rate:,.0f} "
+                 f"({recorded.rate / plain.rate:.2f}x), {recorded.cpu_us:.0f} · the counter increments on the "
+                 f"audio path {ingest.counter_cost_us():.2f} µs/chunk, paid in all three"))
+    plain, _, tapped = await ingest.tap_cost(sessions, chunks, rounds)
+    rows.append(("1 ingest", f"same, {ingest.WATCHER} (goal ≥ 0.95x): chunks/s, CPU per chunk (µs), "
+                 "alternating with an unwatched server",
+                 f"{tapped.rate:,.0f} ({tapped.rate / plain.rate:.2f}x unwatched {plain.rate:,.0f}) · "
+                 f"{tapped.cpu_us:.0f} (unwatched {plain.cpu_us:.0f})"))
     sizes = (1, 3) if quick else (1, 10, 100)
     burst = 3 if quick else 100
     runs2 = [(n, 2 if quick else max(2, 30 // n), False) for n in sizes] + [(burst, 1, True)]

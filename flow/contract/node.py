@@ -15,6 +15,7 @@ message on the client's `delivered` output.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ log = logging.getLogger("voicegraph.node")
 class NoParams(BaseModel):
     """For node types that take no `params:`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -102,6 +103,9 @@ class SessionContext:
         self.counters: dict[str, dict[str, int]] = {}
         self.probe = resources.monitor.probe(session)
         """This session's side of the monitoring channel (events for the dashboard)."""
+        self.metrics = resources.metrics
+        """The server's Prometheus metrics (`flow.metrics`): nodes only increment and observe."""
+        self._turn_watchers: list[Callable[[dict[str, Any], str], None]] = []
         self._closers: list[Callable[[], Coroutine[Any, Any, Any]]] = []
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task:
@@ -122,6 +126,21 @@ class SessionContext:
         that needs a turn's timing gets it on the turn's messages (`marks`)."""
         if self.probe.monitor.watched:
             self.probe.publish("stage", turn=turn, stage=stage, at_ms=at_ms)
+
+    def turn_ended(self, metrics: dict[str, Any], outcome: str) -> None:
+        """A turn is over (`answered`, `cancelled`, `failed`), with its `turn-metrics` payload:
+        counted for Prometheus and told to whoever records the session. Observation only."""
+        self.metrics.turn_ended(metrics, outcome)
+        for watcher in self._turn_watchers:
+            watcher(metrics, outcome)
+
+    def watch_turns(self, watcher: Callable[[dict[str, Any], str], None]) -> None:
+        """Call `watcher(metrics, outcome)` for every turn that ends (the session recording)."""
+        self._turn_watchers.append(watcher)
+
+    def provider_call(self, kind: str, provider: str) -> contextlib.AbstractContextManager[None]:
+        """`with ctx.provider_call("stt", name):` times the provider call inside (not if cancelled)."""
+        return self.metrics.provider_call(kind, provider)
 
     def on_close(self, closer: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         """Await `closer()` when the session closes (e.g. to kill a decoder subprocess)."""
@@ -160,6 +179,8 @@ class Node(Generic[P]):
     type_name: ClassVar[str] = ""
     inputs: ClassVar[dict[str, In]] = {}
     outputs: ClassVar[dict[str, type]] = {}
+    output_docs: ClassVar[dict[str, str]] = {}
+    """What each output carries and where it is usually wired (`voicegraph nodes` shows it)."""
     Params: ClassVar[type[BaseModel]] = NoParams
 
     def __init__(self, node_id: str, params: P, ctx: SessionContext) -> None:

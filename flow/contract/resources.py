@@ -18,6 +18,7 @@ from flow.config import Settings
 from flow.contract.cpu_pool import CpuPool
 from flow.conversations.backends import open_store
 from flow.conversations.store import ConversationStore
+from flow.metrics import Metrics
 from flow.monitor import Monitor
 
 T = TypeVar("T")
@@ -33,6 +34,8 @@ class Resources:
         self.monitor = Monitor(self.settings.worker)
         """What observers (the dashboard) learn of sessions; free while nobody watches."""
         self._conversations: ConversationStore | None = None
+        self.metrics = Metrics()
+        """What `GET /metrics` tells Prometheus (a registry of this process's server only)."""
         workers = max(1, os.cpu_count() or 1)
         self.cpu_workers = workers
         self.cpu_pool = CpuPool(workers, name="voicegraph-cpu")

@@ -28,11 +28,14 @@ from flow.conversations.store import new_conversation_id, valid_id
 from flow.graph.loader import GraphError, load_graph_text, shown_path
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
+from flow.metrics import CONTENT_TYPE
 from flow.transport import liveness
 from flow.transport.cluster import Cluster, socketio_manager
 from flow.transport.door import DoorServer, QuietRepeats
 from flow.transport.outbox import Connections, Outbox
 from flow.transport.session import Session
+from flow.transport.session_log import FORMAT, RecordingWriter, SessionLog
+from flow.transport.session_log import VERSION as RECORDING_VERSION
 from flow.transport.wire import CLIENT_EVENTS
 
 log = logging.getLogger("voicegraph.server")
@@ -100,10 +103,21 @@ class VoicegraphServer:
         self.connections = Connections(self.sio)
         self.app = web.Application(middlewares=[self._cors, self.connections.middleware])
         self.app.router.add_get("/health", self._health)
+        self.app.router.add_get("/metrics", self._metrics)
+        self.metrics = resources.metrics
+        self.metrics.sessions.set_function(lambda: len(self.sessions))
+        self.metrics.count_nodes_of(self._live_counters)
         self.sio.attach(self.app)
         self.app.on_shutdown.append(self._on_shutdown)
         self.app.on_startup.append(self._on_startup)
         self._reporter: asyncio.Task | None = None
+        self._lag: asyncio.Task | None = None
+        self.recorder: RecordingWriter | None = None
+        """Session recording to disk (`--record DIR`); None when off."""
+        if self.settings.record_dir:
+            self.recorder = RecordingWriter(self.settings.record_dir,
+                                            max_session_bytes=self.settings.record_max_session_bytes,
+                                            max_dir_bytes=self.settings.record_max_bytes)
         self._preloading: asyncio.Task | None = None
         self._register_handlers()
 
@@ -174,6 +188,7 @@ class VoicegraphServer:
             if not isinstance(given, str) or not hmac.compare_digest(
                     given.encode("utf-8", "surrogatepass"), token.get_secret_value().encode("utf-8")):
                 log.info("refused connection %s: bad or missing token", sid)
+                self.metrics.errors.labels("unauthorized").inc()
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
         if self.draining:
             raise socketio.exceptions.ConnectionRefusedError("server_full", {
@@ -181,6 +196,7 @@ class VoicegraphServer:
         limit = self.settings.max_sessions
         if len(self.sessions) >= limit:
             log.warning("refused connection %s: %d sessions, the limit (VOICEGRAPH_MAX_SESSIONS)", sid, limit)
+            self.metrics.errors.labels("server_full").inc()
             raise socketio.exceptions.ConnectionRefusedError("server_full", {
                 "code": "server_full", "message": f"the server is at its limit of {limit} sessions; try later"})
 
@@ -193,15 +209,18 @@ class VoicegraphServer:
         conversation = await self._conversation(auth)
         outbox = Outbox(self.sio, sid, max_bytes=self.settings.max_backlog_bytes,
                         transport=lambda: self.connections.transport(sid),
-                        on_evict=lambda error: self._slow_consumer(sid, error))
+                        on_evict=lambda error: self._slow_consumer(sid, error),
+                        on_bytes=self.metrics.bytes_out.inc)
         try:
-            session = Session(sid, self.spec, self.resources, outbox, peer, conversation)
+            session = Session(sid, self.spec, self.resources, outbox, peer, self._session_log(sid, peer),
+                              conversation)
         except Exception as err:
             await outbox.aclose()
             log.exception("could not build the graph for %s", sid)
             raise socketio.exceptions.ConnectionRefusedError("internal") from err
         session.ctx.on_close(outbox.aclose)
         self.sessions[sid] = session
+        self.metrics.connects.inc()
         self.outboxes[sid] = outbox
         # queued now, sent by the outbox's pump after python-socketio's CONNECT packet
         outbox.put("conversation", {"conversationId": conversation.id, "resumed": conversation.resumed})
@@ -235,8 +254,22 @@ class VoicegraphServer:
         session = self.sessions.pop(sid, None)
         self.outboxes.pop(sid, None)
         if session is not None:
+            self.metrics.retire(session.ctx.counters)
             await session.aclose()
             log.info("session %s closed (%d live)", sid, len(self.sessions))
+
+    def _session_log(self, sid: str, peer: dict[str, str]) -> SessionLog | None:
+        if self.recorder is None:
+            return None
+        now = time.time()
+        return self.recorder.session(sid, {
+            "format": FORMAT, "version": RECORDING_VERSION, "session": sid,
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+            "started_unix_ms": round(now * 1000),
+            "graph": {"name": self.spec.name, "path": shown_path(self.spec.path)},
+            "peer": {"label": peer.get("label", ""), "agent": peer.get("agent", "")},
+            "server": VERSION,
+        })
 
     def _slow_consumer(self, sid: str, error: dict[str, Any]) -> None:
         """Show observers why a session is about to close (its outbox cut the client off)."""
@@ -312,11 +345,33 @@ class VoicegraphServer:
             "providers": self.providers(),
         }, status=200 if ok else 503)
 
+    def _live_counters(self) -> dict[str, dict[str, int]]:
+        """Per-node counters summed over every live session, whatever its graph (for /metrics)."""
+        total: dict[str, dict[str, int]] = {}
+        for session in list(self.sessions.values()):
+            for node, counts in session.ctx.counters.items():
+                mine = total.setdefault(node, {})
+                for what, n in counts.items():
+                    mine[what] = mine.get(what, 0) + n
+        return total
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        """The Prometheus text format; with `VOICEGRAPH_TOKEN` set, only for `Authorization: Bearer <token>`."""
+        token = self.settings.token
+        if token is not None:
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    given.strip().encode("utf-8", "surrogatepass"), token.get_secret_value().encode("utf-8")):
+                return web.Response(status=401, text="unauthorized: send Authorization: Bearer <VOICEGRAPH_TOKEN>\n",
+                                    headers={"WWW-Authenticate": 'Bearer realm="voicegraph"'})
+        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
     async def _on_startup(self, app: web.Application) -> None:
         await self.warm(self.spec)
         if self.cluster is not None:
             await self.cluster.start()
         self._reporter = asyncio.get_running_loop().create_task(self._report(), name="monitor-report")
+        self._lag = asyncio.get_running_loop().create_task(self.metrics.watch_loop(), name="loop-lag")
 
     async def warm(self, spec: GraphSpec) -> None:
         """Build one session's graph before the port opens: provider modules import and shared
@@ -347,10 +402,12 @@ class VoicegraphServer:
         self._preloading = asyncio.get_running_loop().create_task(preload(), name="preload")
 
     async def _on_shutdown(self, app: web.Application) -> None:
-        for task in (self._reporter, self._preloading):
+        for task in (self._reporter, self._preloading, self._lag):
             if task is not None:
                 task.cancel()
         await self.close_sessions()
+        if self.recorder is not None:
+            await asyncio.to_thread(self.recorder.close)
         if self.cluster is not None:
             await self.cluster.aclose()
 

@@ -57,10 +57,11 @@ class _Exchange:
 class ResponderParams(BaseModel):
     """`params:` of `type: responder`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
     provider: Literal["auto", "openai", "echo"] = "auto"
     """`auto`: OpenAI when configured, else `echo` (repeats what it heard; not an LLM)."""
     model: str = "gpt-4o-mini"
+    """`openai`: the chat model (any model the server at OPENAI_BASE_URL serves, e.g. `llama3.2`)."""
     system_prompt: str | None = None
     """Default: the server's SYSTEM_PROMPT."""
     max_turns: int = Field(20, ge=0, le=500)
@@ -70,7 +71,9 @@ class ResponderParams(BaseModel):
     after every change (a reconnecting client continues its conversation); false: the history
     lives and dies with the session."""
     temperature: float | None = Field(None, ge=0, le=2)
+    """`openai`: sampling temperature; default: the model's own."""
     timeout_s: float | None = Field(None, gt=0, le=600)
+    """`openai`: longest wait for the next token; default: the server's OPENAI_TIMEOUT."""
     min_piece_chars: int = Field(20, ge=1, le=1_000)
     """`pieces`: shorter sentences wait to be spoken together with the next."""
     max_piece_chars: int = Field(300, ge=20, le=4_000)
@@ -82,12 +85,14 @@ class ResponderNode(Node[ResponderParams]):
 
     Params = ResponderParams
     inputs = {
-        "turn": In(UserTurn),
+        "turn": In(UserTurn, doc="the accepted user turn to answer"),
         "cancel": cancel_input(),
         "delivered": In(Delivered, required=False, control=True,
                         doc="what reached the user (from client.delivered): the history keeps it"),
     }
     outputs = {"reply": ReplyText, "pieces": ReplyPiece}
+    output_docs = {"reply": "the whole answer, once the model finished (to synthesizer.reply)",
+                   "pieces": "the answer sentence by sentence while the model writes (to synthesizer.pieces)"}
 
     @classmethod
     def provider_name(cls, params: ResponderParams, resources: Resources) -> str:
@@ -180,14 +185,16 @@ class ResponderNode(Node[ResponderParams]):
         seq = 0
         text = ""
         marks: Marks = ()
-        async for token in self.provider.reply(messages):
-            if not text:
-                marks = (("first_token", float(now_ms())),)
-                self.ctx.mark(turn.turn, *marks[0])
-            text += token
-            for piece in splitter.push(token):
-                yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, piece, voice=turn.voice, marks=marks)
-                seq += 1
+        with self.ctx.provider_call("llm", self.provider.name):
+            async for token in self.provider.reply(messages):
+                if not text:
+                    marks = (("first_token", float(now_ms())),)
+                    self.ctx.mark(turn.turn, *marks[0])
+                text += token
+                for piece in splitter.push(token):
+                    yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, piece, voice=turn.voice,
+                                     marks=marks)
+                    seq += 1
         text = text.strip()
         if not text:
             raise ProviderError("the model returned an empty reply")

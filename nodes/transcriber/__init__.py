@@ -29,7 +29,7 @@ MODULES = {"pocketsphinx": ("pocketsphinx",)}
 class TranscriberParams(BaseModel):
     """`params:` of `type: transcriber`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
     provider: Literal["auto", "openai", "pocketsphinx"] = "auto"
     """`auto`: OpenAI when OPENAI_API_KEY/OPENAI_BASE_URL is set, else offline pocketsphinx."""
     model: str = "whisper-1"
@@ -50,8 +50,10 @@ class TranscriberNode(Node[TranscriberParams]):
     """Transcribe each utterance with the configured provider."""
 
     Params = TranscriberParams
-    inputs = {"utterance": In(Utterance)}
+    inputs = {"utterance": In(Utterance, doc="one spoken turn's audio (from silence_finalizer)")}
     outputs = {"transcript": Transcript}
+    output_docs = {"transcript": "one final transcript per utterance, in order, empty when nothing was "
+                                 "recognised or the utterance was refused (to client.speech_result, turn_taker)"}
 
     @classmethod
     def provider_name(cls, params: TranscriberParams, resources: Resources) -> str:
@@ -113,10 +115,11 @@ class TranscriberNode(Node[TranscriberParams]):
             utt = self._queue.get_nowait()
             text = ""
             try:
-                text = await self.provider.transcribe(
-                    utt.audio, utt.rate, utt.width, utt.channels,
-                    language=utt.language or self.params.language, owner=self.ctx.session,
-                )
+                with self.ctx.provider_call("stt", self.provider.name):
+                    text = await self.provider.transcribe(
+                        utt.audio, utt.rate, utt.width, utt.channels,
+                        language=utt.language or self.params.language, owner=self.ctx.session,
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as err:
