@@ -183,6 +183,19 @@ async def test_piper_voice_loads_once_per_process(fresh) -> None:
     assert a.slot() is b.slot() and a.slot().loads == 1
 
 
+async def test_piper_computes_on_the_pool_threads_alone(fresh) -> None:
+    """onnxruntime's default is a spinning thread per core per session on top of the pool's: with
+    a pool thread per core, a model run gets one thread, the caller's."""
+    tts = PiperSynthesizer(fresh)
+    await fresh.run_cpu(tts.preload)
+    options = tts.slot().get().session.get_session_options()
+    cores = os.cpu_count() or 1
+    assert options.intra_op_num_threads == max(1, cores // fresh.cpu_workers)
+    assert options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert len(await tts.synthesize("Good morning, how are you today?")) > 1000
+
+
 def test_piper_bad_voice_paths(resources, tmp_path) -> None:
     with pytest.raises(ProviderError, match="voice not found"):
         PiperSynthesizer(resources, voice=str(tmp_path / "nope.onnx"))
