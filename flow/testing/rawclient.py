@@ -36,6 +36,8 @@ class RawSocketIO:
         self.eof = False
         self.opened: dict[str, Any] = {}
         """The server's Engine.IO open packet (`sid`, `pingInterval`, `pingTimeout`, …)."""
+        self.pings = 0
+        """The server's pings read (and answered) so far."""
 
     async def connect(self, url: str, auth: dict[str, Any] | None = None, timeout: float = 10.0,
                       namespace: bool = True) -> str:
@@ -130,7 +132,9 @@ class RawSocketIO:
                 text = frame[1].decode()
                 if text != "2":
                     frames.append(text)
-                elif not self.eof:
+                    continue
+                self.pings += 1
+                if not self.eof:
                     with contextlib.suppress(OSError):  # the server may be gone already
                         await self.send_text("3")
             elif frame[0] == 0x8:
