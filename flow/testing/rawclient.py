@@ -60,7 +60,9 @@ class RawSocketIO:
             await self._fill(timeout)
         head, self._buf = self._buf.split(b"\r\n\r\n", 1)
         if b" 101 " not in head.split(b"\r\n", 1)[0]:
-            raise ConnectionError(f"no websocket upgrade: {head[:200]!r}")
+            if not self._buf and not self.eof:
+                await self._fill(1.0)  # the answer's body: why it was refused
+            raise ConnectionError(f"no websocket upgrade: {head[:200]!r} {self._buf[:300]!r}")
         opened = await self._next_text(timeout)
         if not opened.startswith("0"):
             raise ConnectionError(f"expected the Engine.IO open packet, got {opened[:80]!r}")

@@ -27,7 +27,7 @@ from flow.graph.loader import shown_path
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
 from flow.transport import liveness
-from flow.transport.door import DoorServer, QuietRepeats
+from flow.transport.door import WAITING_CONNECTIONS, DoorServer, QuietRepeats
 from flow.transport.outbox import Connections, Outbox
 from flow.transport.session import Session
 from flow.transport.wire import CLIENT_EVENTS
@@ -70,6 +70,7 @@ class VoicegraphServer:
         self.sio = DoorServer(
             session_of=lambda sid: self.sessions.get(sid),
             transport_of=lambda eio_sid: self.connections.engine_transport(eio_sid),
+            max_connections=self.settings.max_sessions + WAITING_CONNECTIONS,
             async_mode="aiohttp",
             cors_allowed_origins=origins,
             # any origin may connect, but none with the browser's credentials (cookies): engine.io
@@ -237,6 +238,8 @@ class VoicegraphServer:
             "uptime": round(time.monotonic() - self.started, 3),
             "sessions": len(self.sessions),
             "max_sessions": self.settings.max_sessions,
+            "connections": len(self.sio.eio.sockets),
+            "max_connections": self.sio.max_connections,
             "graph": {"name": self.spec.name, "path": shown_path(self.spec.path)},  # not where files are
             "providers": self.providers(),
         })
