@@ -36,6 +36,8 @@ class RawSocketIO:
         self.eof = False
         self.opened: dict[str, Any] = {}
         """The server's Engine.IO open packet (`sid`, `pingInterval`, `pingTimeout`, …)."""
+        self.pings = 0
+        """The server's pings read (and answered) so far."""
 
     async def connect(self, url: str, auth: dict[str, Any] | None = None, timeout: float = 10.0,
                       namespace: bool = True) -> str:
@@ -58,7 +60,9 @@ class RawSocketIO:
             await self._fill(timeout)
         head, self._buf = self._buf.split(b"\r\n\r\n", 1)
         if b" 101 " not in head.split(b"\r\n", 1)[0]:
-            raise ConnectionError(f"no websocket upgrade: {head[:200]!r}")
+            if not self._buf and not self.eof:
+                await self._fill(1.0)  # the answer's body: why it was refused
+            raise ConnectionError(f"no websocket upgrade: {head[:200]!r} {self._buf[:300]!r}")
         opened = await self._next_text(timeout)
         if not opened.startswith("0"):
             raise ConnectionError(f"expected the Engine.IO open packet, got {opened[:80]!r}")
@@ -130,7 +134,9 @@ class RawSocketIO:
                 text = frame[1].decode()
                 if text != "2":
                     frames.append(text)
-                elif not self.eof:
+                    continue
+                self.pings += 1
+                if not self.eof:
                     with contextlib.suppress(OSError):  # the server may be gone already
                         await self.send_text("3")
             elif frame[0] == 0x8:

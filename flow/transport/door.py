@@ -20,6 +20,13 @@ declares (up to ten digits), and a packet it cannot parse became a traceback in 
   them (more than `MALFORMED_BURST`, refilled at `MALFORMED_PER_SECOND`) is disconnected, its TCP
   connection aborted `GRACE_S` later if still open. Connect attempts are limited the same way, so
   a wrong token cannot be retried (or logged) without end on one connection.
+- Engine.IO connections are capped and must join: one that never connects to the namespace held
+  a socket, a ping task and its buffers without counting against `VOICEGRAPH_MAX_SESSIONS`
+  (thousands could be opened). A new connection beyond `max_connections` (the server passes
+  `max_sessions + WAITING_CONNECTIONS`) is refused at the Engine.IO handshake with a `server_full`
+  answer (HTTP 401, engine.io's way to refuse), and one without a session `JOIN_TIMEOUT_S` after
+  it opened (it never connected, or its connect was refused) is closed, its TCP connection
+  aborted `GRACE_S` later if still open.
 - What engine.io itself logs with a traceback (an Engine.IO packet of unknown type `7` is an
   `IndexError` in its receive loop, logged per packet) passes `QuietRepeats`: one per place per
   minute, the rest counted.
@@ -58,6 +65,13 @@ CONNECT_BURST = 5.0
 """Connect attempts (`40…`) per connection, refilled at `CONNECTS_PER_SECOND`; more are malformed."""
 CONNECTS_PER_SECOND = 0.1
 
+
+WAITING_CONNECTIONS = 32
+"""Engine.IO connections allowed beyond the session cap: room for clients between their Engine.IO
+handshake and their namespace connect, and for ones refused `server_full` before they go."""
+JOIN_TIMEOUT_S = 10.0
+"""How long an Engine.IO connection may stay without a session (the official clients connect to
+the namespace within milliseconds of the handshake)."""
 
 REPEAT_WINDOW_S = 60.0
 """`QuietRepeats` lets one traceback per place through in this window."""
@@ -190,12 +204,42 @@ class DoorServer(socketio.AsyncServer):
     """
 
     def __init__(self, *, session_of: Callable[[str], _Session | None],
-                 transport_of: Callable[[str], asyncio.BaseTransport | None], **kwargs: Any) -> None:
+                 transport_of: Callable[[str], asyncio.BaseTransport | None],
+                 max_connections: int = 1_000_000, join_timeout_s: float = JOIN_TIMEOUT_S, **kwargs: Any) -> None:
         super().__init__(serializer=DoorPacket, **kwargs)
         self._session_of = session_of
         self._transport_of = transport_of
+        self.max_connections = max_connections
+        """Engine.IO connections at once, with or without a session (see the module doc)."""
+        self.join_timeout_s = join_timeout_s
+        self.refused_connections = 0
+        """Engine.IO handshakes refused over `max_connections` (the first of a burst is logged)."""
         self._visitors: dict[str, _Visitor] = {}
         self._cutting: set[asyncio.Task] = set()
+        self._join_deadlines: dict[str, asyncio.TimerHandle] = {}
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        # engine.io has counted the new socket already
+        if len(self.eio.sockets) > self.max_connections:
+            self.refused_connections += 1
+            if self.refused_connections % 100 == 1:
+                log.warning("refused an Engine.IO connection: %d open, the limit (%d refused so far)",
+                            len(self.eio.sockets) - 1, self.refused_connections)
+            return {"code": "server_full",
+                    "message": f"the server is at its limit of {self.max_connections} connections; try later"}
+        self._join_deadlines[eio_sid] = asyncio.get_running_loop().call_later(
+            self.join_timeout_s, self._join_deadline, eio_sid)
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    def _join_deadline(self, eio_sid: str) -> None:
+        self._join_deadlines.pop(eio_sid, None)
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None or sock.closing or sock.closed or self._session(eio_sid) is not None:
+            return
+        log.info("connection %s: no session %g s after it opened: closing", eio_sid, self.join_timeout_s)
+        task = asyncio.get_running_loop().create_task(self._close_engine(eio_sid), name=f"door-join-{eio_sid}")
+        self._cutting.add(task)
+        task.add_done_callback(self._cutting.discard)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         visitor = self._visitors.get(eio_sid)
@@ -230,6 +274,9 @@ class DoorServer(socketio.AsyncServer):
             await self._malformed(eio_sid, visitor, f"{type(err).__name__}: {quote(str(err))}", data, err)
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        deadline = self._join_deadlines.pop(eio_sid, None)
+        if deadline is not None:
+            deadline.cancel()
         try:
             await super()._handle_eio_disconnect(eio_sid, reason)
         finally:
@@ -269,6 +316,15 @@ class DoorServer(socketio.AsyncServer):
                 await self.emit("error", {"code": "bad_request",
                                           "message": "too many malformed packets: disconnecting"},
                                 to=sid, ignore_queue=True)
+        except Exception:
+            log.exception("telling connection %s why it is cut off failed", eio_sid)
+        await self._close_engine(eio_sid, transport)
+
+    async def _close_engine(self, eio_sid: str, transport: asyncio.BaseTransport | None = None) -> None:
+        """Close the Engine.IO connection (its session closes now); abort TCP if it lingers."""
+        if transport is None:
+            transport = self._transport_of(eio_sid)
+        try:
             # the close waits for the writer to take the queue: not forever for a client not reading
             await asyncio.wait_for(self.eio.disconnect(eio_sid), GRACE_S)
         except TimeoutError:

@@ -18,6 +18,15 @@ engine.io socket *first*, which runs our `disconnect` handler (the session close
 killed), and only then lets engine.io wind down its transport. A silent peer's TCP connection is
 aborted, not closed politely. Engine.io's own ping-timeout check (its service task) still runs
 beside this, as a second line; the server aborts the TCP connection of a client it dropped that way.
+
+**Busy is not silent.** A client's pong travels behind everything it sent before: one that floods
+(1 MB chunks as fast as its socket takes them; the JS client buffers without bound) delays its pong
+past the ping timeout, and engine.io closed it as gone after ~8 s although frames kept arriving
+every millisecond, so the client saw a bare `transport close` where its `rate_limited` errors
+should have told it to slow down. So every frame that arrives answers a ping still waiting, as its
+pong would (`alive`): the server keeps pinging a busy client (else the client, pinged no more,
+gives up on the server after interval + timeout), and a connection is judged silent only when
+nothing at all arrives.
 """
 
 from __future__ import annotations
@@ -64,6 +73,15 @@ def invalid_packet(data: str | bytes) -> str | None:
     return None
 
 
+def alive(sock: Any) -> None:
+    """A frame arrived on `sock` (an engine.io `AsyncSocket`): if a ping waits for its pong
+    (`last_ping`, when it was sent), take the frame as the pong — engine.io's `schedule_ping` ends
+    the wait and sends the next ping an interval later. A late real pong ends the next wait early:
+    harmless, the client is alive."""
+    if sock is not None and getattr(sock, "last_ping", None) and not sock.closing:
+        sock.schedule_ping()
+
+
 class LiveWebSocket(eio_aiohttp.WebSocket):
     """engine.io's aiohttp websocket wrapper, closing the engine.io socket as soon as the
     connection is over (see the module's docstring)."""
@@ -102,6 +120,7 @@ class LiveWebSocket(eio_aiohttp.WebSocket):
         if why is not None:
             await self._gone(server.reason.TRANSPORT_ERROR, f"invalid Engine.IO packet: {why}")
             raise OSError("invalid packet")
+        alive(self.engine_socket)
         return msg.data
 
     async def _gone(self, reason: str, why: str | None, abort: bool = False) -> None:

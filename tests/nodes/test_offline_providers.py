@@ -10,6 +10,7 @@ content words.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import functools
 import os
 import subprocess
@@ -181,6 +182,51 @@ async def test_piper_voice_loads_once_per_process(fresh) -> None:
     mp3s = await asyncio.gather(*(tts.synthesize("Good morning.") for tts in (a, b, a, b)))
     assert all(len(m) > 1000 for m in mp3s)
     assert a.slot() is b.slot() and a.slot().loads == 1
+
+
+async def test_piper_computes_on_the_pool_threads_alone(fresh) -> None:
+    """onnxruntime's default is a spinning thread per core per session on top of the pool's: with
+    a pool thread per core, a model run gets one thread, the caller's."""
+    tts = PiperSynthesizer(fresh)
+    await fresh.run_cpu(tts.preload)
+    options = tts.slot().get().session.get_session_options()
+    cores = os.cpu_count() or 1
+    assert options.intra_op_num_threads == max(1, cores // fresh.cpu_workers)
+    assert options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert len(await tts.synthesize("Good morning, how are you today?")) > 1000
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def c_heap_in_use() -> int:
+    """Bytes the C heap has handed out and not had back (glibc's `mallinfo2`: heap + mmapped)."""
+    try:
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        pytest.skip("no glibc mallinfo2 here")
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return info.uordblks + info.hblkhd
+
+
+def test_piper_gives_the_model_s_memory_back_after_every_run(fresh) -> None:
+    """A run of the model grows onnxruntime's arena by ~0.45 MB per phoneme id; each run must
+    shrink it when it ends, short ones too: a long reply whose last run was short left the arena
+    holding tens of megabytes (here: 41 MB before, 0.2 MB now)."""
+    tts = PiperSynthesizer(fresh)
+    short = tts.plan_sync("Good morning. How are you today?")[0]
+    tts.job_pcm_sync(short)  # loaded and warm
+    before = c_heap_in_use()
+    long_text = ("the quick brown fox jumps over the lazy dog while the band plays on " * 8).strip()
+    for runs in [*tts.plan_sync(long_text), short, short]:  # long runs, then short ones last
+        tts.job_pcm_sync(runs)
+    grown = (c_heap_in_use() - before) / 2**20
+    assert grown < 12, f"the C heap kept {grown:.0f} MB after the model's runs"
 
 
 def test_piper_bad_voice_paths(resources, tmp_path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from flow.testing.rawclient import RawSocketIO
-from flow.testing.servers import Running, voicegraph
+from flow.testing.servers import Running, served, voicegraph
 from flow.testing.speech import MIME, encode, speak_piper
 
 pytestmark = pytest.mark.timeout(90)
@@ -187,4 +187,34 @@ async def test_the_pings_are_settings_the_clients_are_told(stub) -> None:
         raw = RawSocketIO()
         await raw.connect(srv.url)
         assert raw.opened["pingInterval"] == 10_000 and raw.opened["pingTimeout"] == 3_000
+        raw.close()
+
+
+async def test_a_flooding_client_is_busy_not_silent_and_is_told_to_slow_down(webm) -> None:
+    """1 MB webm chunks as fast as the socket takes them, never reading (so never answering a
+    ping: its pong would be queued behind the flood, as the JS client's is). With 1 s + 1 s pings
+    it was closed as gone after ~2 s (~8 s with the shipped pings) and read no `rate_limited`;
+    now the frames count as its answer: it stays connected, keeps being pinged, is told
+    `rate_limited`, and is served normally once it stops."""
+    env = {"VOICEGRAPH_PING_INTERVAL": "1", "VOICEGRAPH_PING_TIMEOUT": "1"}
+    with served(env, "--no-ui", "--graph", "offline", timeout=120) as srv:
+        raw = RawSocketIO(rcvbuf=1 << 20)
+        await raw.connect(srv.url)
+        await raw.emit("start-recording", {"mimeType": MIME["webm"]})
+        chunk = (webm * (1_000_000 // len(webm) + 1))[:1_000_000]
+        start, sent = time.monotonic(), 0
+        while time.monotonic() - start < 4.5:  # over twice interval + timeout
+            await raw.emit_binary("audio-stream", chunk)
+            sent += 1
+        events = await raw.events(timeout=1.0)
+        log.warning("flood: %d chunks of 1 MB in 4.5 s, %d pings meanwhile", sent, raw.pings)
+        assert not raw.eof, f"a busy client was closed; server log: {list(srv.log.tail)[-5:]}"
+        assert raw.pings >= 3, "the server stopped pinging a busy client (the client would give up on it)"
+        codes = [data["code"] for name, data in events if name == "error"]
+        assert "rate_limited" in codes, codes
+        await raw.emit("stop-recording")
+        await raw.emit("text-message", "are you still there?")
+        answered = await raw.events(timeout=30, until=lambda evs: any(n == "ai-response" for n, _ in evs))
+        assert any(n == "ai-response" for n, _ in answered)
+        assert srv.log.tracebacks == 0
         raw.close()

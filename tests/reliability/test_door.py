@@ -22,7 +22,7 @@ import socketio
 from flow.testing.rawclient import RawSocketIO, frame_events
 from flow.testing.servers import serve_with_dashboard, voicegraph
 from flow.testing.speech import MIME, silence
-from flow.transport.door import DoorPacket, DoorServer, QuietRepeats, Refused
+from flow.transport.door import WAITING_CONNECTIONS, DoorPacket, DoorServer, QuietRepeats, Refused
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -379,6 +379,38 @@ async def test_session_cap_refuses_with_server_full_and_health_shows_it(stub, cl
         await first.close()
         await until(lambda: len(srv.server.sessions) == 1)
         await clients(srv.url)
+
+
+async def test_engineio_connections_without_a_session_are_capped_and_timed_out(stub, clients) -> None:
+    """Raw Engine.IO connections that never connect to the namespace count against the cap
+    (`max_sessions + WAITING_CONNECTIONS`) and are closed `join_timeout_s` after they opened."""
+    async with voicegraph(stub=stub, max_sessions=2) as srv, aiohttp.ClientSession() as http:
+        door = srv.server.sio
+        door.join_timeout_s = 60.0  # first the cap alone
+        cap = 2 + WAITING_CONNECTIONS
+        assert door.max_connections == cap
+        member = await clients(srv.url)  # a session
+        waiting = [await raw(srv.url, namespace=False) for _ in range(cap - 1)]
+        with pytest.raises(ConnectionError, match="401") as refused:
+            await raw(srv.url, namespace=False)
+        assert "server_full" in str(refused.value)
+        with pytest.raises(socketio.exceptions.ConnectionError):  # an official client is refused too
+            await clients(srv.url)
+        async with http.get(srv.url + "/health") as r:
+            body = await r.json()
+        assert (body["connections"], body["max_connections"], body["sessions"]) == (cap, cap, 1)
+        for w in waiting[:3]:
+            w.close()
+        await until(lambda: len(door.eio.sockets) == cap - 3)
+        await clients(srv.url)  # room again
+        door.join_timeout_s = 1.0  # now the deadline: these never join
+        late = [await raw(srv.url, namespace=False) for _ in range(2)]
+        for w in late:
+            await w.read(timeout=5)  # returns at the close
+            assert w.eof, "a connection without a session was kept past its deadline"
+        assert member.sio.connected and len(srv.server.sessions) == 2  # sessions keep theirs
+        for w in waiting[3:]:
+            w.close()
 
 
 BIG_BACKLOG = """
