@@ -56,3 +56,51 @@ async def connect_many(url: str, n: int, batch: int = 25) -> list[Recorder]:
 
 async def close_all(clients: list[Recorder]) -> None:
     await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of `pid` (Linux /proc), e.g. the server's ffmpeg decoders."""
+    out: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                out += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        pass
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of `pid`, of its children that have exited (and were waited for) and of the live ones:
+    what a server costs including its decoder processes (one ffmpeg per webm recording)."""
+    import os
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    for child in children(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(child)
+    return total
+
+
+def private_bytes(pid: int) -> int:
+    """Memory only this process holds (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup):
+    for ffmpeg children, RSS would count the shared libraries once per decoder."""
+    total = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            total += int(line.split()[1]) * 1024
+    return total
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """RSS of `pid` plus its live children's private memory (the decoders' shared libraries are
+    paged in once for all of them, so RSS would overstate what another decoder costs)."""
+    total = rss_bytes(pid)
+    for child in children(pid):
+        with contextlib.suppress(OSError, RuntimeError):
+            total += private_bytes(child)
+    return total

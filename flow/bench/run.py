@@ -14,16 +14,19 @@ import platform
 import statistics
 from pathlib import Path
 
-from flow.bench import cancel, endpointing, ingest, latency, memory, turns
+from flow.bench import cancel, endpointing, figures, ingest, latency, memory, turns
 
 Row = tuple[str, str, str]  # scenario, measure, figures
 
 
-def _stats(values: list[float]) -> str:
-    if not values:
-        return "no data"
-    return (f"n={len(values)} p50={statistics.median(values):.0f} p99={latency.pct(values, 99):.0f} "
-            f"max={max(values):.0f}")
+def _stats(values: list[float], **conds: object) -> str:
+    """A latency row's figures (kept under this name for rows added elsewhere): see `figures`."""
+    return figures.latency_row(values, **conds)  # type: ignore[arg-type]
+
+
+ECHO = "You said: hello there. Here is my answer."
+"""The stub's default reply to the default transcript (the turn-overhead rows' reply)."""
+PCM = "pcm16 16 kHz"
 
 
 async def collect(quick: bool) -> list[Row]:
@@ -59,36 +62,56 @@ async def collect(quick: bool) -> list[Row]:
         measure = (f"same, {n} sessions stopping at the same instant (ms)" if is_burst else
                    f"stop-recording → ai-response, stub 0 ms, {n} sessions, {think[0]:g}-{think[1]:g} s "
                    "between a session's turns (ms)")
-        rows.append(("2 turn overhead", measure, _stats(values)))
+        rows.append(("2 turn overhead", measure, _stats(
+            values, stub="0 ms", reply=figures.reply_words(ECHO), codec=PCM, sessions=n,
+            think="none (all at once)" if is_burst else f"{think[0]:g}-{think[1]:g} s")))
     runs = 2 if quick else 10
     streaming = await latency.first_audio("streaming", runs)
     sequential = await latency.first_audio("default", runs)
     ratio = statistics.median(streaming) / statistics.median(sequential)
-    rows.append(("3 time to first audio", "streaming graph, stop → first chunk (ms)", _stats(streaming)))
-    rows.append(("3 time to first audio", "sequential graph, stop → ai-response (ms)", _stats(sequential)))
-    rows.append(("3 time to first audio", "ratio of p50s", f"{ratio:.2f}"))
+    conds = dict(stub=latency.REALISTIC, reply=figures.reply_words(latency.THREE), codec=PCM, sessions=1,
+                 think="0.25 s")
+    rows.append(("3 time to first audio", "streaming graph, stop → first chunk (ms)",
+                 _stats(streaming, floor=1000 * latency.floor_s("streaming"), **conds)))
+    rows.append(("3 time to first audio", "sequential graph, stop → ai-response (ms)",
+                 _stats(sequential, floor=1000 * latency.floor_s("default"), **conds)))
+    rows.append(("3 time to first audio", "ratio of p50s (a property of this reply's length and the stub's "
+                 "latencies, not of voicegraph alone)", f"{ratio:.2f}"))
     to_last, to_upstream = await latency.barge_in(runs + 1)
-    rows.append(("4 barge-in", "interrupt → last event of the stale reply (ms)", _stats(to_last)))
-    rows.append(("4 barge-in", "interrupt → upstream request cancelled (ms)", _stats(to_upstream)))
-    steps = await (turns.capacity((5,), 4.0, turn_every_s=0.5) if quick else
-                   turns.capacity((25, 50, 100, 150, 200, 300, 400), 8.0))
-    passed = [st.sessions for st in steps if st.ok]
-    rows.append(("5 capacity", "most real-time sessions (25 chunks/s each, a turn every ~20 s) with turn p99 "
-                 f"≤ {turns.TURN_P99_MS:.0f} ms and no backlog",
-                 f"{max(passed) if passed else 0}" + (" (every step passed)" if steps[-1].ok else "")))
-    for st in steps:
-        rows.append(("5 capacity", "step", st.describe() + (" ✓" if st.ok else " ✗")))
+    conds = dict(stub=latency.REALISTIC, reply=figures.reply_words(3 * (latency.THREE + " ")), codec="text",
+                 sessions=1)
+    rows.append(("4 barge-in", "interrupt → last event of the stale reply at the client (ms; in practice the "
+                 "round trip of `response-cancelled`)", _stats(to_last, **conds)))
+    rows.append(("4 barge-in", "interrupt → upstream request cancelled (ms)", _stats(to_upstream, **conds)))
+    for codec, full in (("pcm16", (25, 50, 100, 150, 200, 300, 400)), ("webm", (25, 50, 100, 150, 200))):
+        # quick: 4 s of PCM16 holds a few turns; a webm recording is its silence plus the 4 s question
+        steps = await (turns.capacity((5,), 4.0 if codec == "pcm16" else 7.0, turn_every_s=0.5, codec=codec,
+                                      min_turns=0) if quick else
+                       turns.capacity(full, 8.0, codec=codec))
+        passed = [st.sessions for st in steps if st.ok]
+        what = ("PCM16 16 kHz, 25 chunks/s each, a turn every ~20 s" if codec == "pcm16" else
+                "webm/opus as MediaRecorder slices it (40 ms a chunk, header in the first), one recording "
+                "per turn: ~20 s of silence then the question")
+        rows.append(("5 capacity", f"most real-time sessions ({what}; stub 0 ms; reply "
+                     f"{figures.reply_words(ECHO)}) with turn p99 ≤ {turns.TURN_P99_MS:.0f} ms, no backlog and "
+                     "clients keeping real time; server process, stub and client fleet each in its own process",
+                     f"{max(passed) if passed else 0}" + (" (every step passed)" if steps[-1].ok else "")))
+        for st in steps:
+            rows.append(("5 capacity", f"step, {codec}", st.describe() + (" ✓" if st.ok else " ✗")))
     n = 5 if quick else 100
-    idle, streaming = await memory.per_session(n)
-    rows.append(("6 memory", f"server RSS per idle session / per streaming session, {n} sessions (KiB)",
-                 f"{idle:.0f} / {streaming:.0f}"))
+    for codec in ("pcm16", "webm"):
+        idle, streaming, decoders = await memory.per_session_codec(n, codec)
+        rows.append(("6 memory", f"server RSS per idle session / per streaming session, {n} sessions, {codec} "
+                     "(KiB; webm: with its ffmpeg decoder processes' private memory)",
+                     f"{idle:.0f} / {streaming:.0f}" + (f" · {decoders} decoder processes while streaming"
+                                                        if codec == "webm" else "")))
     rtf = await latency.real_time_factors()
     rows.append(("7 offline providers", "pocketsphinx STT real-time factor", f"{rtf['stt_rtf']:.3f}"))
     rows.append(("7 offline providers", "piper TTS + MP3 real-time factor", f"{rtf['tts_rtf']:.3f}"))
     for silence_ms in ((700,) if quick else (300, 700, 1000)):
         delays = await asyncio.to_thread(endpointing.finalization_delays, silence_ms)
         rows.append(("8 endpointing", f"end of speech → utterance closed, silence_ms={silence_ms} (audio ms)",
-                     _stats(delays)))
+                     _stats(delays, codec=PCM, sessions=1)))
     rows += await cancel.rows(cancels=4 if quick else 50, compare=not quick)
     rows += await cluster_rows(quick)
     return rows
@@ -125,8 +148,9 @@ async def cluster_rows(quick: bool) -> list[Row]:
     n = 6 if quick else 40
     after_reconnect, after_kill = await cluster.reconnect(n)
     rows.append((name, f"worker SIGKILLed, {n} conversations on 2 workers: its clients' reconnect → next reply "
-                 "(ms)", _stats(after_reconnect)))
-    rows.append((name, "same, kill → next reply (ms; client reconnection delay 0.1-0.5 s)", _stats(after_kill)))
+                 "(ms)", _stats(after_reconnect, stub="0 ms", codec="text", sessions=n)))
+    rows.append((name, "same, kill → next reply (ms; client reconnection delay 0.1-0.5 s)",
+                 _stats(after_kill, stub="0 ms", codec="text", sessions=n)))
     return rows
 
 
