@@ -39,6 +39,12 @@ async def collect(quick: bool) -> list[Row]:
                  f"ratio {ours.rate / bare.rate:.2f}"))
     rows.append(("1 ingest", "server CPU per chunk (µs)",
                  f"bare {bare.cpu_us:.0f} · voicegraph {ours.cpu_us:.0f}"))
+    bare_webm, ours_webm = await ingest.compare_webm(sessions, chunks, rounds)
+    rows.append(("1 ingest", "same with webm/opus chunks as MediaRecorder slices them (40 ms each, header in the "
+                 "first): chunks/s; server CPU per chunk with its ffmpeg decoders (µs)",
+                 f"bare python-socketio {bare_webm.rate:,.0f} · voicegraph {ours_webm.rate:,.0f} · ratio "
+                 f"{ours_webm.rate / bare_webm.rate:.2f} · CPU bare {bare_webm.cpu_us:.0f} · voicegraph "
+                 f"{ours_webm.cpu_us:.0f}"))
     watched = await ingest.watched(sessions, chunks)
     rows.append(("1 ingest", f"same, {ingest.WATCHER}: chunks/s, CPU per chunk (µs)",
                  f"{watched.rate:,.0f} ({watched.rate / ours.rate:.2f}x unwatched) · {watched.cpu_us:.0f}"))
