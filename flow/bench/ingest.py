@@ -31,7 +31,7 @@ import numpy as np
 import socketio
 
 from flow.audio.ffmpeg import ffmpeg_path
-from flow.bench.procs import cpu_seconds, tree_cpu_seconds
+from flow.bench.procs import cpu_seconds, profiled, tree_cpu_seconds
 from flow.testing.browser import open_tab
 from flow.testing.servers import served
 
@@ -155,7 +155,8 @@ async def voicegraph_process(dashboard: bool = False, *extra: str, tap: bool = F
                        if browser else "dashboard served, no browser")
             if browser is not None:
                 await asyncio.sleep(5)  # the page loads and subscribes to the monitoring channel
-        yield running.url, running.pid
+        async with profiled(running.pid):
+            yield running.url, running.pid
     finally:
         if browser is not None:
             browser.terminate()

@@ -69,23 +69,62 @@ async def one_turn(c: Recorder, audio: bytes, chunk: int = 32_000) -> float:
     return 1000 * (t - t0)
 
 
-async def turn_overhead(runs: list[tuple[int, int, bool]], think_s: tuple[float, float] = (2.0, 4.0),
+FLEET_CPU: list[float] = []
+"""Per run of the last `turn_overhead`: the share of one core the client fleet's process used
+(near 1.0 the figures are client-bound)."""
+STUB_CPU: list[float] = []
+"""Same for the stub's process (this one)."""
+SERVER_CPU: list[float] = []
+"""Same for the server process."""
+
+
+async def turn_overhead(runs: list[tuple], think_s: tuple[float, float] = (2.0, 4.0),
                         ) -> list[list[float]]:
-    """Per run `(sessions, turns each, burst)`: stop → ai-response (ms) of every turn, one server."""
-    audio = question_pcm()
+    """Per run `(sessions, turns each, burst[, think_s])`: stop → ai-response (ms) of every turn,
+    one server. The stub runs here, the server in its own process, the client fleet in a third
+    (spawned)."""
+    import concurrent.futures
+    import multiprocessing
+
     out: list[list[float]] = []
+    FLEET_CPU.clear(), STUB_CPU.clear(), SERVER_CPU.clear()
     async with OpenAIStub() as stub, server_process("default", stub) as srv:
-        warm = await Recorder().connect(srv.url)  # first-use costs (SDK, pools) are not in the figure
-        await one_turn(warm, audio)
-        await warm.close()
-        for sessions, turns_each, burst in runs:
-            clients = await connect_many(srv.url, sessions)
-            try:
-                out.append(await (_burst(clients, audio) if burst else
-                                  _staggered(clients, audio, turns_each, think_s)))
-            finally:
-                await close_all(clients)
+        loop = asyncio.get_running_loop()
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            await loop.run_in_executor(pool, _fleet_main, srv.url, 1, 1, False, think_s, True)  # warm
+            for sessions, turns_each, burst, *think in runs:
+                wall, mine, server = time.monotonic(), time.process_time(), tree_cpu_seconds(srv.pid)
+                values, fleet_cpu = await loop.run_in_executor(
+                    pool, _fleet_main, srv.url, sessions, turns_each, burst, think[0] if think else think_s, False)
+                wall = time.monotonic() - wall
+                out.append(values)
+                FLEET_CPU.append(fleet_cpu / wall)
+                STUB_CPU.append((time.process_time() - mine) / wall)
+                SERVER_CPU.append((tree_cpu_seconds(srv.pid) - server) / wall)
     return out
+
+
+def _fleet_main(url: str, sessions: int, turns_each: int, burst: bool, think_s: tuple[float, float],
+                warm: bool) -> tuple[list[float], float]:
+    """In the fleet's process: connect `sessions` clients, take the turns; (ms of each, CPU s)."""
+
+    async def run() -> list[float]:
+        audio = question_pcm()
+        if warm:  # first-use costs (SDK, pools) are not in the figure
+            c = await Recorder().connect(url)
+            await one_turn(c, audio)
+            await c.close()
+            return []
+        clients = await connect_many(url, sessions)
+        try:
+            return await (_burst(clients, audio) if burst else _staggered(clients, audio, turns_each, think_s))
+        finally:
+            await close_all(clients)
+
+    question_pcm()  # made (or read from cache) before the clock starts
+    cpu = time.process_time()
+    values = asyncio.run(run())
+    return values, time.process_time() - cpu
 
 
 async def _staggered(clients: list[Recorder], audio: bytes, turns_each: int,
