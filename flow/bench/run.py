@@ -110,8 +110,9 @@ async def collect(quick: bool) -> list[Row]:
     n = 5 if quick else 100
     for codec in ("pcm16", "webm"):
         idle, streaming, decoders = await memory.per_session_codec(n, codec)
-        rows.append(("6 memory", f"server RSS per idle session / per streaming session, {n} sessions, {codec} "
-                     "(KiB; webm: with its ffmpeg decoder processes' private memory)",
+        rows.append(("6 memory", f"server RSS per idle session / per streaming session, {n} sessions, {codec} (KiB"
+                     + ("; with the ffmpeg decoder processes' private memory, one per recording)" if codec == "webm"
+                        else ")"),
                      f"{idle:.0f} / {streaming:.0f}" + (f" · {decoders} decoder processes while streaming"
                                                         if codec == "webm" else "")))
     rtf = await latency.real_time_factors()

@@ -166,8 +166,9 @@ QUESTION_S = 3.0
 
 def step_seconds(sessions: int, seconds: float, turn_every_s: float, min_turns: int = MIN_TURNS) -> float:
     """How long a step of `sessions` runs: at least `seconds`, and long enough for `min_turns`
-    turns (each session talks once per `turn_every_s` + the question's length, on average)."""
-    return max(seconds, 1.1 * min_turns * (turn_every_s + QUESTION_S) / sessions)
+    turns (each session talks once per `turn_every_s` + the question's length, on average; 30 %
+    more for the first gap and the turns the step's end cuts off)."""
+    return max(seconds, 1.3 * min_turns * (turn_every_s + QUESTION_S) / sessions)
 
 
 @dataclass
