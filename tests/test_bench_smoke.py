@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,11 @@ def test_bench_quick_prints_and_writes_every_row(tmp_path: Path) -> None:
     for row in ROWS:
         assert f"| {row} |" in run.stdout and f"| {row} |" in written
     assert "no data" not in written
+    for n, tail in re.findall(r"n=(\d+) p50=\S+ p90=\S+ (p99|max)=", written):  # p99 only from ≥ 100 samples
+        assert (tail == "p99") == (int(n) >= 100), (n, tail)
+    assert "ours - floor" in written
+    for row in ("| 1 ingest | same with webm/opus", "| 5 capacity | step, webm |", "webm (KiB; with the ffmpeg"):
+        assert row in written, row
 
 
 def test_bench_soak_reports_turns_memory_and_tracebacks() -> None:
