@@ -200,10 +200,12 @@ NOTES = """## Reading the table
   its samples are inside the OpenAI SDK's request path (about 300 requests: STT, chat, TTS per
   turn). A sixth of all samples is httpcore's connection pool checking every pooled connection
   (`has_expired` → `getpeername`/`is_socket_readable`) each time a request starts or a response
-  closes, which grows with the square of concurrent requests. voicegraph's own graph, segmenter
-  and logging are a few percent. The SDK's aiohttp transport (`DefaultAioHttpClient`) took the
-  burst's p50 from ~1000 to ~730 ms on the development machine; it is not switched on here (a
-  transport change for every provider call wants its own review of cancellation and timeouts).
+  closes, which grows with the square of concurrent requests. voicegraph's own code is under a
+  tenth: the reply's sentence splitting (`nodes/text_split.py`, ~6%), the graph's edges (~7%),
+  logging (~2%). The client fleet and the stub used under a tenth of a core each, so the load
+  generator is not the limit. The SDK's aiohttp transport (`DefaultAioHttpClient`) took the burst's
+  p50 from ~1000 to ~730 ms in a probe; it is not switched on (a transport change for every
+  provider call wants its own review of cancellation and timeouts).
 """
 
 
