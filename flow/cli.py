@@ -218,7 +218,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from flow.bench.soak import main as soak
 
         return soak(args.soak, args.sessions)
-    return bench(quick=args.quick, out=args.out, only_cluster=args.cluster)
+    return bench(quick=args.quick, out=args.out, only_cluster=args.cluster, profile=args.profile)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -281,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="only scenario 11: 1 vs 2 workers behind HAProxy, reconnect after a worker is killed "
                             "(needs redis-server and haproxy)")
     bench.add_argument("--sessions", type=int, default=100, help="with --soak: how many sessions (default 100)")
+    bench.add_argument("--profile", metavar="SCENARIO",
+                       help="run one scenario (burst, turns, capacity, capacity-webm, ingest, ingest-webm, "
+                            "first-audio) with py-spy sampling the server; writes profile-SCENARIO.svg")
     bench.set_defaults(fn=cmd_bench)
     rep = sub.add_parser("replay", help="feed a recorded session to a server and compare what comes back")
     rep.add_argument("file", help="a recording (voicegraph serve --record DIR)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +25,11 @@ def test_bench_quick_prints_and_writes_every_row(tmp_path: Path) -> None:
     for row in ROWS:
         assert f"| {row} |" in run.stdout and f"| {row} |" in written
     assert "no data" not in written
+    for n, tail in re.findall(r"n=(\d+) p50=\S+ p90=\S+ (p99|max)=", written):  # p99 only from ≥ 100 samples
+        assert (tail == "p99") == (int(n) >= 100), (n, tail)
+    assert "ours - floor" in written
+    for row in ("| 1 ingest | same with webm/opus", "| 5 capacity | step, webm |", "webm (KiB; with the ffmpeg"):
+        assert row in written, row
 
 
 def test_bench_soak_reports_turns_memory_and_tracebacks() -> None:
@@ -33,3 +40,19 @@ def test_bench_soak_reports_turns_memory_and_tracebacks() -> None:
     assert len(rows) == 3, run.stdout
     assert "turns answered" in rows[0] and "growth" in rows[1]
     assert rows[2].endswith("| 0 / 0 |"), rows[2]  # no traceback, no ERROR line in the server's log
+
+
+def test_bench_profile_writes_a_flame_graph_of_the_server(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "flow.cli", "bench", "--profile", "burst", "--quick"],
+                         capture_output=True, text=True, timeout=180, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    svg = (tmp_path / "profile-burst.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert "flow/cli.py" in svg or "cmd_serve" in svg  # frames of the server, not of the bench
+
+
+def test_bench_profile_refuses_an_unknown_scenario() -> None:
+    run = subprocess.run([sys.executable, "-m", "flow.cli", "bench", "--profile", "no-such-scenario"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "burst" in run.stderr

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -29,9 +28,9 @@ SHORT = "Good morning."
 
 
 def stats_ms(values: list[float]) -> str:
-    if not values:
-        return "no data"
-    return f"n={len(values)} p50={statistics.median(values):.1f} max={max(values):.1f}"
+    from flow.bench.figures import spread
+
+    return spread(values, digits=1)
 
 
 async def _cancel_at(task: asyncio.Task[Any], delay_s: float) -> float:

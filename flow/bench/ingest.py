@@ -22,6 +22,7 @@ import contextlib
 import multiprocessing
 import os
 import statistics
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import socketio
 
-from flow.bench.procs import cpu_seconds
+from flow.audio.ffmpeg import ffmpeg_path
+from flow.bench.procs import cpu_seconds, profiled, tree_cpu_seconds
 from flow.testing.browser import open_tab
 from flow.testing.servers import served
 
@@ -45,7 +47,19 @@ TAP_SETTLE_S = 1.5
 for the labelled session (the unwatched server waits as long, so both are timed alike)."""
 
 
-async def drive(url: str, sessions: int, chunks: int, settle_s: float = 0.0) -> float:
+def webm_chunks(chunks: int) -> list[bytes]:
+    """`chunks` slices of one webm/opus recording (low noise, made by ffmpeg), 40 ms of audio each
+    as MediaRecorder slices with a timeslice: the header in the first, continuation bytes after."""
+    from flow.testing.speech import ENCODE
+
+    cmd = [ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+           f"anoisesrc=r=48000:a=0.001:d={chunks * 0.04:.2f}", "-ac", "1", *ENCODE["webm"], "pipe:1"]
+    data = subprocess.run(cmd, capture_output=True, check=True).stdout
+    size = -(-len(data) // chunks)
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+async def drive(url: str, sessions: int, chunks: int, settle_s: float = 0.0, codec: str = "pcm16") -> float:
     """Chunks/s that `sessions` clients flooding `chunks` each get through `url` (the first one
     labelled `TAPPED`). With `settle_s`, every client connects first and the clock starts
     `settle_s` later (time for a dashboard to start tapping the labelled one); else connecting counts."""
@@ -55,11 +69,14 @@ async def drive(url: str, sessions: int, chunks: int, settle_s: float = 0.0) -> 
         await sio.connect(url, transports=["websocket"], auth={"label": TAPPED if i == 0 else "bench"})
         return sio
 
+    sliced = webm_chunks(chunks) if codec == "webm" else [CHUNK] * chunks
+    start = {"mimeType": "audio/webm;codecs=opus"} if codec == "webm" else {"format": "pcm16", "sampleRate": 16000}
+
     async def flood(sio: socketio.AsyncClient) -> None:
-        await sio.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
-        for _ in range(chunks - 1):
-            await sio.emit("audio-stream", CHUNK)
-        await sio.call("audio-stream", CHUNK, timeout=120)  # acked after every chunk before it
+        await sio.emit("start-recording", start)
+        for chunk in sliced[:-1]:
+            await sio.emit("audio-stream", chunk)
+        await sio.call("audio-stream", sliced[-1], timeout=120)  # acked after every chunk before it
         await sio.disconnect()
 
     async def one(i: int) -> None:
@@ -73,7 +90,7 @@ async def drive(url: str, sessions: int, chunks: int, settle_s: float = 0.0) -> 
     else:
         t0 = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(sessions)))
-    return sessions * chunks / (time.perf_counter() - t0)
+    return sessions * len(sliced) / (time.perf_counter() - t0)
 
 
 def _bare_main(port: multiprocessing.Queue) -> None:
@@ -138,7 +155,8 @@ async def voicegraph_process(dashboard: bool = False, *extra: str, tap: bool = F
                        if browser else "dashboard served, no browser")
             if browser is not None:
                 await asyncio.sleep(5)  # the page loads and subscribes to the monitoring channel
-        yield running.url, running.pid
+        async with profiled(running.pid):
+            yield running.url, running.pid
     finally:
         if browser is not None:
             browser.terminate()
@@ -154,10 +172,27 @@ class Ingest:
     cpu_us: float
 
 
-async def measured(url: str, pid: int, sessions: int, chunks: int, settle_s: float = 0.0) -> Ingest:
-    cpu = cpu_seconds(pid)
-    rate = await drive(url, sessions, chunks, settle_s)
-    return Ingest(rate, 1e6 * (cpu_seconds(pid) - cpu) / (sessions * chunks))
+async def measured(url: str, pid: int, sessions: int, chunks: int, settle_s: float = 0.0,
+                   codec: str = "pcm16") -> Ingest:
+    """With webm, the CPU is the server's and its decoder children's (one ffmpeg per recording)."""
+    cpu_of = tree_cpu_seconds if codec == "webm" else cpu_seconds
+    cpu = cpu_of(pid)
+    rate = await drive(url, sessions, chunks, settle_s, codec)
+    return Ingest(rate, 1e6 * (cpu_of(pid) - cpu) / (sessions * chunks))
+
+
+async def compare_webm(sessions: int, chunks: int, rounds: int = 3) -> tuple[Ingest, Ingest]:
+    """(bare, voicegraph) with webm/opus chunks, the browser's path: the bare server only counts
+    them; voicegraph decodes every recording in an ffmpeg child (its CPU counted)."""
+    bare: list[Ingest] = []
+    ours: list[Ingest] = []
+    async with bare_process() as (bare_url, bare_pid), voicegraph_process() as (url, pid):
+        await drive(url, 1, 50, codec="webm")
+        await drive(bare_url, 1, 50, codec="webm")
+        for _ in range(rounds):
+            bare.append(await measured(bare_url, bare_pid, sessions, chunks, codec="webm"))
+            ours.append(await measured(url, pid, sessions, chunks, codec="webm"))
+    return _median(bare), _median(ours)
 
 
 async def compare(sessions: int, chunks: int, rounds: int = 3) -> tuple[Ingest, Ingest]:

@@ -13,6 +13,8 @@ import statistics
 import time
 import wave
 
+from flow.bench.figures import pct as pct  # re-exported: rows added elsewhere import it from here
+from flow.bench.figures import spread
 from flow.bench.procs import server_process
 from flow.config import Settings
 from flow.contract.resources import Resources
@@ -25,10 +27,6 @@ from nodes.transcriber.pocketsphinx import PocketsphinxTranscriber
 QUESTION = "Could you tell me what the weather will be like in Paris tomorrow?"
 REPLY = "Tomorrow in Paris it will be sunny with a light breeze. Expect a high of twenty one degrees."
 
-
-def pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 async def stop_to_response(runs: int) -> list[float]:
@@ -54,11 +52,26 @@ async def stop_to_response(runs: int) -> list[float]:
 THREE = "The sky is clear over Paris today. Expect a high of twenty degrees. Rain returns on Sunday evening."
 
 
+STT_S, FIRST_TOKEN_S, TOKEN_S, TTS_S = 0.3, 0.35, 0.02, 0.25
+REALISTIC = (f"STT {STT_S * 1000:.0f} ms, first token {FIRST_TOKEN_S * 1000:.0f} ms, {TOKEN_S * 1000:.0f} ms/token, "
+             f"TTS {TTS_S * 1000:.0f} ms")
+
+
+def floor_s(graph: str) -> float:
+    """The provider floor of first audio: the stub's configured critical path, what a server
+    adding nothing would still wait. Sequential: STT, the whole reply's tokens, TTS of it all.
+    Streaming: STT, the tokens of the first sentence, TTS of that sentence."""
+    from flow.testing.openai_stub import _tokens
+
+    text = THREE if graph != "streaming" else THREE.split(". ")[0] + "."
+    return STT_S + FIRST_TOKEN_S + TOKEN_S * max(0, len(_tokens(text)) - 1) + TTS_S
+
+
 def realistic(stub: OpenAIStub) -> OpenAIStub:
     """STT 300 ms, first token 350 ms, 20 ms per token, TTS 250 ms per call."""
     stub.reply = THREE
-    stub.stt.latency, stub.chat.first_token_latency, stub.chat.token_delay = 0.3, 0.35, 0.02
-    stub.tts.latency = 0.25
+    stub.stt.latency, stub.chat.first_token_latency, stub.chat.token_delay = STT_S, FIRST_TOKEN_S, TOKEN_S
+    stub.tts.latency = TTS_S
     return stub
 
 
@@ -137,28 +150,36 @@ async def offline_end_of_speech_to_response(runs: int) -> tuple[list[float], flo
     return out, speech_s
 
 
-async def real_time_factors() -> dict[str, float]:
+async def real_time_factors(runs: int = 1) -> dict[str, float]:
+    """Offline STT and TTS real-time factors: the median of `runs` calls after a first one (which
+    loads the model and is reported apart)."""
     r = Resources(Settings())
     stt, tts = PocketsphinxTranscriber(r), PiperSynthesizer(r)
     pcm = pcm16(speak_piper(QUESTION))
     t = time.monotonic()
     await stt.transcribe(pcm, 16000, 2, 1)
     first_stt = time.monotonic() - t
-    t = time.monotonic()
-    await stt.transcribe(pcm, 16000, 2, 1)
-    stt_s = time.monotonic() - t
+    stt_s = []
+    for _ in range(runs):
+        t = time.monotonic()
+        await stt.transcribe(pcm, 16000, 2, 1)
+        stt_s.append(time.monotonic() - t)
     t = time.monotonic()
     mp3 = await tts.synthesize(REPLY)
     first_tts = time.monotonic() - t
-    t = time.monotonic()
-    mp3 = await tts.synthesize(REPLY)
-    tts_s = time.monotonic() - t
+    tts_s = []
+    for _ in range(runs):
+        t = time.monotonic()
+        mp3 = await tts.synthesize(REPLY)
+        tts_s.append(time.monotonic() - t)
     from flow.testing.speech import mp3_seconds
 
     reply_s = mp3_seconds(mp3)
     r.cpu_pool.shutdown()
-    return {"stt_audio_s": len(pcm) / 32000, "stt_rtf": stt_s / (len(pcm) / 32000), "stt_first_call_s": first_stt,
-            "tts_audio_s": reply_s, "tts_rtf": tts_s / reply_s, "tts_first_call_s": first_tts}
+    return {"stt_audio_s": len(pcm) / 32000, "stt_rtf": statistics.median(stt_s) / (len(pcm) / 32000),
+            "stt_first_call_s": first_stt, "tts_audio_s": reply_s, "tts_rtf": statistics.median(tts_s) / reply_s,
+            "tts_first_call_s": first_tts, "runs": runs,
+            "stt_rtf_max": max(stt_s) / (len(pcm) / 32000), "tts_rtf_max": max(tts_s) / reply_s}
 
 
 async def main(runs: int) -> None:
@@ -176,9 +197,9 @@ async def main(runs: int) -> None:
         ("barge-in: interrupt → last event of the stale reply (ms)", to_last),
         ("barge-in: interrupt → upstream chat request cancelled (ms)", to_upstream),
     ]
-    print("| measure | n | p50 | p99 | max |\n| --- | --- | --- | --- | --- |")
+    print("| measure | figures |\n| --- | --- |")
     for name, vals in rows:
-        print(f"| {name} | {len(vals)} | {statistics.median(vals):.0f} | {pct(vals, 99):.0f} | {max(vals):.0f} |")
+        print(f"| {name} | {spread(vals)} |")
     ratio = statistics.median(streaming) / statistics.median(sequential)
     print(f"\nstreaming first audio / sequential ai-response (p50): {ratio:.2f}")
     print()

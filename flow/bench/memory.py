@@ -9,34 +9,49 @@ from __future__ import annotations
 
 import asyncio
 
-from flow.bench.procs import close_all, connect_many, rss_bytes, server_process
-from flow.bench.turns import START, question_pcm
+from flow.bench.latency import QUESTION
+from flow.bench.procs import children, close_all, connect_many, rss_bytes, server_process, tree_rss_bytes
+from flow.bench.turns import START, WEBM_START, question_pcm
 from flow.testing.client import Recorder
 from flow.testing.openai_stub import OpenAIStub
+from flow.testing.speech import encode, speak_piper
 
 
-async def settle(pid: int, seconds: float = 1.0) -> int:
+async def settle(pid: int, seconds: float = 1.0, rss=rss_bytes) -> int:
     """RSS after the allocator has had a moment (and a collection) to settle."""
     await asyncio.sleep(seconds)
-    return rss_bytes(pid)
+    return rss(pid)
 
 
 async def per_session(sessions: int) -> tuple[float, float]:
-    """(KiB per idle session, KiB per streaming session), `sessions` of each."""
-    speech = question_pcm()[: 32000 * 2]  # 2 s of speech, no trailing silence: the utterance stays open
+    """(KiB per idle session, KiB per streaming session), `sessions` of each, PCM16."""
+    idle, streaming, _ = await per_session_codec(sessions, "pcm16")
+    return idle, streaming
+
+
+async def per_session_codec(sessions: int, codec: str) -> tuple[float, float, int]:
+    """(KiB per idle session, KiB per streaming session, decoder processes while streaming): the
+    server's RSS plus its children's (a webm recording has an ffmpeg decoder of its own)."""
+    if codec == "webm":  # 2 s of speech as a browser's first MediaRecorder slices: header, then audio
+        data = encode(speak_piper(QUESTION), "webm", pad_s=0.0)
+        speech, start, chunk = data[: len(data) // 2], WEBM_START, 1000
+    else:
+        speech, start, chunk = question_pcm()[: 32000 * 2], START, 32000
+    rss = tree_rss_bytes if codec == "webm" else rss_bytes
     async with OpenAIStub() as stub, server_process("default", stub) as srv:
         warm = await Recorder().connect(srv.url)  # first-session costs (imports, pools) not counted
-        await warm.emit("start-recording", START)
-        await warm.stream(speech, 1280)
+        await warm.emit("start-recording", start)
+        await warm.stream(speech, chunk)
         await warm.close()
-        base = await settle(srv.pid)
+        base = await settle(srv.pid, rss=rss)
         clients = await connect_many(srv.url, sessions)
         try:
-            idle = await settle(srv.pid)
+            idle = await settle(srv.pid, rss=rss)
             for c in clients:
-                await c.emit("start-recording", START)
-                await c.stream(speech, 32000)
-            streaming = await settle(srv.pid)
+                await c.emit("start-recording", start)
+                await c.stream(speech, chunk)
+            streaming = await settle(srv.pid, rss=rss)
+            decoders = len(children(srv.pid))
         finally:
             await close_all(clients)
-    return (idle - base) / sessions / 1024, (streaming - base) / sessions / 1024
+    return (idle - base) / sessions / 1024, (streaming - base) / sessions / 1024, decoders

@@ -14,16 +14,19 @@ import platform
 import statistics
 from pathlib import Path
 
-from flow.bench import cancel, endpointing, ingest, latency, memory, turns
+from flow.bench import cancel, endpointing, figures, ingest, latency, memory, turns
 
 Row = tuple[str, str, str]  # scenario, measure, figures
 
 
-def _stats(values: list[float]) -> str:
-    if not values:
-        return "no data"
-    return (f"n={len(values)} p50={statistics.median(values):.0f} p99={latency.pct(values, 99):.0f} "
-            f"max={max(values):.0f}")
+def _stats(values: list[float], **conds: object) -> str:
+    """A latency row's figures (kept under this name for rows added elsewhere): see `figures`."""
+    return figures.latency_row(values, **conds)  # type: ignore[arg-type]
+
+
+ECHO = "You said: hello there. Here is my answer."
+"""The stub's default reply to the default transcript (the turn-overhead rows' reply)."""
+PCM = "pcm16 16 kHz"
 
 
 async def collect(quick: bool) -> list[Row]:
@@ -36,6 +39,12 @@ async def collect(quick: bool) -> list[Row]:
                  f"ratio {ours.rate / bare.rate:.2f}"))
     rows.append(("1 ingest", "server CPU per chunk (µs)",
                  f"bare {bare.cpu_us:.0f} · voicegraph {ours.cpu_us:.0f}"))
+    bare_webm, ours_webm = await ingest.compare_webm(sessions, chunks, rounds)
+    rows.append(("1 ingest", "same with webm/opus chunks as MediaRecorder slices them (40 ms each, header in the "
+                 "first): chunks/s; server CPU per chunk with its ffmpeg decoders (µs)",
+                 f"bare python-socketio {bare_webm.rate:,.0f} · voicegraph {ours_webm.rate:,.0f} · ratio "
+                 f"{ours_webm.rate / bare_webm.rate:.2f} · CPU bare {bare_webm.cpu_us:.0f} · voicegraph "
+                 f"{ours_webm.cpu_us:.0f}"))
     watched = await ingest.watched(sessions, chunks)
     rows.append(("1 ingest", f"same, {ingest.WATCHER}: chunks/s, CPU per chunk (µs)",
                  f"{watched.rate:,.0f} ({watched.rate / ours.rate:.2f}x unwatched) · {watched.cpu_us:.0f}"))
@@ -51,44 +60,71 @@ async def collect(quick: bool) -> list[Row]:
                  "alternating with an unwatched server",
                  f"{tapped.rate:,.0f} ({tapped.rate / plain.rate:.2f}x unwatched {plain.rate:,.0f}) · "
                  f"{tapped.cpu_us:.0f} (unwatched {plain.cpu_us:.0f})"))
-    sizes = (1, 3) if quick else (1, 10, 100)
-    burst = 3 if quick else 100
-    runs2 = [(n, 2 if quick else max(2, 30 // n), False) for n in sizes] + [(burst, 1, True)]
+    # full: ≥ 100 turns per row (a real p99); one session thinks less between turns, or its 120
+    # turns alone would take 6 minutes (think time does not load one session's server)
     think = (0.2, 0.5) if quick else (2.0, 4.0)
-    for (n, _, is_burst), values in zip(runs2, await turns.turn_overhead(runs2, think), strict=True):
-        measure = (f"same, {n} sessions stopping at the same instant (ms)" if is_burst else
-                   f"stop-recording → ai-response, stub 0 ms, {n} sessions, {think[0]:g}-{think[1]:g} s "
-                   "between a session's turns (ms)")
-        rows.append(("2 turn overhead", measure, _stats(values)))
+    runs2 = ([(1, 2, False, think), (3, 2, False, think), (3, 1, True, think)] if quick else
+             [(1, 120, False, (0.5, 1.0)), (10, 12, False, think), (100, 2, False, think), (100, 1, True, think)])
+    for (n, _, is_burst, th), values, fleet, stub_cpu, server_cpu in zip(
+            runs2, await turns.turn_overhead(runs2), turns.FLEET_CPU, turns.STUB_CPU, turns.SERVER_CPU, strict=True):
+        measure = (f"same, {n} sessions stopping at the same instant (ms; where the time goes: see the notes "
+                   "below the table)" if is_burst else
+                   "stop-recording → ai-response (ms)")
+        rows.append(("2 turn overhead", measure, _stats(
+            values, stub="0 ms", reply=figures.reply_words(ECHO), codec=PCM, sessions=n,
+            think="none (all at once)" if is_burst else f"{th[0]:g}-{th[1]:g} s",
+            CPU=f"server {100 * server_cpu:.0f}% / stub {100 * stub_cpu:.0f}% / client fleet {100 * fleet:.0f}%")))
     runs = 2 if quick else 10
     streaming = await latency.first_audio("streaming", runs)
     sequential = await latency.first_audio("default", runs)
     ratio = statistics.median(streaming) / statistics.median(sequential)
-    rows.append(("3 time to first audio", "streaming graph, stop → first chunk (ms)", _stats(streaming)))
-    rows.append(("3 time to first audio", "sequential graph, stop → ai-response (ms)", _stats(sequential)))
-    rows.append(("3 time to first audio", "ratio of p50s", f"{ratio:.2f}"))
+    conds = dict(stub=latency.REALISTIC, reply=figures.reply_words(latency.THREE), codec=PCM, sessions=1,
+                 think="0.25 s")
+    rows.append(("3 time to first audio", "streaming graph, stop → first chunk (ms)",
+                 _stats(streaming, floor=1000 * latency.floor_s("streaming"), **conds)))
+    rows.append(("3 time to first audio", "sequential graph, stop → ai-response (ms)",
+                 _stats(sequential, floor=1000 * latency.floor_s("default"), **conds)))
+    rows.append(("3 time to first audio", "ratio of p50s (a property of this reply's length and the stub's "
+                 "latencies, not of voicegraph alone)", f"{ratio:.2f}"))
     to_last, to_upstream = await latency.barge_in(runs + 1)
-    rows.append(("4 barge-in", "interrupt → last event of the stale reply (ms)", _stats(to_last)))
-    rows.append(("4 barge-in", "interrupt → upstream request cancelled (ms)", _stats(to_upstream)))
-    steps = await (turns.capacity((5,), 4.0, turn_every_s=0.5) if quick else
-                   turns.capacity((25, 50, 100, 150, 200, 300, 400), 8.0))
-    passed = [st.sessions for st in steps if st.ok]
-    rows.append(("5 capacity", "most real-time sessions (25 chunks/s each, a turn every ~20 s) with turn p99 "
-                 f"≤ {turns.TURN_P99_MS:.0f} ms and no backlog",
-                 f"{max(passed) if passed else 0}" + (" (every step passed)" if steps[-1].ok else "")))
-    for st in steps:
-        rows.append(("5 capacity", "step", st.describe() + (" ✓" if st.ok else " ✗")))
+    conds = dict(stub=latency.REALISTIC, reply=figures.reply_words(3 * (latency.THREE + " ")), codec="text",
+                 sessions=1)
+    rows.append(("4 barge-in", "interrupt → last event of the stale reply at the client (ms; in practice the "
+                 "round trip of `response-cancelled`)", _stats(to_last, **conds)))
+    rows.append(("4 barge-in", "interrupt → upstream request cancelled (ms)", _stats(to_upstream, **conds)))
+    for codec, full in (("pcm16", (25, 50, 100, 150, 200, 300, 400)), ("webm", (25, 50, 100, 150, 200))):
+        # quick: 4 s of PCM16 holds a few turns; a webm recording is its silence plus the 4 s question
+        steps = await (turns.capacity((5,), 4.0 if codec == "pcm16" else 7.0, turn_every_s=0.5, codec=codec,
+                                      min_turns=0) if quick else
+                       turns.capacity(full, 8.0, codec=codec))
+        passed = [st.sessions for st in steps if st.ok]
+        what = ("PCM16 16 kHz, 25 chunks/s each, a turn every ~20 s" if codec == "pcm16" else
+                "webm/opus as MediaRecorder slices it (40 ms a chunk, header in the first), one recording "
+                "per turn: ~20 s of silence then the question")
+        rows.append(("5 capacity", f"most real-time sessions ({what}; stub 0 ms; reply "
+                     f"{figures.reply_words(ECHO)}) with turn p99 ≤ {turns.TURN_P99_MS:.0f} ms, no backlog and "
+                     "clients keeping real time; server process, stub and client fleet each in its own process",
+                     f"{max(passed) if passed else 0}" + (" (every step passed)" if steps[-1].ok else "")))
+        for st in steps:
+            rows.append(("5 capacity", f"step, {codec}", st.describe() + (" ✓" if st.ok else " ✗")))
     n = 5 if quick else 100
-    idle, streaming = await memory.per_session(n)
-    rows.append(("6 memory", f"server RSS per idle session / per streaming session, {n} sessions (KiB)",
-                 f"{idle:.0f} / {streaming:.0f}"))
-    rtf = await latency.real_time_factors()
-    rows.append(("7 offline providers", "pocketsphinx STT real-time factor", f"{rtf['stt_rtf']:.3f}"))
-    rows.append(("7 offline providers", "piper TTS + MP3 real-time factor", f"{rtf['tts_rtf']:.3f}"))
+    for codec in ("pcm16", "webm"):
+        idle, streaming, decoders = await memory.per_session_codec(n, codec)
+        rows.append(("6 memory", f"server RSS per idle session / per streaming session, {n} sessions, {codec} (KiB"
+                     + ("; with the ffmpeg decoder processes' private memory, one per recording)" if codec == "webm"
+                        else ")"),
+                     f"{idle:.0f} / {streaming:.0f}" + (f" · {decoders} decoder processes while streaming"
+                                                        if codec == "webm" else "")))
+    rtf = await latency.real_time_factors(1 if quick else 9)
+    k = rtf["runs"]
+    rows.append(("7 offline providers", f"pocketsphinx STT real-time factor, median of {k} calls after the first "
+                 f"({rtf['stt_audio_s']:.1f} s question)", f"{rtf['stt_rtf']:.3f} (max {rtf['stt_rtf_max']:.3f})"))
+    rows.append(("7 offline providers", f"piper TTS + MP3 real-time factor, median of {k} calls after the first "
+                 f"({rtf['tts_audio_s']:.1f} s reply)", f"{rtf['tts_rtf']:.3f} (max {rtf['tts_rtf_max']:.3f})"))
     for silence_ms in ((700,) if quick else (300, 700, 1000)):
         delays = await asyncio.to_thread(endpointing.finalization_delays, silence_ms)
         rows.append(("8 endpointing", f"end of speech → utterance closed, silence_ms={silence_ms} (audio ms)",
-                     _stats(delays)))
+                     _stats(delays, codec=PCM, sessions=1)))
     rows += await cancel.rows(cancels=4 if quick else 50, compare=not quick)
     rows += await cluster_rows(quick)
     return rows
@@ -125,8 +161,9 @@ async def cluster_rows(quick: bool) -> list[Row]:
     n = 6 if quick else 40
     after_reconnect, after_kill = await cluster.reconnect(n)
     rows.append((name, f"worker SIGKILLed, {n} conversations on 2 workers: its clients' reconnect → next reply "
-                 "(ms)", _stats(after_reconnect)))
-    rows.append((name, "same, kill → next reply (ms; client reconnection delay 0.1-0.5 s)", _stats(after_kill)))
+                 "(ms)", _stats(after_reconnect, stub="0 ms", codec="text", sessions=n)))
+    rows.append((name, "same, kill → next reply (ms; client reconnection delay 0.1-0.5 s)",
+                 _stats(after_kill, stub="0 ms", codec="text", sessions=n)))
     return rows
 
 
@@ -149,12 +186,88 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool = False, out: str | None = "BENCHMARKS.md", only_cluster: bool = False) -> int:
+NOTES = """## Reading the table
+
+- Latency rows: `n`, p50, p90, and p99 only from n ≥ 100 (nearest rank: below that p99 is the
+  maximum, so the row says `max`). The conditions are in brackets: the stub's latencies, the
+  reply's length, the codec, the sessions, the think time, and where measured the CPU share of
+  the server (with its decoder children), the stub's process and the client fleet's process.
+  A client fleet near 100% means the figure is the load generator's limit, not the server's.
+- `ours - floor`: first audio minus the provider floor, the stub's configured critical path (STT,
+  first token, the tokens up to the first sentence or the whole reply, TTS): what voicegraph adds.
+- Burst (100 sessions stopping at once, providers at 0 ms): profiled with
+  `voicegraph bench --profile burst`, the server is CPU-bound for the whole burst and about half of
+  its samples are inside the OpenAI SDK's request path (about 300 requests: STT, chat, TTS per
+  turn). A sixth of all samples is httpcore's connection pool checking every pooled connection
+  (`has_expired` → `getpeername`/`is_socket_readable`) each time a request starts or a response
+  closes, which grows with the square of concurrent requests. voicegraph's own code is under a
+  tenth: the reply's sentence splitting (`nodes/text_split.py`, ~6%), the graph's edges (~7%),
+  logging (~2%). The client fleet and the stub used under a tenth of a core each, so the load
+  generator is not the limit. The SDK's aiohttp transport (`DefaultAioHttpClient`) took the burst's
+  p50 from ~1000 to ~730 ms in a probe; it is not switched on (a transport change for every
+  provider call wants its own review of cancellation and timeouts).
+"""
+
+
+def main(quick: bool = False, out: str | None = "BENCHMARKS.md", only_cluster: bool = False,
+         profile: str | None = None) -> int:
+    if profile:
+        return profile_scenario(profile, quick)
     rows = asyncio.run(cluster_rows(quick) if only_cluster else collect(quick))
     text = table(rows)
     print(text)
     if out:
         when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         Path(out).write_text(f"# voicegraph benchmarks\n\n{machine()}; {when}; "
-                             f"{'quick' if quick else 'full'} run of `voicegraph bench`.\n\n{text}\n")
+                             f"{'quick' if quick else 'full'} run of `voicegraph bench`.\n\n{text}\n\n{NOTES}")
     return 0
+
+
+PROFILES = {
+    "burst": "100 sessions (3 with --quick) stop recording at the same instant, providers at 0 ms",
+    "turns": "100 sessions (3 with --quick) take turns with 2-4 s between them, providers at 0 ms",
+    "capacity": "100 real-time PCM16 sessions (5 with --quick) for 20 s, a turn every ~20 s each",
+    "capacity-webm": "the same with webm/opus recordings (one ffmpeg decoder each)",
+    "ingest": "10 sessions flooding PCM16 chunks (2 with --quick)",
+    "ingest-webm": "the same with webm/opus chunks",
+    "first-audio": "the streaming graph, realistic stub latencies, 10 turns (2 with --quick)",
+}
+
+
+def profile_scenario(name: str, quick: bool) -> int:
+    """`voicegraph bench --profile NAME`: one scenario with py-spy sampling the server process;
+    the flame graph goes to `profile-NAME.svg` (py-spy needs ptrace: root, or
+    kernel.yama.ptrace_scope=0, or CAP_SYS_PTRACE in a container)."""
+    import shutil
+    import sys
+
+    from flow.bench import procs
+
+    if name not in PROFILES:
+        print(f"unknown scenario {name!r}; one of: " + ", ".join(f"{k} ({v})" for k, v in PROFILES.items()),
+              file=sys.stderr)
+        return 2
+    if not (shutil.which("py-spy") or Path(sys.executable).with_name("py-spy").exists()):
+        print("voicegraph bench --profile needs py-spy (pip install 'voicegraph[profile]')", file=sys.stderr)
+        return 2
+    procs.PROFILE = Path(f"profile-{name}.svg").resolve()
+    n = 3 if quick else 100
+
+    async def run() -> None:
+        if name in ("burst", "turns"):
+            print(await turns.turn_overhead([(n, 1, True)] if name == "burst" else [(n, 2, False)]))
+        elif name.startswith("capacity"):
+            for st in await turns.capacity((5 if quick else 100,), 6.0 if quick else 20.0, turn_every_s=0.5
+                                           if quick else turns.TURN_EVERY_S, min_turns=0,
+                                           codec="webm" if name.endswith("webm") else "pcm16"):
+                print(st.describe())
+        elif name.startswith("ingest"):
+            sessions, chunks = (2, 200) if quick else (10, 1500)
+            async with ingest.voicegraph_process() as (url, pid):
+                print(await ingest.measured(url, pid, sessions, chunks,
+                                            codec="webm" if name.endswith("webm") else "pcm16"))
+        else:
+            print(figures.spread(await latency.first_audio("streaming", 2 if quick else 10)))
+
+    asyncio.run(run())
+    return 0 if procs.PROFILE.exists() else 1

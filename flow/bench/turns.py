@@ -20,11 +20,12 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-from flow.bench.latency import QUESTION, pct
-from flow.bench.procs import close_all, connect_many, cpu_seconds, server_process
+from flow.bench.figures import pct, spread
+from flow.bench.latency import QUESTION
+from flow.bench.procs import children, close_all, connect_many, server_process, tree_cpu_seconds
 from flow.testing.client import Recorder
 from flow.testing.openai_stub import OpenAIStub
-from flow.testing.speech import encode, speak_piper
+from flow.testing.speech import MIME, encode, speak_piper
 
 CHUNK = 1280  # 40 ms of 16 kHz PCM16
 NOISE = bytes(CHUNK)  # digital silence: no speech, no turn
@@ -39,6 +40,23 @@ def question_pcm() -> bytes:
     return encode(speak_piper(QUESTION), "pcm16_16k", pad_s=0.0)
 
 
+WEBM_START = {"mimeType": MIME["webm"]}
+
+
+def webm_recordings(turn_every_s: float) -> list[list[bytes]]:
+    """Recordings as a browser sends them: webm/opus made by ffmpeg from real speech (silence of a
+    few lengths, then the question), each sliced into 40 ms of audio per chunk as MediaRecorder
+    does with a timeslice: the first chunk holds the header, the rest are continuation bytes."""
+    out = []
+    for share in (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0):
+        gap = share * turn_every_s
+        data = encode(speak_piper(QUESTION), "webm", pad_s=0.0, lead_s=gap)
+        slices = max(1, round((gap + QUESTION_S) / 0.04))
+        size = -(-len(data) // slices)
+        out.append([data[i:i + size] for i in range(0, len(data), size)])
+    return out
+
+
 async def one_turn(c: Recorder, audio: bytes, chunk: int = 32_000) -> float:
     """Stream `audio`, stop, wait for the reply: ms from `stop-recording` to `ai-response`."""
     n = len(c.of("ai-response"))
@@ -51,23 +69,62 @@ async def one_turn(c: Recorder, audio: bytes, chunk: int = 32_000) -> float:
     return 1000 * (t - t0)
 
 
-async def turn_overhead(runs: list[tuple[int, int, bool]], think_s: tuple[float, float] = (2.0, 4.0),
+FLEET_CPU: list[float] = []
+"""Per run of the last `turn_overhead`: the share of one core the client fleet's process used
+(near 1.0 the figures are client-bound)."""
+STUB_CPU: list[float] = []
+"""Same for the stub's process (this one)."""
+SERVER_CPU: list[float] = []
+"""Same for the server process."""
+
+
+async def turn_overhead(runs: list[tuple], think_s: tuple[float, float] = (2.0, 4.0),
                         ) -> list[list[float]]:
-    """Per run `(sessions, turns each, burst)`: stop → ai-response (ms) of every turn, one server."""
-    audio = question_pcm()
+    """Per run `(sessions, turns each, burst[, think_s])`: stop → ai-response (ms) of every turn,
+    one server. The stub runs here, the server in its own process, the client fleet in a third
+    (spawned)."""
+    import concurrent.futures
+    import multiprocessing
+
     out: list[list[float]] = []
+    FLEET_CPU.clear(), STUB_CPU.clear(), SERVER_CPU.clear()
     async with OpenAIStub() as stub, server_process("default", stub) as srv:
-        warm = await Recorder().connect(srv.url)  # first-use costs (SDK, pools) are not in the figure
-        await one_turn(warm, audio)
-        await warm.close()
-        for sessions, turns_each, burst in runs:
-            clients = await connect_many(srv.url, sessions)
-            try:
-                out.append(await (_burst(clients, audio) if burst else
-                                  _staggered(clients, audio, turns_each, think_s)))
-            finally:
-                await close_all(clients)
+        loop = asyncio.get_running_loop()
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            await loop.run_in_executor(pool, _fleet_main, srv.url, 1, 1, False, think_s, True)  # warm
+            for sessions, turns_each, burst, *think in runs:
+                wall, mine, server = time.monotonic(), time.process_time(), tree_cpu_seconds(srv.pid)
+                values, fleet_cpu = await loop.run_in_executor(
+                    pool, _fleet_main, srv.url, sessions, turns_each, burst, think[0] if think else think_s, False)
+                wall = time.monotonic() - wall
+                out.append(values)
+                FLEET_CPU.append(fleet_cpu / wall)
+                STUB_CPU.append((time.process_time() - mine) / wall)
+                SERVER_CPU.append((tree_cpu_seconds(srv.pid) - server) / wall)
     return out
+
+
+def _fleet_main(url: str, sessions: int, turns_each: int, burst: bool, think_s: tuple[float, float],
+                warm: bool) -> tuple[list[float], float]:
+    """In the fleet's process: connect `sessions` clients, take the turns; (ms of each, CPU s)."""
+
+    async def run() -> list[float]:
+        audio = question_pcm()
+        if warm:  # first-use costs (SDK, pools) are not in the figure
+            c = await Recorder().connect(url)
+            await one_turn(c, audio)
+            await c.close()
+            return []
+        clients = await connect_many(url, sessions)
+        try:
+            return await (_burst(clients, audio) if burst else _staggered(clients, audio, turns_each, think_s))
+        finally:
+            await close_all(clients)
+
+    question_pcm()  # made (or read from cache) before the clock starts
+    cpu = time.process_time()
+    values = asyncio.run(run())
+    return values, time.process_time() - cpu
 
 
 async def _staggered(clients: list[Recorder], audio: bytes, turns_each: int,
@@ -101,6 +158,19 @@ async def _burst(clients: list[Recorder], audio: bytes) -> list[float]:
 # ---------------------------------------------------------------------- capacity
 
 
+MIN_TURNS = 100
+"""Turns a full capacity step is long enough for: the p99 it is judged on is a real p99."""
+QUESTION_S = 3.0
+"""About how long the question takes to stream in real time (a turn's length before its gap)."""
+
+
+def step_seconds(sessions: int, seconds: float, turn_every_s: float, min_turns: int = MIN_TURNS) -> float:
+    """How long a step of `sessions` runs: at least `seconds`, and long enough for `min_turns`
+    turns (each session talks once per `turn_every_s` + the question's length, on average; 30 %
+    more for the first gap and the turns the step's end cuts off)."""
+    return max(seconds, 1.3 * min_turns * (turn_every_s + QUESTION_S) / sessions)
+
+
 @dataclass
 class Step:
     sessions: int
@@ -108,13 +178,20 @@ class Step:
     acks: list[tuple[float, float]] = field(default_factory=list)
     """(seconds into the step, round trip ms) of acknowledged chunks."""
     lag_ms: float = 0.0
+    """How far the slowest sender ever fell behind its real-time schedule."""
+    end_lag_ms: float = 0.0
+    """How far behind real time the slowest sender was at its last chunk: the clients could not
+    keep real time (their own limit, or a server that does not read) when this is large."""
     server_cpu: float = 0.0
     """Share of one core the server process used during the step."""
     client_cpu: float = 0.0
-    """Share of one core this (load-generating) process used: near 1.0, the figures are client-bound."""
+    """Share of one core the client fleet's process used: near 1.0, the figures are client-bound."""
+    seconds: float = 0.0
+    codec: str = "pcm16"
+    decoders: int = 0
+    """Decoder child processes (ffmpeg) of the server at the step's busiest moment (webm)."""
     pending: set[asyncio.Task] = field(default_factory=set)
     """Turns whose reply is still awaited."""
-    """How far the slowest sender fell behind its real-time schedule (the client's own limit)."""
 
     @property
     def turn_p99(self) -> float:
@@ -130,53 +207,86 @@ class Step:
         return statistics.median(tail)
 
     @property
+    def real_time(self) -> bool:
+        return self.end_lag_ms <= BACKLOG_MS
+
+    @property
     def ok(self) -> bool:
-        return bool(self.turns) and self.turn_p99 <= TURN_P99_MS and self.ack_late <= BACKLOG_MS
+        return (bool(self.turns) and self.turn_p99 <= TURN_P99_MS and self.ack_late <= BACKLOG_MS
+                and self.real_time)
 
     def describe(self) -> str:
-        return (f"{self.sessions} sessions: turn p99 {self.turn_p99:.0f} ms (n={len(self.turns)}), "
-                f"ack {self.ack_late:.0f} ms, CPU server {100 * self.server_cpu:.0f}% / "
-                f"clients {100 * self.client_cpu:.0f}%")
+        why = [] if self.ok else [w for w, bad in (
+            (f"turn p99 > {TURN_P99_MS:.0f} ms", bool(self.turns) and self.turn_p99 > TURN_P99_MS),
+            (f"backlog > {BACKLOG_MS:.0f} ms", self.ack_late > BACKLOG_MS),
+            ("clients fell behind real time", not self.real_time),
+            ("no turn", not self.turns)) if bad]
+        dec = f", {self.decoders} ffmpeg decoders" if self.codec != "pcm16" else ""
+        return (f"{self.sessions} sessions ({self.codec}, {self.seconds:.0f} s): turn (ms) {spread(self.turns)}, "
+                f"ack {self.ack_late:.0f} ms, clients behind real time {self.end_lag_ms:.0f} ms at the end "
+                f"(worst {self.lag_ms:.0f}), CPU server {100 * self.server_cpu:.0f}%{dec} / "
+                f"clients {100 * self.client_cpu:.0f}%" + (f" — fails: {', '.join(why)}" if why else ""))
 
 
-async def _stream(c: Recorder, step: Step, seconds: float, turn_every_s: float, audio: bytes, seed: int) -> None:
+def _timed(c: Recorder, step: Step, t0: float) -> asyncio.Task:
+    """Wait (in the background) for the reply to the turn just stopped at `t0`; record its time."""
+    n = len(c.of("ai-response"))
+
+    async def timed() -> None:
+        try:
+            await c.wait("ai-response", count=n + 1, timeout=60)
+        except AssertionError:
+            step.turns.append(float("inf"))  # no reply at all: the step fails
+            return
+        t = [t for t, e, _ in c.events if e == "ai-response"][n]
+        step.turns.append(1000 * (t - t0))
+
+    return asyncio.get_running_loop().create_task(timed())
+
+
+async def _stream(c: Recorder, step: Step, seconds: float, turn_every_s: float, audio: bytes, seed: int,
+                  webm: list[list[bytes]] | None = None) -> None:
+    """One real-time session for `seconds`: PCM16 (digital silence between questions), or with
+    `webm` whole browser recordings (silence then the question, one decoder each) back to back."""
     loop = asyncio.get_running_loop()
     r = random.Random(seed)
     start = loop.time()
     plan: list[bytes] = []
     next_turn = r.expovariate(1 / turn_every_s)  # users talk at random, independent moments
     sent = 0
-    await c.emit("start-recording", START)
+    if webm is None:
+        await c.emit("start-recording", START)
+    lag = 0.0
     while True:
         at = sent * 0.04
         if at >= seconds:
+            step.end_lag_ms = max(step.end_lag_ms, 1000 * lag)
             break
         lag = loop.time() - (start + at)
         step.lag_ms = max(step.lag_ms, 1000 * lag)
         if lag < 0:
             await asyncio.sleep(-lag)
-        if not plan and at >= next_turn:
+        if webm is not None and not plan:
+            plan = list(r.choice(webm))
+            await c.emit("start-recording", WEBM_START)
+        elif not plan and at >= next_turn:
             plan = [audio[i:i + CHUNK] for i in range(0, len(audio), CHUNK)]
             next_turn = float("inf")
         if plan:
-            await c.sio.emit("audio-stream", plan.pop(0))
+            chunk = plan.pop(0)
+            if sent % 25 == 0:
+                sent_at = loop.time()
+                await c.sio.emit("audio-stream", chunk, callback=lambda *a, s=sent_at: step.acks.append(
+                    (s - start, 1000 * (loop.time() - s))))
+            else:
+                await c.sio.emit("audio-stream", chunk)
             if not plan:  # the question is out: stop, time the reply, start streaming again
                 t0 = loop.time()
-                n = len(c.of("ai-response"))
+                step.pending.add(_timed(c, step, t0))
                 await c.emit("stop-recording")
-
-                async def timed(t0: float = t0, n: int = n) -> None:
-                    try:
-                        await c.wait("ai-response", count=n + 1, timeout=60)
-                    except AssertionError:
-                        step.turns.append(float("inf"))  # no reply at all: the step fails
-                        return
-                    t = [t for t, e, _ in c.events if e == "ai-response"][n]
-                    step.turns.append(1000 * (t - t0))
-
-                step.pending.add(loop.create_task(timed()))
-                await c.emit("start-recording", START)
-                next_turn = at + r.expovariate(1 / turn_every_s)
+                if webm is None:
+                    await c.emit("start-recording", START)
+                    next_turn = at + r.expovariate(1 / turn_every_s)
         elif sent % 25 == 0:
             sent_at = loop.time()
             await c.sio.emit("audio-stream", NOISE, callback=lambda *a, s=sent_at: step.acks.append(
@@ -186,35 +296,67 @@ async def _stream(c: Recorder, step: Step, seconds: float, turn_every_s: float, 
         sent += 1
 
 
-async def capacity(steps: tuple[int, ...], seconds: float, turn_every_s: float = TURN_EVERY_S) -> list[Step]:
-    """Raise the session count step by step until a step fails (or the steps run out)."""
+async def capacity(steps: tuple[int, ...], seconds: float, turn_every_s: float = TURN_EVERY_S,
+                   codec: str = "pcm16", min_turns: int = MIN_TURNS) -> list[Step]:
+    """Raise the session count step by step until a step fails (or the steps run out). The stub
+    runs in this process, the server in its own, the client fleet in a third."""
     async with OpenAIStub() as stub, server_process("default", stub) as srv:
-        return await climb(srv.url, [srv.pid], steps, seconds, turn_every_s)
+        return await climb_elsewhere(srv.url, [srv.pid], steps, seconds, turn_every_s, codec, min_turns)
+
+
+def _climb_main(*args: object) -> list[Step]:
+    steps = asyncio.run(climb(*args))  # type: ignore[arg-type]
+    for st in steps:
+        st.pending = set()  # tasks do not cross processes
+    return steps
+
+
+async def climb_elsewhere(*args: object) -> list[Step]:
+    """`climb` with the client fleet in a process of its own (spawned: no inherited loop), so the
+    load generator competes with neither the stub nor the server for an interpreter lock, and
+    its CPU share is its own."""
+    import concurrent.futures
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return await asyncio.get_running_loop().run_in_executor(pool, _climb_main, *args)
 
 
 async def climb(url: str, pids: list[int], steps: tuple[int, ...], seconds: float,
-                turn_every_s: float = TURN_EVERY_S) -> list[Step]:
+                turn_every_s: float = TURN_EVERY_S, codec: str = "pcm16", min_turns: int = 0,
+                ) -> list[Step]:
     """The capacity steps against `url` (one server, or a balancer in front of several), whose
-    server processes are `pids` (their CPU is summed)."""
+    server processes are `pids` (their CPU, with their decoder children's, is summed). A step
+    runs for `seconds`, longer if needed for `min_turns` turns."""
     audio = question_pcm()
+    webm = webm_recordings(turn_every_s) if codec == "webm" else None
     done: list[Step] = []
     for _ in pids:  # first-use costs are not in the figure (a balancer spreads these over the workers)
         warm = await Recorder().connect(url)
         await one_turn(warm, audio)
         await warm.close()
     for n in steps:
-        step = Step(n)
+        length = step_seconds(n, seconds, turn_every_s, min_turns)
+        step = Step(n, seconds=length, codec=codec)
         clients = await connect_many(url, n)
         wall, mine = time.monotonic(), time.process_time()
-        server = sum(cpu_seconds(pid) for pid in pids)
+        server = sum(tree_cpu_seconds(pid) for pid in pids)
+
+        async def count_decoders(step: Step = step) -> None:
+            while True:
+                step.decoders = max(step.decoders, sum(len(children(pid)) for pid in pids))
+                await asyncio.sleep(1.0)
+
+        counter = asyncio.get_running_loop().create_task(count_decoders())
         try:
-            await asyncio.gather(*(_stream(c, step, seconds, turn_every_s, audio, i)
+            await asyncio.gather(*(_stream(c, step, length, turn_every_s, audio, i, webm)
                                    for i, c in enumerate(clients)))
             await asyncio.gather(*step.pending)  # replies of the last turns
             wall = time.monotonic() - wall
-            step.server_cpu = (sum(cpu_seconds(pid) for pid in pids) - server) / wall
+            step.server_cpu = (sum(tree_cpu_seconds(pid) for pid in pids) - server) / wall
             step.client_cpu = (time.process_time() - mine) / wall
         finally:
+            counter.cancel()
             await close_all(clients)
         done.append(step)
         if not step.ok:
