@@ -99,6 +99,9 @@ async def test_replay_exits_zero_when_the_transcripts_are_the_same(clients, tmp_
                 break
             await asyncio.sleep(0.01)
     [meta] = list_recordings(tmp_path)
+    rec = read_recording(meta["path"])
+    # the first event the client got, the conversation it is in, is recorded like the others
+    assert rec.outbound[0].event == "conversation" and rec.outbound[0].data["resumed"] is False
     done = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "flow.cli", "replay", meta["path"], "--speed", "max",
                          "--expect-same-transcripts"],
@@ -116,6 +119,10 @@ async def test_replay_exits_zero_when_the_transcripts_are_the_same(clients, tmp_
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"replayed through '{srv.url}'" in done.stdout
     assert done.stdout.count("'hello there'") >= 2  # the turn, on both sides
+    # the default graph sends no turn-metrics: the replay's outcome is unknown ("—"), not a difference
+    assert "≠" not in done.stdout, done.stdout
+    assert any(line.split()[:2] == ["outcome", "answered"] and line.rstrip().endswith("—")
+               for line in done.stdout.splitlines()), done.stdout
 
 
 def test_replay_refuses_a_file_that_is_not_a_recording(tmp_path) -> None:
