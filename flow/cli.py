@@ -109,7 +109,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # Only here, not in VoicegraphServer: an application embedding it owns its own heap.
             gc.collect()
             gc.freeze()
-            print(f"voicegraph listening on {url} (Socket.IO + GET /health)", flush=True)
+            every = settings.host in ("0.0.0.0", "", "::")  # the URL shown is loopback; say it is not only that
+            print(f"voicegraph listening on {url} ({'every interface, ' if every else ''}Socket.IO + GET /health)",
+                  flush=True)
             dashboard = None
             if settings.ui:
                 from ui.app import serve_dashboard

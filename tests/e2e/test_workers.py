@@ -69,3 +69,20 @@ def test_serve_refuses_an_unknown_store_at_start_up() -> None:
     run = subprocess.run([sys.executable, "-m", "flow.cli", "serve", "--port", "0", "--no-ui"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "unknown store 'postgres'" in run.stderr, run.stderr[-2000:]
+
+
+def test_serve_says_when_it_listens_on_every_interface() -> None:
+    """The URL printed is a loopback one; on HOST 0.0.0.0 (the default) the line says it is not only that."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "VOICEGRAPH_"))}
+    env["VOICEGRAPH_PRELOAD"] = "0"
+    lines = {}
+    for host in ("0.0.0.0", "127.0.0.1"):
+        proc = subprocess.Popen([sys.executable, "-m", "flow.cli", "serve", "--host", host, "--port", "0", "--no-ui"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            lines[host] = next(line for line in proc.stdout if "listening on" in line)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    assert "every interface" in lines["0.0.0.0"] and "every interface" not in lines["127.0.0.1"], lines
+    assert lines["0.0.0.0"].split("listening on ")[1].startswith("http://127.0.0.1:")
