@@ -25,6 +25,13 @@ log = logging.getLogger("voicegraph")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def _log_format(env: Mapping[str, str] | None) -> str:
+    """`LOG_FORMAT`, with the worker's name when one is given (`VOICEGRAPH_WORKER`, as `serve
+    --workers` names them): N workers write to one terminal, and a line must say whose it is."""
+    worker = (env or {}).get("VOICEGRAPH_WORKER", "").replace("%", "%%")
+    return LOG_FORMAT.replace(" %(name)s", f" [{worker}] %(name)s") if worker else LOG_FORMAT
+
+
 def _setup_logging(level: str, env: Mapping[str, str] | None = None) -> None:
     """Log to stderr; every line, tracebacks included, with `env`'s secrets and anything that
     looks like a credential redacted (`flow.redact`)."""
@@ -32,10 +39,11 @@ def _setup_logging(level: str, env: Mapping[str, str] | None = None) -> None:
 
     root = logging.getLogger()
     before = list(root.handlers)
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=LOG_FORMAT)
+    fmt = _log_format(env)
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt)
     for handler in root.handlers:
         if handler not in before:  # ours, not an embedding application's (or pytest's)
-            handler.setFormatter(RedactingFormatter(LOG_FORMAT, env))
+            handler.setFormatter(RedactingFormatter(fmt, env))
     for noisy in ("engineio", "socketio", "aiohttp.access", "httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -84,6 +92,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     # how to switch an `auto` provider was logged by the nodes while the graph was checked
     log.info("graph %s (%s), providers: %s", spec.name, path, server.providers() or "none")
+    if settings.record_dir:
+        log.info("recording every session to %s (the users' audio, text and replies: personal data)",
+                 settings.record_dir)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -98,7 +109,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # Only here, not in VoicegraphServer: an application embedding it owns its own heap.
             gc.collect()
             gc.freeze()
-            print(f"voicegraph listening on {url} (Socket.IO + GET /health)", flush=True)
+            every = settings.host in ("0.0.0.0", "", "::")  # the URL shown is loopback; say it is not only that
+            print(f"voicegraph listening on {url} ({'every interface, ' if every else ''}Socket.IO + GET /health)",
+                  flush=True)
             dashboard = None
             if settings.ui:
                 from ui.app import serve_dashboard
@@ -295,7 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--log-level", help="the local server's log level (default WARNING)")
     rep.set_defaults(fn=cmd_replay)
     args = parser.parse_args(argv)
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except BrokenPipeError:  # `voicegraph nodes | head`: the reader has what it wanted
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush finds no pipe
+        return 141  # what a shell reports for a command stopped by SIGPIPE
 
 
 if __name__ == "__main__":

@@ -142,19 +142,42 @@ class Tap:
         self.monitor = monitor
         self._points: dict[str, TapPoint] = {}
         self._watchers: dict[str, int] = {}
+        self._labels: dict[str, int] = {}
+        """Client labels someone waits for (`/?tap=LABEL`), with how many wait."""
+        self._armed: set[str] = set()
+        """Sessions that connected with such a label: tapped from their first message."""
 
     def attach(self, session: str, edges: list[EdgeSpec]) -> TapPoint:
         """The point of a new session's graph (already on if someone asked to watch it)."""
         point = TapPoint(self.monitor, session, edges)
-        point.on = session in self._watchers
+        point.on = session in self._watchers or session in self._armed
         self._points[session] = point
         return point
 
     def detach(self, point: TapPoint) -> None:
         point.flush()  # the session's last audio is shown too
         point.on = False
+        self._armed.discard(point.session)
         if self._points.get(point.session) is point:
             del self._points[point.session]
+
+    def watch_label(self, label: str) -> None:
+        """Tap the next sessions whose client says `auth: {label}` from their first message: a
+        page waiting for a client finds it only after it connected, and a client that speaks at
+        once would otherwise lose its first turn to that delay."""
+        self._labels[label] = self._labels.get(label, 0) + 1
+
+    def unwatch_label(self, label: str) -> None:
+        left = self._labels.get(label, 0) - 1
+        if left > 0:
+            self._labels[label] = left
+        else:
+            self._labels.pop(label, None)
+
+    def arm(self, session: str, label: str) -> None:
+        """A session connecting (before its graph is built): tapped if its label is waited for."""
+        if label and label in self._labels:
+            self._armed.add(session)
 
     def watch(self, session: str) -> None:
         self._watchers[session] = self._watchers.get(session, 0) + 1
@@ -167,6 +190,7 @@ class Tap:
             self._watchers[session] = left
             return
         self._watchers.pop(session, None)
+        self._armed.discard(session)
         if session in self._points:
             self._points[session].flush()
             self._points[session].on = False

@@ -35,7 +35,10 @@ def run_workers(n: int, port: int, serve_args: Sequence[str], env: dict[str, str
     log.info("%d workers on ports %d-%d (pids %s); put HAProxy or nginx in front (deploy/)",
              n, port, port + n - 1, " ".join(str(p.pid) for p in procs))
 
+    stopping: list[int] = []
+
     def forward(signum: int, _frame: object) -> None:
+        stopping.append(signum)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signum)
@@ -47,7 +50,11 @@ def run_workers(n: int, port: int, serve_args: Sequence[str], env: dict[str, str
         for i, p in enumerate(procs):
             if p.poll() is not None and i not in reported:
                 reported.add(i)
-                log.warning("worker w%d (pid %d, port %d) exited with %s", i + 1, p.pid, port + i, p.returncode)
+                if stopping and p.returncode == 0:  # asked to stop, and it did: no news
+                    log.info("worker w%d (pid %d, port %d) stopped", i + 1, p.pid, port + i)
+                else:
+                    log.warning("worker w%d (pid %d, port %d) exited with %s", i + 1, p.pid, port + i,
+                                p.returncode)
         time.sleep(0.2)
     codes = [p.returncode for p in procs]
     return max((abs(c) for c in codes), default=0) if any(codes) else 0

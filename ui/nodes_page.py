@@ -18,4 +18,5 @@ def nodes_page() -> None:
     ui.page_title("voicegraph: node types")
     with ui.column().classes("w-full max-w-5xl mx-auto"):
         ui.link("← dashboard", "/")
-        ui.markdown(as_markdown(reference(), command=None)).classes("w-full").props("data-testid=node-reference")
+        page = as_markdown(reference(), command=None, guide=None)
+        ui.markdown(page).classes("w-full").props("data-testid=node-reference")

@@ -97,7 +97,7 @@ class SessionsPanel:
     def _build_detail(self) -> None:
         with ui.row().classes("items-center w-full"):
             self.title = ui.label("select a session").classes("text-base font-bold")
-            self.badge = ui.badge("", color="grey").classes("vg-state").props("data-testid=state")
+            self.badge = ui.badge("none", color="grey").classes("vg-state").props("data-testid=state")
         with ui.row().classes("items-center w-full no-wrap"):
             ui.label("level").classes("w-14 text-xs")
             self.level = ui.linear_progress(value=0, show_value=False, size="12px").props("instant-feedback")

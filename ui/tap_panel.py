@@ -52,6 +52,8 @@ class TapPanel:
         self.dashboard = dashboard
         self.bench = bench
         self.watched: str | None = None
+        self._label: str | None = None
+        """The client label this tab waits for (`/?tap=LABEL`), armed in `flow.tap`."""
         self._specs: dict[str, GraphSpec] = {}
         """The graph each session shown here ran (kept for closed sessions: the drawing needs it)."""
         self._shown: Any = None
@@ -93,10 +95,17 @@ class TapPanel:
 
     def sync(self) -> None:
         """Tap the picked session (and stop tapping the one before)."""
+        tap = self.dashboard.server.resources.monitor.tap
+        label = self.pick.value[len(NAMED):] if self.pick.value.startswith(NAMED) else None
+        if label != self._label:  # sessions with this label are tapped from their first message
+            if self._label is not None:
+                tap.unwatch_label(self._label)
+            if label is not None:
+                tap.watch_label(label)
+            self._label = label
         sid = self.target()
         if sid == self.watched:
             return
-        tap = self.dashboard.server.resources.monitor.tap
         if self.watched is not None:
             tap.unwatch(self.watched)
         self.watched = sid
@@ -109,6 +118,9 @@ class TapPanel:
         self.refresh()
 
     def close(self) -> None:
+        if self._label is not None:
+            self.dashboard.server.resources.monitor.tap.unwatch_label(self._label)
+            self._label = None
         if self.watched is not None:
             self.dashboard.server.resources.monitor.tap.unwatch(self.watched)
             self.watched = None

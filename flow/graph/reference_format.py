@@ -12,6 +12,8 @@ from typing import Any
 from flow.graph.reference import NodeTypeRef, ParamRef, PortRef, Reference
 
 MARKDOWN_COMMAND = "voicegraph nodes --builtin --format markdown > docs/nodes.md"
+GUIDE = "writing-a-node.md"
+"""The guide to writing a node, beside docs/nodes.md."""
 
 _BOUNDS = (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<"), ("min_length", "length ≥"),
            ("max_length", "length ≤"), ("multiple_of", "multiple of"))
@@ -86,16 +88,18 @@ def _code(text: str) -> str:
     return f"`{text}`" if text else ""
 
 
-def as_markdown(ref: Reference, command: str | None = MARKDOWN_COMMAND) -> str:
+def as_markdown(ref: Reference, command: str | None = MARKDOWN_COMMAND, guide: str | None = GUIDE) -> str:
     """A whole page: contents, one section per node type, the client node, the message types
-    (`command`: what made it, said in a comment; None for none)."""
+    (`command`: what made it, said in a comment; None for none). `guide` links the guide to
+    writing a node beside this page; None names it as a file of the source instead (the dashboard
+    serves no docs/, and an installed package has none)."""
     out = ["# Node types", ""]
     if command:
         out += [f"<!-- generated from the code by `{command}`; do not edit by hand -->", ""]
     out += ["Every node type a graph's `type:` can name, with its ports (what an edge may connect) and its "
            "`params:`. Generated from the node classes and their pydantic `Params` models; "
            "`voicegraph nodes` prints the same for the types installed here, plugins included, and "
-           "[writing-a-node.md](writing-a-node.md) shows how to add one. Every node also has an `error` "
+           f"{_guide(guide)} shows how to add one. Every node also has an `error` "
            "output; a *control* input may be fed from downstream (a loop through it is no cycle).", ""]
     out += [f"- [`{n.name}`](#{n.name}): {_first_sentence(n.doc)}" for n in ref.nodes]
     out += ["- [`client`](#client): the Socket.IO connection", "- [Message types](#message-types)", ""]
@@ -103,7 +107,7 @@ def as_markdown(ref: Reference, command: str | None = MARKDOWN_COMMAND) -> str:
         out += _md_node(n)
     out += _md_node(ref.client)
     out += ["## Message types", "", "What travels on edges (`flow/contract/messages.py`).", "",
-            "| type | fields | |", "| --- | --- | --- |"]
+            "| type | fields | what |", "| --- | --- | --- |"]
     out += [f"| `{m.name}` | {_cell(', '.join(m.fields))} | {_cell(m.doc)} |" for m in ref.messages]
     return "\n".join(out) + "\n"
 
@@ -118,16 +122,22 @@ def _md_node(n: NodeTypeRef) -> list[str]:
         out += [n.about, ""]
     for title, ports, is_input in (("Inputs", n.inputs, True), ("Outputs", n.outputs, False)):
         if ports:
-            out += [f"**{title}**", "", "| port | type | | |", "| --- | --- | --- | --- |"]
+            out += [f"**{title}**", "", "| port | type | flags | what |", "| --- | --- | --- | --- |"]
             out += [f"| `{p.name}` | {_cell(' | '.join(_code(t) for t in p.types))} | {_port_flags(p, is_input)} "
                     f"| {_cell(p.doc)} |" for p in ports]
             out.append("")
     if n.params:
-        out += ["**Params**", "", "| param | type | default | bounds | |", "| --- | --- | --- | --- | --- |"]
+        out += ["**Params**", "", "| param | type | default | bounds | what |", "| --- | --- | --- | --- | --- |"]
         out += [f"| `{p.name}` | {_cell(_code(p.type))} | {_cell(_code(default(p)))} | {_cell(bounds(p))} "
                 f"| {_cell(p.doc)} |" for p in n.params]
         out.append("")
     return out
+
+
+def _guide(guide: str | None) -> str:
+    if guide is None:
+        return "`docs/writing-a-node.md` (in voicegraph's source)"
+    return f"[writing-a-node.md]({guide})"
 
 
 def _first_sentence(doc: str) -> str:

@@ -94,7 +94,10 @@ def rows(recorded: Run, replayed: Run) -> list[tuple[bool, str, str, str]]:
         out.append(((ta.source, ta.text) != (tb.source, tb.text), f"turn {i}", left, right))
         out.append((ta.reply != tb.reply, "  reply", _quoted(ta.reply), _quoted(tb.reply)))
         if ta.outcome or tb.outcome:
-            out.append((ta.outcome != tb.outcome, "  outcome", ta.outcome or "—", tb.outcome or "—"))
+            # a side without turn records or `turn-metrics` (`--url` to a graph that sends none)
+            # does not know its outcome: unknown is not a difference (a missing turn is, on its row)
+            differs = bool(ta.outcome and tb.outcome and ta.outcome != tb.outcome)
+            out.append((differs, "  outcome", ta.outcome or "—", tb.outcome or "—"))
         for stage in SHOWN_STAGES:
             if stage in ta.ms or stage in tb.ms:
                 out.append((False, f"  {stage}", _ms(ta.ms.get(stage)), _ms(tb.ms.get(stage))))

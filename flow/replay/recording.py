@@ -22,11 +22,14 @@ class NotARecording(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One event of a run: `t` ms after the session opened, its name and payload."""
+    """One event of a run: `t` ms after the session opened, its name and payload; `line`, its
+    place in the recording (an event and what it caused are often written in the same 0.1 ms, so
+    only the file's order says which came first)."""
 
     t: float
     event: str
     data: Any
+    line: int = 0
 
 
 @dataclass
@@ -85,18 +88,18 @@ def read_recording(path: str | Path) -> Recording:
     rec = Recording(path, read_header(path))
     with _open(path) as fh:
         fh.readline()
-        for line in fh:
+        for n, line in enumerate(fh, 2):
             try:
                 r = json.loads(line)
             except ValueError:
                 break
             kind, t = r.get("dir"), float(r.get("t") or 0.0)
             if kind == "in":
-                rec.inbound.append(Event(t, r["event"], restore(r.get("data"))))
+                rec.inbound.append(Event(t, r["event"], restore(r.get("data")), n))
             elif kind == "out":
-                rec.outbound.append(Event(t, r["event"], r.get("data")))
+                rec.outbound.append(Event(t, r["event"], r.get("data"), n))
             elif kind == "turn":
-                rec.turns.append(Event(t, r.get("outcome", ""), r.get("data") or {}))
+                rec.turns.append(Event(t, r.get("outcome", ""), r.get("data") or {}, n))
             elif kind == "truncated":
                 rec.truncated = True
             elif kind == "end":

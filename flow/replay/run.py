@@ -67,9 +67,9 @@ async def replay(rec: Recording, url: str, *, speed: float | None = 1.0, auth: d
                     if delay > 0:
                         await asyncio.sleep(delay)
                 if e.event != "audio-stream":
-                    await _caught_up(run, rec, e.t)
+                    await _caught_up(run, rec, e)
                 await _emit(sio, e)
-            await _finished(run, len(_recorded(rec, "message-received", float("inf"))), settle_s)
+            await _finished(run, len(_recorded(rec, "message-received")), settle_s)
     finally:
         with contextlib.suppress(Exception):
             await sio.disconnect()
@@ -83,8 +83,10 @@ async def _emit(sio: socketio.AsyncClient, e: Event) -> None:
         await sio.emit(e.event, e.data)
 
 
-def _recorded(rec: Recording, event: str, before: float) -> list[Event]:
-    return [o for o in rec.outbound if o.event == event and o.t <= before]
+def _recorded(rec: Recording, event: str, before: Event | None = None) -> list[Event]:
+    """The recorded outbound `event`s written before `before` (all of them without it). By the
+    file's order: a `message-received` has the same `t` as the `text-message` that caused it."""
+    return [o for o in rec.outbound if o.event == event and (before is None or o.line < before.line)]
 
 
 async def _wait(run: ReplayRun, done: Any, timeout: float) -> bool:
@@ -99,8 +101,8 @@ async def _wait(run: ReplayRun, done: Any, timeout: float) -> bool:
     return True
 
 
-async def _caught_up(run: ReplayRun, rec: Recording, t: float) -> None:
-    wanted = {event: len(_recorded(rec, event, t)) for event in SYNC_EVENTS}
+async def _caught_up(run: ReplayRun, rec: Recording, e: Event) -> None:
+    wanted = {event: len(_recorded(rec, event, e)) for event in SYNC_EVENTS}
     reached = await _wait(run, lambda: all(run.count(ev) >= n for ev, n in wanted.items()),
                           DIVERGED_WAIT_S if run.diverged else SYNC_TIMEOUT_S)
     run.diverged = run.diverged or not reached

@@ -223,8 +223,12 @@ class VoicegraphServer:
         self.sessions[sid] = session
         self.metrics.connects.inc()
         self.outboxes[sid] = outbox
-        # queued now, sent by the outbox's pump after python-socketio's CONNECT packet
-        outbox.put("conversation", {"conversationId": conversation.id, "resumed": conversation.resumed})
+        # queued now, sent by the outbox's pump after python-socketio's CONNECT packet; recorded
+        # like every other event handed to the client (a recording keeps which conversation it was)
+        greeting = {"conversationId": conversation.id, "resumed": conversation.resumed}
+        outbox.put("conversation", greeting)
+        if session.log is not None:
+            session.log.outbound("conversation", greeting)
         log.info("session %s connected (%d live)%s", sid, len(self.sessions),
                  f", continuing conversation {conversation.id[:6]}…" if conversation.resumed else "")
 

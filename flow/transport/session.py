@@ -92,6 +92,7 @@ class Session:
         self._errors = resources.metrics.errors
         self.cancelled_through = 0
         """Replies of turns ≤ this are dropped instead of sent (from the `cancel` input)."""
+        resources.monitor.tap.arm(sid, (peer or {}).get("label", ""))  # a page waiting for this client
         self.graph = GraphInstance(spec, self.ctx)
         scheduler = self.ctx.scheduler
         for port, sink in self.graph.sinks.items():

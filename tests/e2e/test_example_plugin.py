@@ -95,4 +95,10 @@ def test_the_dashboard_lists_node_types_with_the_plugin(plugin_env: dict[str, st
         assert {"faq", "silence_finalizer", "interrupt_gate", "client", "Message types"} <= set(headings)
         cells = [c.text for c in page.find_elements(By.TAG_NAME, "td")]
         assert "silence_ms" in cells and "≥ 100, ≤ 5000" in cells and "answers" in cells
+        # every column says what it holds, and every link stays on the page or goes to the dashboard
+        # (no docs/ is served: the guide is named as a file of the source, not linked)
+        assert all(th.text.strip() for th in page.find_elements(By.TAG_NAME, "th"))
+        hrefs = [a.get_attribute("href") for a in d.find_elements(By.TAG_NAME, "a")]
+        assert hrefs and all("#" in h or h.rstrip("/") == ui_url.rstrip("/") for h in hrefs), hrefs
+        assert "docs/writing-a-node.md" in page.text
         d.save_screenshot(str(tmp_path / "nodes.png"))

@@ -34,13 +34,13 @@ def _health(port: int) -> dict | None:
         return None
 
 
-def test_serve_workers_starts_consecutive_named_workers_and_stops_them() -> None:
+def test_serve_workers_starts_consecutive_named_workers_and_stops_them(tmp_path) -> None:
     port = _two_free_ports()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "VOICEGRAPH_"))}
     env["VOICEGRAPH_PRELOAD"] = "0"
     proc = subprocess.Popen([sys.executable, "-m", "flow.cli", "serve", "--workers", "2", "--host", "127.0.0.1",
                              "--port", str(port), "--no-ui"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=(tmp_path / "log").open("w"))
     try:
         deadline = time.monotonic() + 60
         seen: dict[int, dict] = {}
@@ -53,6 +53,10 @@ def test_serve_workers_starts_consecutive_named_workers_and_stops_them() -> None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
         assert _health(port) is None and _health(port + 1) is None
+        # the workers share one terminal: each line says whose it is; a stop asked for is no warning
+        log = (tmp_path / "log").read_text()
+        assert " INFO [w1] voicegraph: graph default" in log and " INFO [w2] voicegraph: graph default" in log, log
+        assert "exited with" not in log, log
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -65,3 +69,20 @@ def test_serve_refuses_an_unknown_store_at_start_up() -> None:
     run = subprocess.run([sys.executable, "-m", "flow.cli", "serve", "--port", "0", "--no-ui"], env=env,
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "unknown store 'postgres'" in run.stderr, run.stderr[-2000:]
+
+
+def test_serve_says_when_it_listens_on_every_interface() -> None:
+    """The URL printed is a loopback one; on HOST 0.0.0.0 (the default) the line says it is not only that."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "VOICEGRAPH_"))}
+    env["VOICEGRAPH_PRELOAD"] = "0"
+    lines = {}
+    for host in ("0.0.0.0", "127.0.0.1"):
+        proc = subprocess.Popen([sys.executable, "-m", "flow.cli", "serve", "--host", host, "--port", "0", "--no-ui"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            lines[host] = next(line for line in proc.stdout if "listening on" in line)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+    assert "every interface" in lines["0.0.0.0"] and "every interface" not in lines["127.0.0.1"], lines
+    assert lines["0.0.0.0"].split("listening on ")[1].startswith("http://127.0.0.1:")

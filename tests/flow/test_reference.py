@@ -108,3 +108,19 @@ def test_nodes_command_unknown_type() -> None:
     assert run.returncode == 1
     assert "unknown node type 'transcribr' (did you mean 'transcriber'?); installed node types: chunk_buffer" \
         in run.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    """`voicegraph nodes | head`: the pipe closes before all is written; no BrokenPipeError trace."""
+    import os
+
+    for command in (["nodes"], ["graph", "default"]):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before the first write: every write fails
+        try:
+            done = subprocess.run([sys.executable, "-m", "flow.cli", *command], stdout=write_end,
+                                  stderr=subprocess.PIPE, text=True, timeout=60, cwd=ROOT)
+        finally:
+            os.close(write_end)
+        assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+        assert done.returncode == 141, (command, done.returncode)

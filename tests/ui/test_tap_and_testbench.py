@@ -127,17 +127,19 @@ def test_the_tap_shows_a_voice_turn_on_its_edges_and_the_testbench_plays_the_rep
         # another client, tapped by its label (`/?tap=NAME`, as the bench does); kept after it leaves
         d.get(ui_url + "/?tap=probe-client")
         wait_until(lambda: "named 'probe-client'" in d.page_source, 30, "the named tap", d, fail)
+        wait_until(lambda: text_of(d, "tap-status"), 30, "the tab waiting for the label", d, fail)
 
         async def labelled_turn() -> None:
             c = await Recorder().connect(url, auth={"label": "probe-client"})
             try:
+                # at once, before the tab can have found the session: tapped from its first message
+                await c.emit("text-message", "Tapped by name")
+                await c.wait("ai-response", timeout=30)
                 sid = c.sio.get_sid()
-                for _ in range(100):  # until the tab taps it (it looks twice a second)
+                for _ in range(100):  # stay until the tab has found it (it looks twice a second)
                     if sid in text_of(d, "tap-status"):
                         break
                     await asyncio.sleep(0.2)
-                await c.emit("text-message", "Tapped by name")
-                await c.wait("ai-response", timeout=30)
             finally:
                 await c.close()
 
