@@ -56,6 +56,7 @@ def openai_settings(resources: Resources) -> OpenAISettings:
 def openai_client(resources: Resources) -> AsyncOpenAI:
     """The process's one `AsyncOpenAI` (one connection pool), with real-time timeouts and retries.
 
+    It speaks HTTP through the SDK's aiohttp transport (`nodes.openai_http` says why).
     `Resources.aclose()` closes it at shutdown.
     """
 
@@ -64,11 +65,14 @@ def openai_client(resources: Resources) -> AsyncOpenAI:
     def build() -> AsyncOpenAI:
         from openai import AsyncOpenAI
 
+        from nodes.openai_http import http_client
+
         return AsyncOpenAI(
             api_key=s.api_key.get_secret_value() if s.api_key else "not-needed",
             base_url=s.base_url or None,
             timeout=s.timeout_s,
             max_retries=s.max_retries,
+            http_client=http_client(s.timeout_s),
         )
 
     return resources.shared("openai.client", build)

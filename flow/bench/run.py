@@ -195,17 +195,20 @@ NOTES = """## Reading the table
   A client fleet near 100% means the figure is the load generator's limit, not the server's.
 - `ours - floor`: first audio minus the provider floor, the stub's configured critical path (STT,
   first token, the tokens up to the first sentence or the whole reply, TTS): what voicegraph adds.
-- Burst (100 sessions stopping at once, providers at 0 ms): profiled with
-  `voicegraph bench --profile burst`, the server is CPU-bound for the whole burst and about half of
-  its samples are inside the OpenAI SDK's request path (about 300 requests: STT, chat, TTS per
-  turn). A sixth of all samples is httpcore's connection pool checking every pooled connection
-  (`has_expired` → `getpeername`/`is_socket_readable`) each time a request starts or a response
-  closes, which grows with the square of concurrent requests. voicegraph's own code is under a
-  tenth: the reply's sentence splitting (`nodes/text_split.py`, ~6%), the graph's edges (~7%),
-  logging (~2%). The client fleet and the stub used under a tenth of a core each, so the load
-  generator is not the limit. The SDK's aiohttp transport (`DefaultAioHttpClient`) took the burst's
-  p50 from ~1000 to ~730 ms in a probe; it is not switched on (a transport change for every
-  provider call wants its own review of cancellation and timeouts).
+- Burst (100 sessions stopping at once, providers at 0 ms): profiled with `voicegraph bench
+  --profile burst`, the server is CPU-bound for the whole burst. With the SDK's default transport
+  about half of its samples were inside the OpenAI SDK's request path (about 300 requests: STT,
+  chat, TTS per turn), and a sixth of all samples httpcore's connection pool checking every pooled
+  connection (`has_expired` → `getpeername`/`is_socket_readable`) each time a request starts or a
+  response closes, which grows with the square of concurrent requests. voicegraph's own code is
+  under a tenth: the reply's sentence splitting (`nodes/text_split.py`, ~6%), the graph's edges
+  (~7%), logging (~2%). The client fleet and the stub used under a tenth of a core each, so the load
+  generator is not the limit. The OpenAI client now speaks through the SDK's aiohttp transport
+  (`nodes/openai_http.py`): same scenario, same machine, 9 bursts each way interleaved, the median
+  of the bursts' p50 went from ~1050 to ~660 ms, and py-spy's samples of the server over the whole
+  scenario (one burst of 100 with its connects) from 507 to 223. The rest of the SDK's request path
+  (request building, auth, response parsing) is still the largest share; the 500 ms goal is not met
+  on a 2-core machine shared with other load.
 """
 
 
