@@ -15,12 +15,19 @@ not a timeout is a connection error (`httpx2.ConnectError` before the response, 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx2
-from openai import DefaultAioHttpClient
-from openai._vendor.httpx_aiohttp.transport import AiohttpTransport  # the SDK's own, vendored
+
+try:  # the SDK's own, vendored: a private module, so a later SDK may move it
+    from openai import DefaultAioHttpClient
+    from openai._vendor.httpx_aiohttp.transport import AiohttpTransport
+except ImportError:  # pragma: no cover - depends on the installed SDK
+    DefaultAioHttpClient = AiohttpTransport = None  # type: ignore[assignment,misc]
+
+log = logging.getLogger(__name__)
 
 LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 """The SDK's default pool limits (its `DEFAULT_CONNECTION_LIMITS`); the vendored transport's own
@@ -51,7 +58,7 @@ class _Body(httpx2.AsyncByteStream):
         await self._inner.aclose()
 
 
-class _Transport(AiohttpTransport):
+class _Transport(AiohttpTransport or httpx2.AsyncBaseTransport):  # type: ignore[misc]
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         try:
             response = await super().handle_async_request(request)
@@ -63,6 +70,11 @@ class _Transport(AiohttpTransport):
         return response
 
 
-def http_client(timeout_s: float) -> httpx2.AsyncClient:
-    """An HTTP client for `AsyncOpenAI(http_client=…)`: the SDK's defaults, the aiohttp transport."""
+def http_client(timeout_s: float) -> httpx2.AsyncClient | None:
+    """An HTTP client for `AsyncOpenAI(http_client=…)`: the SDK's defaults, the aiohttp transport;
+    None (the SDK's own httpx client: slower under bursts, otherwise the same) when the installed
+    SDK no longer has the vendored transport, rather than failing every provider call."""
+    if AiohttpTransport is None:
+        log.warning("this openai SDK has no vendored aiohttp transport: using its default HTTP client")
+        return None
     return DefaultAioHttpClient(timeout=timeout_s, transport=_Transport(limits=LIMITS))
