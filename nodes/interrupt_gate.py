@@ -1,7 +1,8 @@
 """Let only the current turn's response reach the client, and say when a turn's work is stale.
 
 In:  turn: UserTurn, response: ReplyText, pieces: ReplyPiece, interrupt: Interrupt,
-     speech: SpeechStarted (barge-in on speech, opt-in), failed: NodeFailed (control)
+     speech: SpeechStarted (barge-in on speech, opt-in), failed: NodeFailed (control),
+     withdrawn: Withdrawn (speculation)
 Out: response: ReplyText, pieces: ReplyPiece, typing: Typing, events: ClientEvent, cancel: Cancel
 
 This is where barge-in is decided, in one place. A newer accepted turn, an `interrupt` (for the
@@ -13,6 +14,12 @@ On `events` go the extensions `response-cancelled {id, reason}` (stop playing wh
 `turn-metrics` (when each stage of a turn happened). A failure on `failed` after which no reply
 will come (`llm_failed`) ends the turn: typing stops, and a reply of which pieces were already
 sent ends with `response-cancelled {id, reason: "llm_failed"}`.
+
+Speculation: a tentative turn (the user paused, the finalizer is not sure they finished) makes
+older turns stale like any newer turn, and its work runs, but what it makes is held here: nothing
+of it reaches the client until the same turn comes committed, and then all that was held goes at
+once. Speech resuming (`withdrawn`, naming its utterance) cancels it with reason `withdrawn`, and
+so does an interrupt; neither tells the client anything, since it never saw that turn.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from flow.contract.messages import (
     SpokenPiece,
     Typing,
     UserTurn,
+    Withdrawn,
     now_ms,
 )
 from flow.contract.node import In, Node
@@ -42,8 +50,8 @@ from flow.contract.node import In, Node
 log = logging.getLogger("voicegraph.turns")
 ENDS_TURN = frozenset({"llm_failed"})
 """Failure codes after which no response will come for the turn (typing must stop)."""
-STAGES = ("speech_end", "endpointed", "transcript", "accepted", "first_token", "first_audio", "last_token",
-          "last_audio", "cancelled")
+STAGES = ("speech_end", "speculated", "endpointed", "transcript", "accepted", "first_token", "first_audio",
+          "last_token", "last_audio", "cancelled")
 
 
 class InterruptGateParams(BaseModel):
@@ -66,6 +74,7 @@ class InterruptGate(Node[InterruptGateParams]):
         "speech": In(SpeechStarted, required=False),
         "failed": In(NodeFailed, required=False, control=True,
                      doc="failures of the nodes answering (llm_failed ends the turn)"),
+        "withdrawn": In(Withdrawn, required=False, doc="speculation: that tentative turn is off"),
     }
     outputs = {"response": ReplyText, "pieces": ReplyPiece, "typing": Typing, "events": ClientEvent,
                "cancel": Cancel}
@@ -77,6 +86,10 @@ class InterruptGate(Node[InterruptGateParams]):
         self.in_flight = False
         self.response_id: str | None = None
         self.cancelled_through = 0
+        self.held: list[ReplyText | ReplyPiece] | None = None
+        """What the current turn made while it was tentative (None: it is not)."""
+        self.speculative = False
+        """The current turn was answered ahead of its commit."""
         self.ends_with_response = "response" in inputs
         self.responses: Subject[ReplyText] = Subject()
         self.pieces: Subject[ReplyPiece] = Subject()
@@ -90,6 +103,7 @@ class InterruptGate(Node[InterruptGateParams]):
             "interrupt": self._on_interrupt,
             "speech": self._on_speech,
             "failed": self._on_failure,
+            "withdrawn": self._on_withdrawn,
         })
         return {"response": self.responses, "pieces": self.pieces, "typing": self.typing,
                 "events": self.events, "cancel": self.cancels}
@@ -105,13 +119,49 @@ class InterruptGate(Node[InterruptGateParams]):
             self.cancels.on_next(Cancel(self.ctx.session, through, why, self.response_id))
 
     def _on_turn(self, t: UserTurn) -> None:
+        if t.turn == self.turn and self.held is not None and not t.tentative:
+            self._commit(t)
+            return
         if t.turn <= self.turn:
             return
-        if self.in_flight:
+        if self.in_flight and not self._tentative:
             self._cancelled("newer turn")
         self._cancel(t.turn - 1, "newer turn")
         self.current, self.in_flight, self.response_id = t, True, None
+        self.held = [] if t.tentative else None
+        self.speculative = t.tentative
         self.marks = dict(t.marks)
+
+    def _commit(self, t: UserTurn) -> None:
+        """The tentative turn is the user's: send what it made so far, after the turn's own events
+        (`message-received`, `ai-typing`) have gone out."""
+        self.current = t
+        self.marks.update(t.marks)
+        if self._is_current(t.turn):
+            self.ctx.count(self.id, "committed")
+            self.ctx.loop.call_soon(self._release, t.turn)
+
+    def _release(self, turn: int) -> None:
+        held, self.held = self.held or [], None
+        for msg in held:
+            if not self._is_current(turn):
+                return
+            (self._on_piece if isinstance(msg, ReplyPiece) else self._on_response)(msg)
+
+    def _on_withdrawn(self, w: Withdrawn) -> None:
+        if self._tentative and self.current is not None and self.current.utterance_id == w.utterance_id:
+            self._interrupt("withdrawn")
+
+    @property
+    def _tentative(self) -> bool:
+        return self.in_flight and self.current is not None and self.current.tentative
+
+    def _holds(self, msg: ReplyText | ReplyPiece) -> bool:
+        """Keep `msg` back while its turn is tentative (or committed, until what it made is out)."""
+        if self.held is None:
+            return False
+        self.held.append(msg)
+        return True
 
     def _is_current(self, turn: int) -> bool:
         return self.in_flight and turn == self.turn and turn > self.cancelled_through
@@ -124,7 +174,11 @@ class InterruptGate(Node[InterruptGateParams]):
         self._interrupt("interrupt")
 
     def _interrupt(self, why: str) -> None:
-        if self.in_flight:
+        if self._tentative:
+            # never seen by the client: stop its work, tell nobody
+            self.in_flight, self.held = False, None
+            self.ctx.count(self.id, "withdrawn" if why == "withdrawn" else "interrupts")
+        elif self.in_flight:
             self.ctx.count(self.id, "interrupts")
             self.typing.on_next(Typing(self.ctx.session, self.turn, False))
             self._cancelled(why)
@@ -152,6 +206,8 @@ class InterruptGate(Node[InterruptGateParams]):
         if not self._is_current(p.turn):
             self.ctx.count(self.id, "dropped")
             return
+        if self._holds(p):
+            return
         self.response_id = p.id
         self.marks.update((k, v) for k, v in p.marks if k not in self.marks)
         if isinstance(p, SpokenPiece) and p.audio:
@@ -165,6 +221,8 @@ class InterruptGate(Node[InterruptGateParams]):
     def _on_response(self, r: ReplyText) -> None:
         if not self._is_current(r.turn):
             self.ctx.count(self.id, "dropped")
+            return
+        if self._holds(r):
             return
         self.response_id = r.id
         self.marks.update((k, v) for k, v in r.marks if k not in self.marks)
@@ -185,6 +243,9 @@ class InterruptGate(Node[InterruptGateParams]):
         end, since `ai-response-end` would claim it whole), and `Cancel` stops work still running
         for it (the synthesis of pieces the LLM wrote before it failed)."""
         if f.code in ENDS_TURN and f.turn is not None and self._is_current(f.turn):
+            if self._tentative:
+                self._interrupt(f.code)  # a tentative turn: the commit will answer it anew
+                return
             self.typing.on_next(Typing(f.session, f.turn, False))
             self._cancelled(f.code)
             self._cancel(f.turn, f.code)
@@ -199,6 +260,7 @@ class InterruptGate(Node[InterruptGateParams]):
             "responseId": self.response_id,
             "source": self.current.source,
             "cancelled": cancelled,
+            "speculative": self.speculative,
             "ms": {k: round(marks[k] - origin, 1) for k in STAGES if k in marks and origin is not None},
         }
         log.info("turn-metrics %s", payload)

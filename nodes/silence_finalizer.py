@@ -1,13 +1,19 @@
 """Close an utterance after trailing silence, measured in audio time.
 
 In:  audio: AudioChunk, ended: RecordingEnded, start: RecordingStarted
-Out: utterance: Utterance, started: SpeechStarted
+Out: utterance: Utterance, started: SpeechStarted, tentative: Utterance, withdrawn: Withdrawn
 
 The decision logic is `nodes.segmenter.Segmenter`, a pure state machine, one per recording
 (`nodes.recording_segmenters`): late audio of recording n-1 goes to n-1's segmenter, and
 `RecordingEnded(n)` flushes only n's. An utterance with too little speech produces nothing: no
 turn and no provider call. Each utterance carries when speech ended (`speech_end_ms`: the close
 less the trailing silence, in audio time) and when it was closed (`endpointed_ms`).
+
+Speculation (`speculate_after_ms`): after that much silence a tentative utterance (all speech
+since the last commit) goes out on `tentative`, so transcription and the answer can start while
+the finalizer still waits for `silence_ms`. The commit is the ordinary `utterance`, with the same
+id. Speech resuming first sends `withdrawn`: the graph stops the work started on it, and the
+speech stays in the utterance, which goes on under a new id.
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ from flow.contract.messages import (
     RecordingStarted,
     SpeechStarted,
     Utterance,
+    Withdrawn,
     now_ms,
 )
 from flow.contract.node import In, Node
 from nodes.recording_segmenters import RecordingSegmenters, Tagged
-from nodes.segmenter import Segmenter, SpeechStart
+from nodes.segmenter import Segmenter, SpeechStart, Tentative, Withdraw
 from nodes.voice_activity import make_detector
 
 
@@ -48,6 +55,9 @@ class SilenceFinalizerParams(BaseModel):
     """`energy`: how far above the noise floor a frame must be to count as speech."""
     aggressiveness: int = Field(2, ge=0, le=3)
     """`webrtc`: 0 (least) … 3 (most aggressive at calling audio non-speech)."""
+    speculate_after_ms: int = Field(0, ge=0, le=5_000)
+    """A pause this long sends a tentative utterance on `tentative` (0: never; must be shorter
+    than `silence_ms` to have an effect). Wire `tentative` and `withdrawn` (see graphs/fast.yaml)."""
 
 
 class SilenceFinalizer(Node[SilenceFinalizerParams]):
@@ -59,17 +69,21 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
         "ended": In(RecordingEnded, required=False),
         "start": In(RecordingStarted, required=False),
     }
-    outputs = {"utterance": Utterance, "started": SpeechStarted}
+    outputs = {"utterance": Utterance, "started": SpeechStarted, "tentative": Utterance,
+               "withdrawn": Withdrawn}
 
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.utterances: Subject[Utterance] = Subject()
         self.started: Subject[SpeechStarted] = Subject()
+        self.tentative: Subject[Utterance] = Subject()
+        self.withdrawn: Subject[Withdrawn] = Subject()
         self.recordings = RecordingSegmenters(self._segmenter)
         self.ends_on_start = "ended" not in inputs
         """Without `ended`, a new recording is the only sign the previous one is over."""
         handlers = {"audio": self._on_audio, "ended": self._on_ended, "start": self._on_start}
         self.route(inputs, handlers)
-        return {"utterance": self.utterances, "started": self.started}
+        return {"utterance": self.utterances, "started": self.started, "tentative": self.tentative,
+                "withdrawn": self.withdrawn}
 
     def _segmenter(self, rate: int) -> Segmenter:
         p = self.params
@@ -83,6 +97,7 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
             min_speech_ms=p.min_speech_ms,
             max_utterance_ms=int(p.max_seconds * 1000),
             rate=rate,
+            speculate_after_ms=p.speculate_after_ms,
         )
 
     def _on_start(self, msg: RecordingStarted) -> None:
@@ -104,6 +119,18 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
         session = self.ctx.session
         for t in events:
             ev = t.event
+            if isinstance(ev, Withdraw):
+                self.ctx.count(self.id, "withdrawn")
+                self.withdrawn.on_next(Withdrawn(session, t.utterance_id))
+                continue
+            closed = now_ms()
+            if isinstance(ev, Tentative):
+                self.ctx.count(self.id, "tentative")
+                self.tentative.on_next(Utterance(
+                    session, t.utterance_id, ev.audio, t.rate, 2, 1, t.recording, language=t.language,
+                    voice=t.voice, reason="tentative", endpointed_ms=closed,
+                    speech_end_ms=closed - round(ev.closed_ms - ev.speech_end_ms)))
+                continue
             self.ctx.probe.publish("speech", state="start" if isinstance(ev, SpeechStart) else "end",
                                    reason=getattr(ev, "reason", None))
             if isinstance(ev, SpeechStart):
@@ -113,7 +140,6 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
                 self.fail("payload_too_large", f"utterance reached {self.params.max_seconds:g} s; "
                           "it was finalized there")
             self.ctx.count(self.id, "out")
-            closed = now_ms()
             self.utterances.on_next(Utterance(
                 session, t.utterance_id, ev.audio, t.rate, 2, 1, t.recording,
                 language=t.language, voice=t.voice, reason=ev.reason, endpointed_ms=closed,

@@ -142,6 +142,16 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """Speech resumed after a tentative utterance: it will never be committed, and work started on
+    it must stop. The speech it held is not lost: the next tentative utterance and the commit
+    cover all of it."""
+
+    session: str
+    utterance_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Utterance:
     """One spoken turn's PCM, closed by silence, by `stop-recording` or by the length cap."""
 
@@ -198,6 +208,11 @@ class UserTurn:
     voice: str | None = None
     marks: Marks = ()
     """When its stages happened (speech_end, endpointed, transcript, accepted)."""
+    tentative: bool = False
+    """Speculative: the user paused but may go on. Its work may start, but nothing of it reaches
+    the client or the history until the same turn number comes again committed."""
+    utterance_id: str | None = None
+    """The utterance a voice turn was heard in (a withdrawal names it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +283,7 @@ class Cancel:
 
     session: str
     through_turn: int
-    reason: str = "interrupt"  # interrupt | speech | newer turn
+    reason: str = "interrupt"  # interrupt | speech | newer turn | withdrawn | llm_failed
     response_id: str | None = None
     """The reply that was cancelled, when one had started."""
 

@@ -9,6 +9,10 @@ conversation history, one window of `max_turns` exchanges, and it keeps what the
 the client's `delivered` output reports it: an interrupted reply only up to the last piece sent,
 marked as interrupted; nothing if none was sent. Without a `delivered` edge the history holds
 only the user's words.
+
+A tentative turn (speculation) is answered at once but enters the history only when the same turn
+comes committed (which is then not answered again); cancelled first (withdrawn, interrupted), it
+leaves no trace.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
 from reactivex import operators as ops
 
-from flow.contract.messages import Delivered, Marks, ReplyPiece, ReplyText, UserTurn, new_id, now_ms
+from flow.contract.messages import Cancel, Delivered, Marks, ReplyPiece, ReplyText, UserTurn, new_id, now_ms
 from flow.contract.node import In, Node, cancel_input
 from flow.contract.providers import ChatMessage, ProviderError, Responder
 from flow.contract.resources import Resources
@@ -101,12 +105,16 @@ class ResponderNode(Node[ResponderParams]):
              delivered: Observable[Delivered] | None = None) -> dict[str, Observable[Any]]:
         self.provider = self.make_provider()
         self.history: deque[_Exchange] = deque(maxlen=self.params.max_turns)
+        self.pending: dict[int, _Exchange] = {}
+        """Tentative turns being answered, not yet in the history (at most one, normally)."""
         worker: TurnWorker[UserTurn, ReplyText | ReplyPiece] = TurnWorker(self, self._answer, "llm_failed")
         if delivered is not None:
             self.route({"delivered": delivered}, {"delivered": self._on_delivered})
+        if cancel is not None:
+            self.route({"cancel": cancel}, {"cancel": self._forget_pending})
         # The user's words enter the history when the turn arrives, even if it goes stale before
-        # its work starts: the user did say them.
-        out = worker.attach(turn.pipe(ops.do_action(on_next=self._remember)), cancel)
+        # its work starts: the user did say them. A committed tentative turn is already answered.
+        out = worker.attach(turn.pipe(ops.filter(self._remember)), cancel)
         return {
             "reply": out.pipe(ops.filter(lambda m: isinstance(m, ReplyText))),
             "pieces": out.pipe(ops.filter(lambda m: isinstance(m, ReplyPiece))),
@@ -144,13 +152,24 @@ class ResponderNode(Node[ResponderParams]):
             ex.heard.append(d.text)
         ex.complete = ex.complete or d.complete
 
-    def _remember(self, turn: UserTurn) -> None:
+    def _remember(self, turn: UserTurn) -> bool:
+        """Note the turn; whether it needs an answer (not when it commits one answered already)."""
+        if turn.tentative:
+            self.pending[turn.turn] = _Exchange(turn.turn, turn.text)
+            return True
+        ahead = self.pending.pop(turn.turn, None)
         if not any(ex.turn == turn.turn for ex in self.history):
-            self.history.append(_Exchange(turn.turn, turn.text))
+            self.history.append(ahead or _Exchange(turn.turn, turn.text))
+        return ahead is None
+
+    def _forget_pending(self, c: Cancel) -> None:
+        for number in [n for n in self.pending if n <= c.through_turn]:
+            del self.pending[number]
 
     async def _answer(self, turn: UserTurn) -> AsyncIterator[ReplyText | ReplyPiece]:
         messages = self.messages_for(turn)
-        exchange = next((ex for ex in self.history if ex.turn == turn.turn), _Exchange(turn.turn, turn.text))
+        exchange = self.pending.get(turn.turn) or next(
+            (ex for ex in self.history if ex.turn == turn.turn), _Exchange(turn.turn, turn.text))
         rid = new_id()
         splitter = SentenceStream(self.params.min_piece_chars, self.params.max_piece_chars)
         seq = 0

@@ -1,0 +1,120 @@
+"""Speculative turns (graphs/fast.yaml) over a real server, real speech and the stub at latencies.
+
+The client streams at real-time pace, so a pause in its speech is a pause on the server's clock
+too: the tentative utterance goes out after `speculate_after_ms`, and the test can see its
+provider calls start (and be cancelled) before the commit.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import numpy as np
+
+from flow.testing.servers import voicegraph
+from flow.testing.speech import MIME, pcm16, seconds_of_wav, speak_espeak
+
+FIRST, REST = "What is the weather", "in Paris today"
+SLICE = 3200  # 100 ms of 16 kHz PCM16
+MS = 32  # bytes per ms
+
+
+def zeros(ms: int) -> bytes:
+    return b"\0" * (ms * MS)
+
+
+def spoken(text: str) -> bytes:
+    """espeak-ng's speech of `text` without the half second of silence it ends with."""
+    pcm = pcm16(speak_espeak(text))
+    x = np.abs(np.frombuffer(pcm, "<i2").astype(np.int32))
+    last = int(np.nonzero(x > 0.02 * 32768)[0][-1])
+    return pcm[: (last + 800) * 2]  # + 50 ms
+
+
+@pytest.fixture(scope="module")
+def paused() -> bytes:
+    """The question with a 450 ms pause mid-sentence (longer than 250, shorter than 700)."""
+    return zeros(300) + spoken(FIRST) + zeros(450) + spoken(REST) + zeros(1500)
+
+
+@pytest.fixture(scope="module")
+def plain() -> bytes:
+    return zeros(300) + spoken(f"{FIRST} {REST}") + zeros(1500)
+
+
+def by_length(data: bytes) -> str:
+    """The stub 'recognises' the whole question only in an upload long enough to hold all of it."""
+    return f"{FIRST} {REST}".lower() if seconds_of_wav(data) > 2.2 else FIRST.lower()
+
+
+async def speak(c, audio: bytes) -> None:
+    await c.emit("start-recording", {"mimeType": MIME["pcm16_16k"]})
+    await c.stream(audio, SLICE, pace_s=0.1)
+
+
+async def test_a_mid_sentence_pause_yields_one_whole_turn(stub, clients, paused) -> None:
+    stub.transcript = by_length
+    stub.chat.first_token_latency = 1.0  # still thinking when the user goes on
+    async with voicegraph("fast", stub=stub) as srv:
+        c = await clients(srv.url)
+        await speak(c, paused)
+        msg = await c.wait("message-received")
+        resp = await c.wait("ai-response")
+        await c.quiet(1.0)
+        assert [m["text"] for m in c.of("message-received")] == [f"{FIRST} {REST}".lower()]
+        assert [r["text"] for r in c.of("speech-result")] == [msg["text"]]
+        assert len(c.of("ai-response")) == 1 and resp["replyTo"] == msg["id"]
+        # the answer to the first half was started and cancelled; the whole question answered
+        chats = stub.of("chat")
+        assert chats[0].body["messages"][-1]["content"] == FIRST.lower()
+        assert chats[0].cancelled_at is not None
+        assert chats[-1].body["messages"][-1]["content"] == msg["text"] and chats[-1].cancelled_at is None
+        assert c.of("error") == []
+        # the history holds committed turns only: the withdrawn half never happened
+        stub.chat.first_token_latency = 0
+        await c.emit("text-message", "and tomorrow?")
+        await c.wait("ai-response", count=2)
+        roles = [(m["role"], m["content"]) for m in stub.of("chat")[-1].body["messages"][1:]]
+        assert roles == [("user", msg["text"]), ("assistant", resp["text"]), ("user", "and tomorrow?")]
+
+
+async def test_an_ordinary_question_is_answered_ahead_of_the_commit(stub, clients, plain) -> None:
+    stub.transcript = by_length
+    async with voicegraph("fast", stub=stub) as srv:
+        c = await clients(srv.url)
+        await speak(c, plain)
+        msg = await c.wait("message-received")
+        await c.wait("ai-response")
+        await c.quiet(0.5)
+        # one transcription, one answer: the commit took what speculation made
+        assert len(stub.of("transcriptions")) == 1 and len(stub.of("chat")) == 1
+        assert len(stub.of("speech")) == 1 and stub.cancelled == []
+        assert stub.of("chat")[0].started < stub.of("chat")[0].finished
+        events = [e for _, e, _ in c.events]
+        assert events[:4] == ["speech-result", "message-received", "ai-typing", "ai-response"]
+        assert msg["text"] == f"{FIRST} {REST}".lower()
+        # the speech synthesis was finished before the turn was even announced
+        t_msg = next(t for t, e, _ in c.events if e == "message-received")
+        assert stub.of("speech")[0].finished is not None
+        assert stub.of("speech")[0].finished < t_msg + 0.05
+
+
+async def test_an_interrupt_during_speculation_leaves_nothing(stub, clients, plain) -> None:
+    stub.transcript = by_length
+    stub.chat.first_token_latency = 0.6
+    async with voicegraph("fast", stub=stub) as srv:
+        c = await clients(srv.url)
+        await c.emit("start-recording", {"mimeType": MIME["pcm16_16k"]})
+        await c.stream(plain[: len(plain) - len(zeros(1200))], SLICE, pace_s=0.1)  # a pause: speculation starts
+        await stub.wait_for(lambda: len(stub.of("chat")) == 1)
+        await c.emit("interrupt")
+        await stub.wait_for(lambda: stub.of("chat")[0].cancelled_at is not None, timeout=5)
+        assert c.events == []  # the client saw nothing of the tentative turn
+        await c.stream(zeros(1200), SLICE, pace_s=0.1)  # the commit: answered anew
+        msg = await c.wait("message-received")
+        await c.wait("ai-response")
+        await c.quiet(0.5)
+        assert len(c.of("message-received")) == 1 and len(c.of("ai-response")) == 1
+        assert c.of("response-cancelled") == [] and c.of("error") == []
+        assert [m["role"] for m in stub.of("chat")[-1].body["messages"]] == ["system", "user"]
+        assert stub.of("chat")[-1].body["messages"][-1]["content"] == msg["text"]
