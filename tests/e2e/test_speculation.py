@@ -7,9 +7,8 @@ provider calls start (and be cancelled) before the commit.
 
 from __future__ import annotations
 
-import pytest
-
 import numpy as np
+import pytest
 
 from flow.testing.servers import voicegraph
 from flow.testing.speech import MIME, pcm16, seconds_of_wav, speak_espeak
