@@ -68,6 +68,9 @@ class ResponderParams(BaseModel):
     """`pieces`: shorter sentences wait to be spoken together with the next."""
     max_piece_chars: int = Field(300, ge=20, le=4_000)
     """`pieces`: a longer run without a sentence end is cut at a space."""
+    first_clause_words: int = Field(0, ge=0, le=50)
+    """`pieces`: the first piece may end at a comma after at least this many words, so its speech
+    starts sooner (0: sentences only)."""
 
 
 class ResponderNode(Node[ResponderParams]):
@@ -171,7 +174,8 @@ class ResponderNode(Node[ResponderParams]):
         exchange = self.pending.get(turn.turn) or next(
             (ex for ex in self.history if ex.turn == turn.turn), _Exchange(turn.turn, turn.text))
         rid = new_id()
-        splitter = SentenceStream(self.params.min_piece_chars, self.params.max_piece_chars)
+        splitter = SentenceStream(self.params.min_piece_chars, self.params.max_piece_chars,
+                                  first_clause_words=self.params.first_clause_words)
         seq = 0
         text = ""
         marks: Marks = ()
