@@ -29,7 +29,7 @@ class UtteranceEnd:
     """
 
     audio: bytes
-    reason: str  # silence | max_length | stop
+    reason: str  # silence | early | max_length | stop
     start_ms: float
     end_ms: float
     speech_ms: float
@@ -91,6 +91,8 @@ class Segmenter:
         self._confirmed = False
         self._tentative = False
         """A `Tentative` stands for the current pause (speech resuming withdraws it)."""
+        self._early_ms: float | None = None
+        """This pause closes the utterance after this much silence instead of `silence_ms`."""
 
     @property
     def level_dbfs(self) -> float:
@@ -117,13 +119,15 @@ class Segmenter:
                 self._silence_ms = 0.0
                 self._confirm(events)
                 if self._tentative:
-                    self._tentative = False
+                    self._tentative, self._early_ms = False, None
                     events.append(Withdraw(self.audio_ms))
             else:
                 self._silence_ms += self.frame_ms
                 self._speculate(events)
             if self._silence_ms >= self.silence_ms:
                 self._close("silence", events)
+            elif self._early_ms is not None and self._silence_ms >= self._early_ms:
+                self._close("early", events)
             elif len(self._utt) / (2 * self.rate) * 1000 >= self.max_utterance_ms:
                 self._close("max_length", events)
         return events
@@ -132,6 +136,16 @@ class Segmenter:
         if not self._confirmed and self._speech_ms >= self.min_speech_ms:
             self._confirmed = True
             events.append(SpeechStart(self._speech_start_ms))
+
+    def commit_early(self, after_ms: float) -> list[Event]:
+        """The tentative utterance of this pause looks finished: close it once the pause reaches
+        `after_ms` (now, if it already has). Nothing happens without a tentative one standing."""
+        events: list[Event] = []
+        if self._tentative:
+            self._early_ms = after_ms
+            if self._silence_ms >= after_ms:
+                self._close("early", events)
+        return events
 
     def _speculate(self, events: list[Event]) -> None:
         if (self.speculate_after_ms and self._confirmed and not self._tentative

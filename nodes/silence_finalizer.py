@@ -1,6 +1,6 @@
 """Close an utterance after trailing silence, measured in audio time.
 
-In:  audio: AudioChunk, ended: RecordingEnded, start: RecordingStarted
+In:  audio: AudioChunk, ended: RecordingEnded, start: RecordingStarted, heard: Transcript (control)
 Out: utterance: Utterance, started: SpeechStarted, tentative: Utterance, withdrawn: Withdrawn
 
 The decision logic is `nodes.segmenter.Segmenter`, a pure state machine, one per recording
@@ -14,6 +14,11 @@ since the last commit) goes out on `tentative`, so transcription and the answer 
 the finalizer still waits for `silence_ms`. The commit is the ordinary `utterance`, with the same
 id. Speech resuming first sends `withdrawn`: the graph stops the work started on it, and the
 speech stays in the utterance, which goes on under a new id.
+
+Adaptive endpointing (`commit_early_ms`, off by default): the tentative utterance's transcript,
+fed back on `heard`, that clearly ends a sentence (terminal punctuation, no trailing conjunction
+or filler) lets the pause commit after `commit_early_ms` instead of `silence_ms`. The risk: a
+user who pauses after a full sentence meaning to go on is cut off, and answered too early.
 """
 
 from __future__ import annotations
@@ -29,11 +34,13 @@ from flow.contract.messages import (
     RecordingEnded,
     RecordingStarted,
     SpeechStarted,
+    Transcript,
     Utterance,
     Withdrawn,
     now_ms,
 )
 from flow.contract.node import In, Node
+from nodes.finished_sentence import sounds_finished
 from nodes.recording_segmenters import RecordingSegmenters, Tagged
 from nodes.segmenter import Segmenter, SpeechStart, Tentative, Withdraw
 from nodes.voice_activity import make_detector
@@ -58,6 +65,9 @@ class SilenceFinalizerParams(BaseModel):
     speculate_after_ms: int = Field(0, ge=0, le=5_000)
     """A pause this long sends a tentative utterance on `tentative` (0: never; must be shorter
     than `silence_ms` to have an effect). Wire `tentative` and `withdrawn` (see graphs/fast.yaml)."""
+    commit_early_ms: int = Field(0, ge=0, le=5_000)
+    """With speculation and `stt.tentative -> finalizer.heard` wired: when the tentative
+    transcript clearly ends a sentence, commit after this much silence (0: never early)."""
 
 
 class SilenceFinalizer(Node[SilenceFinalizerParams]):
@@ -68,6 +78,8 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
         "audio": In(AudioChunk),
         "ended": In(RecordingEnded, required=False),
         "start": In(RecordingStarted, required=False),
+        "heard": In(Transcript, required=False, control=True,
+                    doc="the tentative transcript (commit_early_ms): a finished sentence commits sooner"),
     }
     outputs = {"utterance": Utterance, "started": SpeechStarted, "tentative": Utterance,
                "withdrawn": Withdrawn}
@@ -80,7 +92,8 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
         self.recordings = RecordingSegmenters(self._segmenter)
         self.ends_on_start = "ended" not in inputs
         """Without `ended`, a new recording is the only sign the previous one is over."""
-        handlers = {"audio": self._on_audio, "ended": self._on_ended, "start": self._on_start}
+        handlers = {"audio": self._on_audio, "ended": self._on_ended, "start": self._on_start,
+                    "heard": self._on_heard}
         self.route(inputs, handlers)
         return {"utterance": self.utterances, "started": self.started, "tentative": self.tentative,
                 "withdrawn": self.withdrawn}
@@ -111,6 +124,11 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
         segmenter = self.recordings.segmenter(chunk.recording)
         if segmenter is not None:
             self.ctx.probe.level(segmenter.level_dbfs, segmenter.in_speech)
+
+    def _on_heard(self, t: Transcript) -> None:
+        early = self.params.commit_early_ms
+        if early and early < self.params.silence_ms and sounds_finished(t.text):
+            self._emit(self.recordings.commit_early(t.utterance_id, early))
 
     def _on_ended(self, msg: RecordingEnded) -> None:
         self._emit(self.recordings.end(msg.recording))

@@ -165,7 +165,7 @@ class Utterance:
     language: str | None = None
     voice: str | None = None
     """The voice `start-recording` asked for, carried to the synthesizer."""
-    reason: str = "silence"  # silence | stop | max_length
+    reason: str = "silence"  # silence | early | stop | max_length | tentative
     endpointed_ms: int = field(default_factory=now_ms)
     """Wall clock when the utterance was closed (after the trailing silence, or at the stop)."""
     speech_end_ms: int | None = None

@@ -117,3 +117,35 @@ async def test_an_interrupt_during_speculation_leaves_nothing(stub, clients, pla
         assert c.of("response-cancelled") == [] and c.of("error") == []
         assert [m["role"] for m in stub.of("chat")[-1].body["messages"]] == ["system", "user"]
         assert stub.of("chat")[-1].body["messages"][-1]["content"] == msg["text"]
+
+
+EARLY = """
+version: 1
+extends: fast_streaming
+name: early
+nodes:
+  finalizer: {params: {commit_early_ms: 300}}
+edges:
+  - stt.tentative -> finalizer.heard
+"""
+
+
+@pytest.mark.parametrize(("heard", "early"), [("What is the weather in Paris today?", True),
+                                              ("What is the weather in Paris and", False)])
+async def test_commit_early_after_a_finished_sentence(stub, clients, plain, heard, early) -> None:
+    stub.transcript = heard
+    async with voicegraph(graph_text=EARLY, stub=stub) as srv:
+        c = await clients(srv.url)
+        await c.emit("start-recording", {"mimeType": MIME["pcm16_16k"]})
+        speech = plain[: len(plain) - len(zeros(1500))]
+        await c.stream(speech, SLICE, pace_s=0.1)
+        # the pause comes slower than real time, so the hint has time to arrive whatever the load:
+        # what is measured is audio time
+        await c.stream(zeros(1500), SLICE, pace_s=0.3)
+        metrics = (await c.wait("turn-metrics"))["ms"]
+        assert metrics["speech_end"] == 0
+        if early:
+            assert 300 <= metrics["endpointed"] < 700
+        else:
+            assert metrics["endpointed"] >= 700
+        assert len(c.of("message-received")) == 1

@@ -11,9 +11,11 @@ no utterance becomes two turns.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nodes.finished_sentence import sounds_finished
 from nodes.recording_segmenters import RecordingSegmenters
 from nodes.segmenter import Segmenter, SpeechStart, Tentative, UtteranceEnd, Withdraw
 from nodes.voice_activity import make_detector
@@ -113,3 +115,43 @@ def test_without_speculation_nothing_changes() -> None:
     audio = zeros(300) + burst(600, 1) + zeros(400) + burst(600, 2) + zeros(1000)
     kinds = [type(t.event) for t in segmenters(speculate_after_ms=0).push(1, audio, RATE)]
     assert kinds == [SpeechStart, UtteranceEnd]
+
+
+def test_commit_early_closes_a_finished_pause_sooner() -> None:
+    seg = Segmenter(make_detector("energy", RATE), silence_ms=700, speculate_after_ms=250)
+    events = seg.push(zeros(300) + burst(600, 1) + zeros(300))
+    assert [type(e) for e in events] == [SpeechStart, Tentative]
+    [end] = seg.commit_early(300)  # the pause is 300 ms long already: closed now
+    assert isinstance(end, UtteranceEnd) and end.reason == "early"
+    assert loud(end.audio) == loud(burst(600, 1))
+    # later: the hint arrives before the pause is long enough; the pause closes at 400 ms
+    seg.push(burst(600, 2) + zeros(260))
+    assert seg.commit_early(400) == []
+    [end] = [e for e in seg.push(zeros(200)) if isinstance(e, UtteranceEnd)]
+    assert end.reason == "early" and end.closed_ms - end.speech_end_ms == 400
+    # speech resuming forgets the hint: that pause waits for silence_ms again
+    seg.push(burst(600, 3) + zeros(260))
+    assert seg.commit_early(400) == []
+    seg.push(burst(300, 4))
+    closed = [e for e in seg.push(zeros(1000)) if isinstance(e, UtteranceEnd)]
+    assert [e.reason for e in closed] == ["silence"] and closed[0].closed_ms - closed[0].speech_end_ms == 700
+
+
+def test_without_a_tentative_utterance_an_early_commit_does_nothing() -> None:
+    seg = Segmenter(make_detector("energy", RATE), silence_ms=700)
+    seg.push(zeros(300) + burst(600, 1) + zeros(300))
+    assert seg.commit_early(100) == []
+
+
+@pytest.mark.parametrize(("text", "finished"), [
+    ("What is the weather in Paris?", True),
+    ("Turn on the lights.", True),
+    ("I want to go to the.", False),
+    ("And then.", False),
+    ("Um.", False),
+    ("So...", False),
+    ("what is the weather", False),
+    ("", False),
+])
+def test_what_sounds_finished(text: str, finished: bool) -> None:
+    assert sounds_finished(text) is finished
