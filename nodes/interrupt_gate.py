@@ -112,11 +112,14 @@ class InterruptGate(Node[InterruptGateParams]):
     def turn(self) -> int:
         return self.current.turn if self.current else 0
 
-    def _cancel(self, through: int, why: str) -> None:
-        """Send `Cancel`: every turn ≤ `through` is stale wherever its work runs."""
+    def _cancel(self, through: int, why: str, played_ms: float | None = None) -> None:
+        """Send `Cancel`: every turn ≤ `through` is stale wherever its work runs. An interrupt's
+        `playedMs` is passed on even for a reply already over (the history is cut to it)."""
         if through > self.cancelled_through:
             self.cancelled_through = through
-            self.cancels.on_next(Cancel(self.ctx.session, through, why, self.response_id))
+            self.cancels.on_next(Cancel(self.ctx.session, through, why, self.response_id, played_ms))
+        elif played_ms is not None and self.response_id is not None:
+            self.cancels.on_next(Cancel(self.ctx.session, through, why, self.response_id, played_ms))
 
     def _on_turn(self, t: UserTurn) -> None:
         if t.turn == self.turn and self.held is not None and not t.tentative:
@@ -171,9 +174,9 @@ class InterruptGate(Node[InterruptGateParams]):
             # meant for another reply (one already over): the reply in flight is not it
             self.ctx.count(self.id, "ignored")
             return
-        self._interrupt("interrupt")
+        self._interrupt("interrupt", msg.played_ms)
 
-    def _interrupt(self, why: str) -> None:
+    def _interrupt(self, why: str, played_ms: float | None = None) -> None:
         if self._tentative:
             # never seen by the client: stop its work, tell nobody
             self.in_flight, self.held = False, None
@@ -182,7 +185,7 @@ class InterruptGate(Node[InterruptGateParams]):
             self.ctx.count(self.id, "interrupts")
             self.typing.on_next(Typing(self.ctx.session, self.turn, False))
             self._cancelled(why)
-        self._cancel(self.turn, why)
+        self._cancel(self.turn, why, played_ms)
 
     def _mark(self, stage: str, at_ms: float | None = None) -> None:
         """Note a stage of the current turn (first time only) and tell observers."""

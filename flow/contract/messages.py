@@ -93,6 +93,8 @@ class Interrupt:
 
     session: str
     response_id: str | None = None
+    played_ms: float | None = None
+    """How much of the reply the client had played (`playedMs`): the history keeps only that."""
 
 
 # --------------------------------------------------------------------------- audio inside the graph
@@ -286,6 +288,8 @@ class Cancel:
     reason: str = "interrupt"  # interrupt | speech | newer turn | withdrawn | llm_failed
     response_id: str | None = None
     """The reply that was cancelled, when one had started."""
+    played_ms: float | None = None
+    """An interrupt's `playedMs`: how much of `response_id` the user heard."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +308,8 @@ class Delivered:
     """The reply was delivered to its end (`ai-response`, or the final piece)."""
     whole: bool = False
     """`text` is the whole reply (`ai-response`), not one piece of it."""
+    audio_ms: float = 0.0
+    """How long its audio plays (0: none), to cut the history at an interrupt's `playedMs`."""
 
 
 # --------------------------------------------------------------------------- failures and extensions

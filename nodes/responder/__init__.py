@@ -49,6 +49,33 @@ class _Exchange:
     """Pieces delivered (streamed replies)."""
     complete: bool = False
     """The whole reply was delivered."""
+    response_id: str | None = None
+    played: list[tuple[str, float]] = field(default_factory=list)
+    """What was delivered with how long each part plays: pieces, or the whole reply."""
+    played_ms: float | None = None
+    """An interrupt said this much was played: the history keeps that much of the reply."""
+
+
+def played_part(played: list[tuple[str, float]], played_ms: float) -> str | None:
+    """The text of `played` (parts with how long each plays) heard in `played_ms`, marked as
+    interrupted: whole parts, then the share of the next part's words its played time covers
+    (no word timings: speech is taken to be even within a part). None when every part was heard
+    or a part's length is unknown (then the pieces delivered are what counts)."""
+    if not played or any(ms <= 0 for _, ms in played) or played_ms >= sum(ms for _, ms in played):
+        return None
+    heard: list[str] = []
+    left = played_ms
+    for text, ms in played:
+        if left >= ms:
+            heard.append(text)
+            left -= ms
+            continue
+        words = text.split()
+        take = int(len(words) * left / ms)
+        if take:
+            heard.append(" ".join(words[:take]))
+        break
+    return " ".join(heard) + INTERRUPTED if heard else ""
 
 
 class ResponderParams(BaseModel):
@@ -114,7 +141,7 @@ class ResponderNode(Node[ResponderParams]):
         if delivered is not None:
             self.route({"delivered": delivered}, {"delivered": self._on_delivered})
         if cancel is not None:
-            self.route({"cancel": cancel}, {"cancel": self._forget_pending})
+            self.route({"cancel": cancel}, {"cancel": self._on_cancel})
         # The user's words enter the history when the turn arrives, even if it goes stale before
         # its work starts: the user did say them. A committed tentative turn is already answered.
         out = worker.attach(turn.pipe(ops.filter(self._remember)), cancel)
@@ -140,6 +167,10 @@ class ResponderNode(Node[ResponderParams]):
     def heard(ex: _Exchange) -> str | None:
         """What the user heard of a past reply: all of it if it was delivered whole; the pieces
         sent before an interruption, marked; nothing if nothing reached them."""
+        if ex.played_ms is not None:
+            cut = played_part(ex.played, ex.played_ms)
+            if cut is not None:
+                return cut
         if ex.complete and ex.reply:
             return ex.reply
         pieces = [p for p in ex.heard if p]
@@ -151,8 +182,10 @@ class ResponderNode(Node[ResponderParams]):
             return  # older than the history window
         if d.whole:
             ex.reply = ex.reply or d.text
+            ex.played = [(d.text, d.audio_ms)]
         else:
             ex.heard.append(d.text)
+            ex.played.append((d.text, d.audio_ms))
         ex.complete = ex.complete or d.complete
 
     def _remember(self, turn: UserTurn) -> bool:
@@ -165,7 +198,11 @@ class ResponderNode(Node[ResponderParams]):
             self.history.append(ahead or _Exchange(turn.turn, turn.text))
         return ahead is None
 
-    def _forget_pending(self, c: Cancel) -> None:
+    def _on_cancel(self, c: Cancel) -> None:
+        if c.played_ms is not None and c.response_id is not None:
+            ex = next((ex for ex in self.history if ex.response_id == c.response_id), None)
+            if ex is not None:
+                ex.played_ms = c.played_ms
         for number in [n for n in self.pending if n <= c.through_turn]:
             del self.pending[number]
 
@@ -174,6 +211,7 @@ class ResponderNode(Node[ResponderParams]):
         exchange = self.pending.get(turn.turn) or next(
             (ex for ex in self.history if ex.turn == turn.turn), _Exchange(turn.turn, turn.text))
         rid = new_id()
+        exchange.response_id = rid
         splitter = SentenceStream(self.params.min_piece_chars, self.params.max_piece_chars,
                                   first_clause_words=self.params.first_clause_words)
         seq = 0
