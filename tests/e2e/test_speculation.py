@@ -149,3 +149,26 @@ async def test_commit_early_after_a_finished_sentence(stub, clients, plain, hear
         else:
             assert metrics["endpointed"] >= 700
         assert len(c.of("message-received")) == 1
+
+
+async def test_streamed_pieces_are_held_until_the_commit_then_sent_in_order(stub, clients, plain) -> None:
+    stub.transcript = by_length
+    stub.reply = "Well, the weather in Paris today is mild, with a light breeze. Rain comes on Sunday."
+    async with voicegraph("fast_streaming", stub=stub) as srv:
+        c = await clients(srv.url)
+        await c.emit("start-recording", {"mimeType": MIME["pcm16_16k"]})
+        await c.stream(plain[: len(plain) - len(zeros(1500))], SLICE, pace_s=0.1)
+        await c.stream(zeros(1500), SLICE, pace_s=0.3)  # a slow pause: speculation wins whatever the load
+        await c.wait("ai-response")
+        metrics = await c.wait("turn-metrics")
+        events = [e for _, e, _ in c.events]
+        assert events.index("message-received") < events.index("ai-response-chunk")
+        chunks = c.of("ai-response-chunk")
+        assert [ch["seq"] for ch in chunks] == list(range(len(chunks)))
+        assert chunks[0]["text"] == "Well, the weather in Paris today is mild,"  # the first clause
+        assert " ".join(ch["text"] for ch in chunks) == stub.reply
+        assert metrics["speculative"] is True and metrics["cancelled"] is False
+        ms = metrics["ms"]
+        assert ms["speech_end"] == 0 < ms["speculated"] < ms["endpointed"] <= ms["first_audio"]
+        # the answer was written before the commit: the speculation is what saved the time
+        assert ms["first_token"] < ms["endpointed"]
