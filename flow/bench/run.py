@@ -14,7 +14,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from flow.bench import cancel, endpointing, ingest, latency, memory, turns
+from flow.bench import cancel, endpointing, ingest, latency, memory, speculation, turns
 
 Row = tuple[str, str, str]  # scenario, measure, figures
 
@@ -24,6 +24,33 @@ def _stats(values: list[float]) -> str:
         return "no data"
     return (f"n={len(values)} p50={statistics.median(values):.0f} p99={latency.pct(values, 99):.0f} "
             f"max={max(values):.0f}")
+
+
+def _p90(values: list[float]) -> str:
+    """p50 and p90 (no p99: these runs are fewer than 100)."""
+    if not values:
+        return "no data"
+    return f"n={len(values)} p50={statistics.median(values):.0f} p90={latency.pct(values, 90):.0f}"
+
+
+async def speculation_rows(runs: int) -> list[Row]:
+    """Default vs fast (and streaming vs fast_streaming) on the same stub, speech in real time."""
+    rows: list[Row] = []
+    cond = "stub STT 300 / first token 350 / 20 per token / TTS 250 ms, silence_ms 700"
+    for base, fast in (("default", "fast"), ("streaming", "fast_streaming")):
+        plain, _ = await speculation.first_audio(base, runs)
+        quick, thrown = await speculation.first_audio(fast, runs)
+        rows.append(("11 speculation", f"end of speech → first audio, {base} graph ({cond}) (ms)", _p90(plain)))
+        rows.append(("11 speculation", f"same, {fast} graph (speculate_after_ms 250) (ms)", _p90(quick)))
+        if plain and quick:
+            p50, fast50 = statistics.median(plain), statistics.median(quick)
+            floor = max(700, 250 + p50 - 700)  # the provider path is what the base graph adds to silence_ms
+            rows.append(("11 speculation", f"{fast}: ratio of p50s; floor max(silence_ms, speculate_after_ms "
+                         "+ provider path)", f"{fast50 / p50:.2f}; floor {floor:.0f}, p50 {fast50 - floor:+.0f}"))
+        _, thrown_paused = await speculation.first_audio(fast, max(2, runs // 2), paused=True)
+        rows.append(("11 speculation", f"{fast}: provider requests cancelled per committed turn",
+                     f"no pause {thrown:.1f} · a 450 ms mid-sentence pause {thrown_paused:.1f}"))
+    return rows
 
 
 async def collect(quick: bool) -> list[Row]:
@@ -78,6 +105,7 @@ async def collect(quick: bool) -> list[Row]:
         rows.append(("8 endpointing", f"end of speech → utterance closed, silence_ms={silence_ms} (audio ms)",
                      _stats(delays)))
     rows += await cancel.rows(cancels=4 if quick else 50, compare=not quick)
+    rows += await speculation_rows(2 if quick else 50)
     return rows
 
 
