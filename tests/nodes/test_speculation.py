@@ -121,17 +121,17 @@ def test_commit_early_closes_a_finished_pause_sooner() -> None:
     seg = Segmenter(make_detector("energy", RATE), silence_ms=700, speculate_after_ms=250)
     events = seg.push(zeros(300) + burst(600, 1) + zeros(300))
     assert [type(e) for e in events] == [SpeechStart, Tentative]
-    [end] = seg.commit_early(300)  # the pause is 300 ms long already: closed now
+    [end] = seg.end_pause_at(300)  # the pause is 300 ms long already: closed now
     assert isinstance(end, UtteranceEnd) and end.reason == "early"
     assert loud(end.audio) == loud(burst(600, 1))
     # later: the hint arrives before the pause is long enough; the pause closes at 400 ms
     seg.push(burst(600, 2) + zeros(260))
-    assert seg.commit_early(400) == []
+    assert seg.end_pause_at(400) == []
     [end] = [e for e in seg.push(zeros(200)) if isinstance(e, UtteranceEnd)]
     assert end.reason == "early" and end.closed_ms - end.speech_end_ms == 400
     # speech resuming forgets the hint: that pause waits for silence_ms again
     seg.push(burst(600, 3) + zeros(260))
-    assert seg.commit_early(400) == []
+    assert seg.end_pause_at(400) == []
     seg.push(burst(300, 4))
     closed = [e for e in seg.push(zeros(1000)) if isinstance(e, UtteranceEnd)]
     assert [e.reason for e in closed] == ["silence"] and closed[0].closed_ms - closed[0].speech_end_ms == 700
@@ -140,7 +140,7 @@ def test_commit_early_closes_a_finished_pause_sooner() -> None:
 def test_without_a_tentative_utterance_an_early_commit_does_nothing() -> None:
     seg = Segmenter(make_detector("energy", RATE), silence_ms=700)
     seg.push(zeros(300) + burst(600, 1) + zeros(300))
-    assert seg.commit_early(100) == []
+    assert seg.end_pause_at(100) == []
 
 
 @pytest.mark.parametrize(("text", "finished"), [
