@@ -90,6 +90,8 @@ class InterruptGate(Node[InterruptGateParams]):
         """What the current turn made while it was tentative (None: it is not)."""
         self.speculative = False
         """The current turn was answered ahead of its commit."""
+        self.withdrawn = 0
+        """Tentative turns withdrawn (their work thrown away) since the last committed turn."""
         self.ends_with_response = "response" in inputs
         self.responses: Subject[ReplyText] = Subject()
         self.pieces: Subject[ReplyPiece] = Subject()
@@ -153,6 +155,7 @@ class InterruptGate(Node[InterruptGateParams]):
 
     def _on_withdrawn(self, w: Withdrawn) -> None:
         if self._tentative and self.current is not None and self.current.utterance_id == w.utterance_id:
+            self.withdrawn += 1
             self._interrupt("withdrawn")
 
     @property
@@ -264,7 +267,9 @@ class InterruptGate(Node[InterruptGateParams]):
             "source": self.current.source,
             "cancelled": cancelled,
             "speculative": self.speculative,
+            "withdrawn": self.withdrawn,
             "ms": {k: round(marks[k] - origin, 1) for k in STAGES if k in marks and origin is not None},
         }
+        self.withdrawn = 0
         log.info("turn-metrics %s", payload)
         self.events.on_next(ClientEvent(self.ctx.session, "turn-metrics", payload))

@@ -106,7 +106,24 @@ async def collect(quick: bool) -> list[Row]:
                      _stats(delays)))
     rows += await cancel.rows(cancels=4 if quick else 50, compare=not quick)
     rows += await speculation_rows(2 if quick else 50)
+    rows += await asyncio.to_thread(turn_detector_rows)
     return rows
+
+
+def turn_detector_rows() -> list[Row]:
+    """Energy, webrtc, silero, each with and without Smart Turn (needs the `[turn]` extra)."""
+    try:
+        from flow.bench import turn_detectors
+        from nodes.smart_turn import model_path
+        from nodes.voice_activity import silero_available
+
+        model_path()
+        silero_available()
+    except ValueError as err:
+        return [("12 turn detectors", "not measured", str(err))]
+    cond = ("piper + espeak-ng, white noise at -40 dBFS, 3 sentences each, whole and with a 1 s pause; "
+            "silence_ms 700, speculate_after_ms 250, hesitation_ms 1500; audio time")
+    return [("12 turn detectors", f"{name} ({cond})", figures) for name, figures in turn_detectors.measure()]
 
 
 def machine() -> str:

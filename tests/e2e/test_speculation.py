@@ -209,3 +209,14 @@ async def test_smart_turn_waits_through_a_hesitation(stub, clients) -> None:
         assert len(c.of("message-received")) == 1
         assert len(stub.of("transcriptions")) == 2  # the tentative first half, then the whole
         assert c.of("message-received")[0]["text"] == f"{FIRST} {REST}".lower()
+
+
+async def test_turn_metrics_count_the_work_thrown_away(stub, clients, paused) -> None:
+    stub.transcript = by_length
+    stub.chat.first_token_latency = 1.0
+    async with voicegraph("fast_streaming", stub=stub) as srv:
+        c = await clients(srv.url)
+        await speak(c, paused)
+        metrics = await c.wait("turn-metrics")
+        assert metrics["speculative"] is True and metrics["withdrawn"] == 1 and metrics["cancelled"] is False
+        assert len(c.of("turn-metrics")) == 1 and len(c.of("message-received")) == 1
