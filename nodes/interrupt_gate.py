@@ -174,8 +174,12 @@ class InterruptGate(Node[InterruptGateParams]):
 
     def _on_interrupt(self, msg: Interrupt) -> None:
         if msg.response_id is not None and msg.response_id != self.response_id:
-            # meant for another reply (one already over): the reply in flight is not it
+            # meant for another reply (one already over): the reply in flight is not it; what was
+            # played of that one still cuts the history (a Cancel that makes nothing new stale)
             self.ctx.count(self.id, "ignored")
+            if msg.played_ms is not None:
+                self.cancels.on_next(Cancel(self.ctx.session, self.cancelled_through, "interrupt",
+                                            msg.response_id, msg.played_ms))
             return
         self._interrupt("interrupt", msg.played_ms)
 

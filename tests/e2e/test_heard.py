@@ -86,3 +86,24 @@ async def test_a_bad_played_ms_is_a_clear_error(stub, clients) -> None:
         assert err["code"] == "bad_request" and "playedMs" in err["message"]
         await c.emit("text-message", "still there?")
         await c.wait("ai-response")
+
+
+async def test_played_ms_of_an_older_reply_cuts_its_history_and_leaves_the_newer_reply(stub, clients) -> None:
+    stub.reply = FIVE
+    async with voicegraph("default", stub=stub) as srv:
+        c = await clients(srv.url)
+        await c.emit("text-message", "weather please")
+        old = await c.wait("ai-response")
+        stub.chat.first_token_latency = 1.0
+        await c.emit("text-message", "and tomorrow?")
+        await stub.wait_for(lambda: len(stub.of("chat")) == 2)
+        # the user had heard nothing of the first reply (their player was stopped): say so late
+        await c.emit("interrupt", {"responseId": old["id"], "playedMs": 0})
+        new = await c.wait("ai-response", count=2)  # the reply in flight is not cancelled
+        assert new["id"] != old["id"] and c.of("response-cancelled") == []
+        stub.chat.first_token_latency = 0
+        await c.emit("text-message", "thanks")
+        await c.wait("ai-response", count=3)
+        said = [(m["role"], m["content"]) for m in stub.of("chat")[2].body["messages"][1:]]
+        assert said == [("user", "weather please"), ("user", "and tomorrow?"), ("assistant", new["text"]),
+                        ("user", "thanks")]
