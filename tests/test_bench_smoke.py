@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 ROWS = ("1 ingest", "2 turn overhead", "3 time to first audio", "4 barge-in", "5 capacity", "6 memory",
-        "7 offline providers", "8 endpointing", "9 cancellation", "11 speculation",
-        "12 turn detectors")
+        "7 offline providers", "8 endpointing", "9 cancellation", "12 speculation",
+        "13 turn detectors")
 
 
 def test_bench_quick_prints_and_writes_every_row(tmp_path: Path) -> None:

@@ -40,15 +40,15 @@ async def speculation_rows(runs: int) -> list[Row]:
     for base, fast in (("default", "fast"), ("streaming", "fast_streaming")):
         plain, _ = await speculation.first_audio(base, runs)
         quick, thrown = await speculation.first_audio(fast, runs)
-        rows.append(("11 speculation", f"end of speech → first audio, {base} graph ({cond}) (ms)", _p90(plain)))
-        rows.append(("11 speculation", f"same, {fast} graph (speculate_after_ms 250) (ms)", _p90(quick)))
+        rows.append(("12 speculation", f"end of speech → first audio, {base} graph ({cond}) (ms)", _p90(plain)))
+        rows.append(("12 speculation", f"same, {fast} graph (speculate_after_ms 250) (ms)", _p90(quick)))
         if plain and quick:
             p50, fast50 = statistics.median(plain), statistics.median(quick)
             floor = max(700, 250 + p50 - 700)  # the provider path is what the base graph adds to silence_ms
-            rows.append(("11 speculation", f"{fast}: ratio of p50s; floor max(silence_ms, speculate_after_ms "
+            rows.append(("12 speculation", f"{fast}: ratio of p50s; floor max(silence_ms, speculate_after_ms "
                          "+ provider path)", f"{fast50 / p50:.2f}; floor {floor:.0f}, p50 {fast50 - floor:+.0f}"))
         _, thrown_paused = await speculation.first_audio(fast, max(2, runs // 2), paused=True)
-        rows.append(("11 speculation", f"{fast}: provider requests cancelled per committed turn",
+        rows.append(("12 speculation", f"{fast}: provider requests cancelled per committed turn",
                      f"no pause {thrown:.1f} · a 450 ms mid-sentence pause {thrown_paused:.1f}"))
     return rows
 
@@ -120,10 +120,10 @@ def turn_detector_rows() -> list[Row]:
         model_path()
         silero_available()
     except ValueError as err:
-        return [("12 turn detectors", "not measured", str(err))]
+        return [("13 turn detectors", "not measured", str(err))]
     cond = ("piper + espeak-ng, white noise at -40 dBFS, 3 sentences each, whole and with a 1 s pause; "
             "silence_ms 700, speculate_after_ms 250, hesitation_ms 1500; audio time")
-    return [("12 turn detectors", f"{name} ({cond})", figures) for name, figures in turn_detectors.measure()]
+    return [("13 turn detectors", f"{name} ({cond})", figures) for name, figures in turn_detectors.measure()]
 
 
 def machine() -> str:
