@@ -1,4 +1,4 @@
-"""`voicegraph serve | check | graph` — the command line a user runs.
+"""`voicegraph serve | check | graph | nodes` — the command line a user runs.
 
 `serve` validates the graph (providers included) before it opens the port, and says which
 provider every node uses and how to switch, so a missing key or extra shows up at start-up
@@ -41,6 +41,8 @@ def _setup_logging(level: str, env: Mapping[str, str] | None = None) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    if args.workers > 1:
+        return _serve_workers(args)
     settings = Settings.from_env()
     updates = {k: v for k, v in (("host", args.host), ("port", args.port), ("ui_host", args.ui_host),
                                  ("ui_port", args.ui_port)) if v is not None}
@@ -48,6 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         updates["ui"] = False
     if args.graph:
         updates["graph"] = args.graph
+    if args.record:
+        updates["record_dir"] = args.record
     settings = settings.model_copy(update=updates)
     _setup_logging(args.log_level or settings.log_level, settings.env)
     insecure_ui = False
@@ -73,7 +77,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     for warning in spec.warnings:
         log.warning("%s", warning)
-    server = VoicegraphServer(spec, resources)
+    try:
+        server = VoicegraphServer(spec, resources)
+    except ValueError as err:  # VOICEGRAPH_STORE or VOICEGRAPH_REDIS_URL unusable
+        print(f"voicegraph: {err}", file=sys.stderr)
+        return 2
     # how to switch an `auto` provider was logged by the nodes while the graph was checked
     log.info("graph %s (%s), providers: %s", spec.name, path, server.providers() or "none")
 
@@ -108,11 +116,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         log.warning("the dashboard on %s has no token (--insecure-ui): whoever reaches it can "
                                     "edit the graph", settings.ui_host)
             await stop.wait()
+            # graceful: no one new (health 503, connects refused); replies in flight finish
+            await server.drain(settings.drain_s)
             if dashboard is not None:
                 await dashboard.aclose()
 
     asyncio.run(main())
     return 0
+
+
+def _serve_workers(args: argparse.Namespace) -> int:
+    """`--workers N`: N `voicegraph serve` processes on consecutive ports (see `flow.workers`)."""
+    import os
+
+    from flow.workers import run_workers
+
+    settings = Settings.from_env()
+    _setup_logging(args.log_level or settings.log_level, settings.env)
+    passed = [("--graph", args.graph), ("--host", args.host), ("--log-level", args.log_level),
+              ("--ui-port", args.ui_port), ("--ui-host", args.ui_host), ("--record", args.record)]
+    serve_args = [a for flag, value in passed if value is not None for a in (flag, str(value))]
+    if args.insecure_ui:
+        serve_args.append("--insecure-ui")
+    port = args.port if args.port is not None else settings.port
+    if port == 0:
+        print("voicegraph: --workers needs a --port to count from (the balancer names each worker's)",
+              file=sys.stderr)
+        return 2
+    return run_workers(args.workers, port, serve_args, dict(os.environ), ui=settings.ui and not args.no_ui)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -131,6 +162,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             notes.append(f"extends {' -> '.join(result.bases)}")
         if result.warnings:
             notes.append(f"{len(result.warnings)} warning(s)")
+        if result.warnings and args.strict:
+            failed += 1
+            print(f"{path}: FAILED with --strict ({'; '.join(notes)})")
+            continue
         print(f"{path}: OK ({'; '.join(notes)})")
     return 1 if failed else 0
 
@@ -147,6 +182,30 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_nodes(args: argparse.Namespace) -> int:
+    import json
+
+    from flow.graph import registry
+    from flow.graph.compose import hint
+    from flow.graph.reference import reference
+    from flow.graph.reference_format import as_markdown, as_text
+
+    try:
+        ref = reference(args.types or None, builtin_only=args.builtin)
+    except KeyError as err:
+        name = err.args[0]
+        print(f"voicegraph: unknown node type {name!r}{hint(name, registry.names())}; installed node types: "
+              f"{', '.join(registry.names())}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(ref.to_json(), indent=2, ensure_ascii=False))
+    elif args.format == "markdown":
+        print(as_markdown(ref), end="")
+    else:
+        print(as_text(ref), end="")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     _setup_logging("WARNING")
     try:
@@ -159,7 +218,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from flow.bench.soak import main as soak
 
         return soak(args.soak, args.sessions)
-    return bench(quick=args.quick, out=args.out)
+    return bench(quick=args.quick, out=args.out, only_cluster=args.cluster)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    _setup_logging(args.log_level or "WARNING")
+    from flow.replay.command import main as replay
+
+    return replay(args.file, args.graph, args.speed, args.url, args.expect_same_transcripts)
+
+
+def _speed(value: str) -> str:
+    if value == "max":
+        return value
+    try:
+        if float(value) > 0:
+            return value
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError("a positive factor (1 = as recorded) or 'max'")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,20 +253,44 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--insecure-ui", action="store_true",
                        help="allow a dashboard without VOICEGRAPH_TOKEN on a non-loopback --ui-host "
                             "(or VOICEGRAPH_INSECURE_UI=1); refused otherwise")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="start N worker processes on consecutive ports from --port (a balancer goes in "
+                            "front: deploy/); only the first serves the dashboard")
+    serve.add_argument("--record", metavar="DIR",
+                       help="record every session (its audio included) to DIR (or VOICEGRAPH_RECORD_DIR)")
     serve.set_defaults(fn=cmd_serve)
-    check = sub.add_parser("check", help="validate graph files; non-zero exit on errors")
+    check = sub.add_parser("check", help="validate graph files; non-zero exit on errors (and warnings with --strict)")
     check.add_argument("files", nargs="+")
+    check.add_argument("--strict", action="store_true", help="warnings fail too (exit 1)")
     check.set_defaults(fn=cmd_check)
     graph = sub.add_parser("graph", help="print a graph as a Mermaid flowchart")
     graph.add_argument("file")
     graph.set_defaults(fn=cmd_graph)
+    nodes = sub.add_parser("nodes", help="the installed node types: ports, params, the package providing each")
+    nodes.add_argument("types", nargs="*", metavar="TYPE", help="only these types (default: all installed)")
+    nodes.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    nodes.add_argument("--builtin", action="store_true",
+                       help="only voicegraph's own types (docs/nodes.md is made with --builtin --format markdown)")
+    nodes.set_defaults(fn=cmd_nodes)
     bench = sub.add_parser("bench", help="measure voicegraph on this machine; writes BENCHMARKS.md")
     bench.add_argument("--quick", action="store_true", help="every scenario at a tiny size (a smoke test)")
     bench.add_argument("--out", default="BENCHMARKS.md", help="where to write the table ('' for nowhere)")
     bench.add_argument("--soak", type=float, metavar="MINUTES",
                        help="instead: real-time sessions with turns for MINUTES; memory growth and tracebacks")
+    bench.add_argument("--cluster", action="store_true",
+                       help="only scenario 11: 1 vs 2 workers behind HAProxy, reconnect after a worker is killed "
+                            "(needs redis-server and haproxy)")
     bench.add_argument("--sessions", type=int, default=100, help="with --soak: how many sessions (default 100)")
     bench.set_defaults(fn=cmd_bench)
+    rep = sub.add_parser("replay", help="feed a recorded session to a server and compare what comes back")
+    rep.add_argument("file", help="a recording (voicegraph serve --record DIR)")
+    rep.add_argument("--graph", help="graph file or bundled name to replay through (default: the recorded one)")
+    rep.add_argument("--speed", type=_speed, default="1", help="1 (as recorded), another factor, or max")
+    rep.add_argument("--url", help="replay to this running server instead of one started here")
+    rep.add_argument("--expect-same-transcripts", action="store_true",
+                     help="exit 1 if the final transcripts differ from the recorded ones")
+    rep.add_argument("--log-level", help="the local server's log level (default WARNING)")
+    rep.set_defaults(fn=cmd_replay)
     args = parser.parse_args(argv)
     return args.fn(args)
 

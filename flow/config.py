@@ -63,6 +63,26 @@ class Settings(BaseModel):
     """Dashboard bind address (`VOICEGRAPH_UI_HOST`): loopback unless told otherwise."""
     ui_port: int = Field(8080, ge=0, le=65535)
     """Dashboard port (`VOICEGRAPH_UI_PORT`, `--ui-port`)."""
+    store: str = "memory"
+    """Where conversations are kept (`VOICEGRAPH_STORE`): `memory`, `sqlite:///path.db` or
+    `redis://host:port/db` (see `flow.conversations`)."""
+    conversation_ttl_s: float = Field(24 * 3600, gt=0)
+    """How long a conversation nobody continues is kept (`VOICEGRAPH_CONVERSATION_TTL`, seconds)."""
+    redis_url: str | None = None
+    """`VOICEGRAPH_REDIS_URL`: workers share this Redis (Socket.IO's `AsyncRedisManager`, the
+    dashboard's monitoring relay, graph Apply)."""
+    worker: str | None = None
+    """This worker's name in a cluster (`VOICEGRAPH_WORKER`; default host:pid)."""
+    drain_s: float = Field(10.0, ge=0, le=600)
+    """On SIGTERM, how long replies in flight may take to finish before the server closes
+    (`VOICEGRAPH_DRAIN_S`)."""
+    record_dir: str | None = None
+    """Record every session to this directory (`VOICEGRAPH_RECORD_DIR`, `--record`); off when unset.
+    The files hold the users' audio (see `flow.transport.session_log`)."""
+    record_max_session_bytes: int = Field(64 << 20, ge=64 * 1024)
+    """One session's recording stops growing here (`VOICEGRAPH_RECORD_MAX_SESSION_BYTES`)."""
+    record_max_bytes: int = Field(1 << 30, ge=64 * 1024)
+    """The recording directory's cap (`VOICEGRAPH_RECORD_MAX_BYTES`): oldest recordings go first."""
     env: Mapping[str, str] = Field(default_factory=dict, repr=False, exclude=True)
     """The environment these settings were read from (`.env` included): where providers find
     their own settings. Holds secrets, so it is left out of repr and dumps. Empty by default, so
@@ -98,6 +118,14 @@ class Settings(BaseModel):
             "VOICEGRAPH_UI": "ui",
             "VOICEGRAPH_UI_HOST": "ui_host",
             "VOICEGRAPH_UI_PORT": "ui_port",
+            "VOICEGRAPH_STORE": "store",
+            "VOICEGRAPH_CONVERSATION_TTL": "conversation_ttl_s",
+            "VOICEGRAPH_REDIS_URL": "redis_url",
+            "VOICEGRAPH_WORKER": "worker",
+            "VOICEGRAPH_DRAIN_S": "drain_s",
+            "VOICEGRAPH_RECORD_DIR": "record_dir",
+            "VOICEGRAPH_RECORD_MAX_SESSION_BYTES": "record_max_session_bytes",
+            "VOICEGRAPH_RECORD_MAX_BYTES": "record_max_bytes",
         }
         for var, name in mapping.items():
             if env.get(var):

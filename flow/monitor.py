@@ -30,6 +30,7 @@ from typing import Any
 
 from flow.audio.mp3 import b64_size, mp3_seconds_b64
 from flow.sizing import approx_bytes
+from flow.tap import Tap
 
 TICK_HZ = 10.0
 """Most level/backlog updates per second and session that reach observers."""
@@ -58,8 +59,11 @@ class MonitorEvent:
 class Subscription:
     """A bounded buffer of events for one observer. Iterate with `batch()`; `close()` when done."""
 
-    def __init__(self, monitor: Monitor, size: int, max_bytes: int) -> None:
+    def __init__(self, monitor: Monitor, size: int, max_bytes: int, relay: bool = False) -> None:
         self._monitor = monitor
+        self.relay = relay
+        """A relay to other workers (`flow.transport.cluster`): it gets this process's own events
+        only, never those relayed from elsewhere."""
         self._events: deque[tuple[MonitorEvent, int]] = deque()
         self._ready = asyncio.Event()
         self.size = size
@@ -110,16 +114,30 @@ class Monitor:
         self._subs: list[Subscription] = []
         self.audio = ReplyAudio()
         """Recent reply audio that outbound events refer to (emptied when the last observer leaves)."""
+        self.tap = Tap(self)
+        """Which sessions' edges are watched message by message (`flow.tap`)."""
 
     @property
     def watched(self) -> bool:
         """Whether anyone listens; publishers skip even building events when not."""
         return bool(self._subs)
 
-    def subscribe(self, size: int = QUEUE_EVENTS, max_bytes: int = QUEUE_BYTES) -> Subscription:
-        sub = Subscription(self, size, max_bytes)
+    @property
+    def observed(self) -> bool:
+        """Whether an observer of this process (not a relay to other workers) listens."""
+        return any(not sub.relay for sub in self._subs)
+
+    def subscribe(self, size: int = QUEUE_EVENTS, max_bytes: int = QUEUE_BYTES, relay: bool = False) -> Subscription:
+        sub = Subscription(self, size, max_bytes, relay)
         self._subs.append(sub)
         return sub
+
+    def inject(self, event: MonitorEvent) -> None:
+        """An event another worker published (relayed over Redis), for this process's observers."""
+        nbytes = event_bytes(event.data)
+        for sub in self._subs:
+            if not sub.relay:
+                sub.put(event, nbytes)
 
     def unsubscribe(self, sub: Subscription) -> None:
         if sub in self._subs:
@@ -132,6 +150,15 @@ class Monitor:
             return
         event = MonitorEvent(kind, session, data, server=self.server)
         nbytes = event_bytes(data)
+        for sub in self._subs:
+            sub.put(event, nbytes)
+
+    def publish_sized(self, kind: str, session: str, nbytes: int, data: dict[str, Any]) -> None:
+        """`publish`, for a publisher that knows its event's size (`event_bytes` walks the data:
+        on a per-message path such as the tap, that walk would be most of the cost)."""
+        if not self._subs:
+            return
+        event = MonitorEvent(kind, session, data, server=self.server)
         for sub in self._subs:
             sub.put(event, nbytes)
 

@@ -41,7 +41,7 @@ from flow.contract.node import In, Node
 class ChunkBufferParams(BaseModel):
     """`params:` of `type: chunk_buffer`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
     rate: int = Field(16_000, ge=8_000, le=48_000)
     """Sample rate of the canonical PCM the graph works on (mono, 16-bit)."""
     pcm_rate: int = Field(16_000, ge=8_000, le=192_000)
@@ -73,11 +73,13 @@ class ChunkBuffer(Node[ChunkBufferParams]):
 
     Params = ChunkBufferParams
     inputs = {
-        "audio": In(AudioData),
-        "start": In(RecordingStarted, required=False),
-        "stop": In(RecordingStopped, required=False),
+        "audio": In(AudioData, doc="audio-stream bytes (from client.audio)"),
+        "start": In(RecordingStarted, required=False, doc="start-recording: its declared format (client.start)"),
+        "stop": In(RecordingStopped, required=False, doc="stop-recording: the recording ends (client.stop)"),
     }
     outputs = {"audio": AudioChunk, "ended": RecordingEnded}
+    output_docs = {"audio": "mono PCM16 at `rate`, in recording order (to silence_finalizer.audio)",
+                   "ended": "a recording's last chunk has gone out (to silence_finalizer.ended)"}
 
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.chunks: Subject[AudioChunk] = Subject()
@@ -198,6 +200,7 @@ class ChunkBuffer(Node[ChunkBufferParams]):
 
     def _emit(self, chunk: AudioChunk) -> None:
         self.ctx.count(self.id, "out")
+        self.ctx.metrics.audio_seconds.inc(len(chunk.audio) / (chunk.rate * chunk.width * chunk.channels))
         self.chunks.on_next(chunk)
 
     async def _close(self) -> None:

@@ -57,7 +57,7 @@ STAGES = ("speech_end", "speculated", "endpointed", "transcript", "accepted", "f
 class InterruptGateParams(BaseModel):
     """`params:` of `type: interrupt_gate`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
     barge_in_on_speech: bool = False
     """Treat the start of user speech (`speech` input) as an interrupt of the reply in flight."""
 
@@ -67,17 +67,23 @@ class InterruptGate(Node[InterruptGateParams]):
 
     Params = InterruptGateParams
     inputs = {
-        "turn": In(UserTurn),
-        "response": In(ReplyText, required=False),
-        "pieces": In(ReplyPiece, required=False),
-        "interrupt": In(Interrupt, required=False),
-        "speech": In(SpeechStarted, required=False),
+        "turn": In(UserTurn, doc="every accepted turn: a newer one makes the older stale"),
+        "response": In(ReplyText, required=False, doc="the whole reply; passed once if still current, ends the turn"),
+        "pieces": In(ReplyPiece, required=False, doc="a streamed reply's pieces; the final one ends the turn"),
+        "interrupt": In(Interrupt, required=False, doc="the client's interrupt (from client.interrupt)"),
+        "speech": In(SpeechStarted, required=False,
+                     doc="user speech began (from silence_finalizer.started): barge-in if barge_in_on_speech"),
         "failed": In(NodeFailed, required=False, control=True,
                      doc="failures of the nodes answering (llm_failed ends the turn)"),
         "withdrawn": In(Withdrawn, required=False, doc="speculation: that tentative turn is off"),
     }
     outputs = {"response": ReplyText, "pieces": ReplyPiece, "typing": Typing, "events": ClientEvent,
                "cancel": Cancel}
+    output_docs = {"response": "the current turn's reply (to client.response)",
+                   "pieces": "the current turn's pieces (to client.chunk)",
+                   "typing": "ai-typing false when a turn ends: answered, cancelled or failed (to client.typing)",
+                   "events": "response-cancelled and turn-metrics (to client.event)",
+                   "cancel": "Cancel for stale turns: wire it to every node's cancel input and to client.cancel"}
 
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.current: UserTurn | None = None
@@ -206,7 +212,7 @@ class InterruptGate(Node[InterruptGateParams]):
         if self.response_id is not None:
             self.events.on_next(ClientEvent(self.ctx.session, "response-cancelled",
                                             {"id": self.response_id, "reason": why}))
-        self._metrics(cancelled=True)
+        self._metrics(cancelled=True, outcome="failed" if why in ENDS_TURN else "cancelled")
 
     def _on_speech(self, _s: SpeechStarted) -> None:
         if self.params.barge_in_on_speech and self.in_flight:
@@ -245,7 +251,7 @@ class InterruptGate(Node[InterruptGateParams]):
     def _done(self, turn: int) -> None:
         self.in_flight = False
         self.typing.on_next(Typing(self.ctx.session, turn, False))
-        self._metrics(cancelled=False)
+        self._metrics(cancelled=False, outcome="answered")
 
     def _on_failure(self, f: NodeFailed) -> None:
         """A failure after which no reply will come ends the turn like a cancellation: typing
@@ -260,7 +266,7 @@ class InterruptGate(Node[InterruptGateParams]):
             self._cancelled(f.code)
             self._cancel(f.turn, f.code)
 
-    def _metrics(self, cancelled: bool) -> None:
+    def _metrics(self, cancelled: bool, outcome: str) -> None:
         if self.current is None:
             return
         marks = self.marks
@@ -276,4 +282,5 @@ class InterruptGate(Node[InterruptGateParams]):
         }
         self.withdrawn = 0
         log.info("turn-metrics %s", payload)
+        self.ctx.turn_ended(payload, outcome)  # Prometheus and the session recording observe it
         self.events.on_next(ClientEvent(self.ctx.session, "turn-metrics", payload))

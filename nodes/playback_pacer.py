@@ -31,7 +31,7 @@ from flow.contract.node import In, Node, cancel_input
 class PlaybackPacerParams(BaseModel):
     """`params:` of `type: playback_pacer`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
     lead_ms: int = Field(400, ge=0, le=60_000)
     """Send the next piece when the one before has at most this much left to play (covers the
     network and the client's decoding; more lead, less left to cancel)."""
@@ -47,8 +47,14 @@ class PlaybackPacer(Node[PlaybackPacerParams]):
     """Hold each reply's next piece until the previous one has nearly played."""
 
     Params = PlaybackPacerParams
-    inputs = {"pieces": In(ReplyPiece), "response": In(ReplyText, required=False), "cancel": cancel_input()}
+    inputs = {
+        "pieces": In(ReplyPiece, doc="spoken reply pieces (from synthesizer.pieces)"),
+        "response": In(ReplyText, required=False, doc="the whole spoken reply (from synthesizer.speech)"),
+        "cancel": cancel_input(),
+    }
     outputs = {"pieces": ReplyPiece, "response": ReplyText}
+    output_docs = {"pieces": "each piece when the one before has lead_ms left to play (to interrupt_gate.pieces)",
+                   "response": "the whole reply, after its last piece (to interrupt_gate.response)"}
 
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.out_pieces: Subject[ReplyPiece] = Subject()

@@ -49,7 +49,7 @@ from nodes.voice_activity import make_detector
 class SilenceFinalizerParams(BaseModel):
     """`params:` of `type: silence_finalizer`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
     silence_ms: int = Field(700, ge=100, le=5_000)
     """Trailing non-speech that ends an utterance."""
     min_speech_ms: int = Field(200, ge=0, le=5_000)
@@ -86,14 +86,20 @@ class SilenceFinalizer(Node[SilenceFinalizerParams]):
 
     Params = SilenceFinalizerParams
     inputs = {
-        "audio": In(AudioChunk),
-        "ended": In(RecordingEnded, required=False),
-        "start": In(RecordingStarted, required=False),
+        "audio": In(AudioChunk, doc="decoded PCM (from chunk_buffer.audio)"),
+        "ended": In(RecordingEnded, required=False, doc="a recording ended: its open utterance closes now"),
+        "start": In(RecordingStarted, required=False, doc="a new recording: its language and voice"),
         "heard": In(Transcript, required=False, control=True,
                     doc="the tentative transcript (commit_early_ms): a finished sentence commits sooner"),
     }
     outputs = {"utterance": Utterance, "started": SpeechStarted, "tentative": Utterance,
                "withdrawn": Withdrawn}
+    output_docs = {"utterance": "one utterance per spoken turn (to transcriber.utterance)",
+                   "started": "speech began (to interrupt_gate.speech for barge-in by speaking)",
+                   "tentative": "speculation: the utterance so far, after speculate_after_ms of pause "
+                                "(to transcriber.tentative)",
+                   "withdrawn": "speculation: speech resumed, that tentative utterance is off "
+                                "(to transcriber.withdrawn and interrupt_gate.withdrawn)"}
 
     @classmethod
     def check_params(cls, params: SilenceFinalizerParams, resources: Any) -> None:

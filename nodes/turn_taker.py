@@ -30,12 +30,16 @@ class TurnTaker(Node[NoParams]):
     """Turn numbering for one session (the numbers only grow)."""
 
     inputs = {
-        "transcript": In(Transcript, required=False),
-        "text": In(TextInput, required=False),
+        "transcript": In(Transcript, required=False, doc="a final transcript with words starts a turn"),
+        "text": In(TextInput, required=False, doc="a typed message starts a turn"),
         "tentative": In(Transcript, required=False, doc="speculation: a tentative utterance's words"),
         "cancel": cancel_input(),
     }
     outputs = {"turn": UserTurn, "typing": Typing, "tentative": UserTurn}
+    output_docs = {"turn": "the accepted turn (message-received; to the responder and the interrupt gate)",
+                   "typing": "ai-typing true for each turn (the interrupt gate ends it)",
+                   "tentative": "speculation: a tentative turn, announced to nobody (to the responder and "
+                                "the interrupt gate, which holds what it makes until the commit)"}
 
     def wire(self, **inputs: Observable[Any]) -> dict[str, Observable[Any]]:
         self.turn = 0

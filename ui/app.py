@@ -26,6 +26,7 @@ import uvicorn
 from fastapi import FastAPI, Response
 
 from flow.transport.server import VoicegraphServer
+from ui import nodes_page
 from ui.dashboard import Dashboard
 from ui.door import refusal
 from ui.model import REPLY_AUDIO_PATH
@@ -84,6 +85,7 @@ def build_app(dashboard: Dashboard, token: str | None) -> FastAPI:
             return Response("no such reply audio (or no longer kept)", status_code=404, media_type="text/plain")
         return Response(mp3, media_type="audio/mpeg", headers={"Cache-Control": "private, max-age=600"})
 
+    ui.page(nodes_page.PATH)(nodes_page.nodes_page)  # the node reference, beside the testbench
     ui.run_with(app, root=dashboard.root, title="voicegraph", favicon="🎙", show_welcome_message=False,
                 reconnect_timeout=10.0)
     if token:

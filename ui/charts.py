@@ -8,6 +8,8 @@ from ui.model import STAGE_LABELS, SessionView
 
 FLOOR_DB = -70.0
 """Levels below this draw as silence on the meter and the timeline."""
+BOT_DB = -35.0
+"""How high the assistant's speech band is drawn (below the user's, so both show)."""
 
 
 def meter(level_db: float) -> float:
@@ -16,13 +18,22 @@ def meter(level_db: float) -> float:
 
 
 def timeline(view: SessionView, now_ms: float, window_s: float = 30.0) -> dict[str, Any]:
-    """Input level (line) and speech/silence (shaded band) over the last `window_s` seconds."""
+    """Over the last `window_s` seconds: the input level (line), the user's speech (shaded band),
+    the assistant's speech (a second band, as long as its audio plays) and interrupts (markers)."""
     points = [(round((t - now_ms) / 1000, 2), max(db, FLOOR_DB), speech)
               for t, db, speech in view.timeline if now_ms - t <= window_s * 1000]
+    bot: list[list[float]] = []
+    for start, end in view.bot_speech:
+        if now_ms - end > window_s * 1000:
+            continue
+        bot += [[round(max(start - now_ms, -window_s * 1000) / 1000, 2), BOT_DB],
+                [round(min(end - now_ms, 0) / 1000, 2), FLOOR_DB]]
+    interrupts = [[round((t - now_ms) / 1000, 2), -3] for t in view.interrupts if now_ms - t <= window_s * 1000]
     return {
         "animation": False,
         "grid": {"left": 40, "right": 10, "top": 20, "bottom": 25},
-        "legend": {"data": ["level dBFS", "speech"], "top": 0, "textStyle": {"fontSize": 10}},
+        "legend": {"data": ["level dBFS", "speech", "bot speech", "interrupt"], "top": 0,
+                   "textStyle": {"fontSize": 10}},
         "xAxis": {"type": "value", "min": -window_s, "max": 0, "name": "s"},
         "yAxis": {"type": "value", "min": FLOOR_DB, "max": 0},
         "series": [
@@ -31,6 +42,10 @@ def timeline(view: SessionView, now_ms: float, window_s: float = 30.0) -> dict[s
             {"name": "speech", "type": "line", "step": "end", "showSymbol": False,
              "areaStyle": {"opacity": 0.25, "origin": "start"}, "lineStyle": {"width": 0},
              "data": [[x, 0 if speech else FLOOR_DB] for x, _, speech in points]},
+            {"name": "bot speech", "type": "line", "step": "end", "showSymbol": False, "color": "#0d9488",
+             "areaStyle": {"opacity": 0.3, "origin": "start"}, "lineStyle": {"width": 0}, "data": bot},
+            {"name": "interrupt", "type": "scatter", "symbol": "triangle", "symbolSize": 10,
+             "color": "#dc2626", "data": interrupts},
         ],
     }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,9 @@ from nicegui import ui
 
 from ui.graph_panel import GraphPanel
 from ui.model import DashboardState
+from ui.recordings_panel import RecordingsPanel
 from ui.sessions_panel import SessionsPanel
+from ui.tap_panel import TapPanel
 
 if TYPE_CHECKING:
     from flow.graph.spec import GraphSpec
@@ -40,9 +43,16 @@ class Dashboard:
         self._follow: asyncio.Task | None = None
 
     def apply_graph(self, spec: GraphSpec, text: str) -> None:
-        """Serve `spec` to new sessions (it was validated by the caller)."""
-        self.server.set_graph(spec)
+        """Serve `spec` to new sessions (it was validated by the caller). In a cluster the text goes
+        to every worker, this one included, and each validates and applies it itself."""
         self.graph_text = text
+        if self.server.cluster is not None:
+            self.state.applied.clear()
+            task = asyncio.get_running_loop().create_task(self.server.cluster.apply(text), name="apply")
+            task.add_done_callback(lambda t: t.cancelled() or t.exception() is None
+                                   or log.error("apply to the cluster failed: %s", t.exception()))
+            return
+        self.server.set_graph(spec)
         log.info("graph %r applied from the dashboard", spec.name)
 
     # ------------------------------------------------------------------ watching
@@ -86,18 +96,29 @@ class Dashboard:
         with ui.header().classes("items-center bg-slate-800 py-1"):
             ui.label("voicegraph").classes("text-lg font-bold")
             status = ui.label().classes("text-sm opacity-80").props("data-testid=server-status")
+            ui.link("Node types", "/nodes", new_tab=True).classes("text-sm text-white").props("data-testid=nodes-link")
             with ui.tabs().classes("ml-auto") as tabs:
                 sessions_tab = ui.tab("Sessions").props("data-testid=sessions-tab")
                 graph_tab = ui.tab("Graph").props("data-testid=graph-tab")
-        with ui.tab_panels(tabs, value=sessions_tab).classes("w-full"):
+                recordings_tab = ui.tab("Recordings").props("data-testid=recordings-tab")
+                tap_tab = ui.tab("Tap").props("data-testid=tap-tab")
+        tapping = client.request.query_params.get("tap")
+        with ui.tab_panels(tabs, value=tap_tab if tapping else sessions_tab).classes("w-full"):
             with ui.tab_panel(sessions_tab):
                 sessions = SessionsPanel(self)
             with ui.tab_panel(graph_tab):
                 GraphPanel(self)
+            with ui.tab_panel(recordings_tab):
+                RecordingsPanel(self)
+            with ui.tab_panel(tap_tab):
+                tap = TapPanel(self, sessions.inject.bench, tapping)
+                sessions.inject.listeners.append(lambda _sid: tap.sync())
 
         def show_status() -> None:
             s = self.state
-            status.set_text(f"{len(s.sessions)} live sessions · graph {self.server.spec.name}"
+            s.forget_silent_workers(time.time() * 1000)
+            workers = f" on {len(s.workers)} workers" if len(s.workers) > 1 else ""
+            status.set_text(f"{len(s.sessions)} live sessions{workers} · graph {self.server.spec.name}"
                             + (f" · {s.dropped} events dropped" if s.dropped else ""))
 
         show_status()
@@ -105,6 +126,7 @@ class Dashboard:
 
         async def closed() -> None:
             self.close_tab()
+            tap.close()
             await sessions.inject.close()
 
         client.on_delete(closed)

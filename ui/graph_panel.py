@@ -1,8 +1,11 @@
 """Graph: the active graph drawn with live per-node counters, and a YAML editor that hot-reloads.
 
 The editor validates as you type with the same loader `voicegraph serve` uses (providers
-included), marks the offending lines, and "Apply" swaps the server's graph only when the text
+included), marks the offending lines (click a problem to go to its line), draws a valid draft
+beside the active graph's drawing, and "Apply" swaps the server's graph only when the text
 loads cleanly: new sessions get it, live sessions finish on the graph they started with.
+"Save as…" writes the draft into the graphs directory (`ui.graph_files`), "Download" hands it to
+the browser. Nodes that failed in a live session within the last minute are drawn red.
 
 Text typed here reads no environment variables (a `${VAR}` could otherwise show a server's
 setting to whoever opens the page): `${VAR:-default}` is its default. The graph files it
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import TYPE_CHECKING
 
 from nicegui import ui
@@ -20,6 +24,7 @@ from nicegui import ui
 from flow.graph.loader import GraphError, load_graph_text
 from flow.graph.mermaid import to_mermaid
 from flow.graph.spec import GraphSpec
+from ui.graph_files import SaveError, graphs_dir, save_graph
 
 if TYPE_CHECKING:
     from ui.dashboard import Dashboard
@@ -36,6 +41,8 @@ class GraphPanel:
         self.server = dashboard.server
         self._pending: asyncio.Task | None = None
         self._drawn: tuple[int, str] | None = None
+        self._draft: GraphSpec | None = None
+        """The editor's text when it is valid and differs from the active graph: drawn instead."""
         with ui.row().classes("w-full no-wrap items-start"):
             with ui.column().classes("w-1/2"):
                 self.caption = ui.label().classes("text-base font-bold").props("data-testid=graph-name")
@@ -54,7 +61,15 @@ class GraphPanel:
                     self.apply_button = ui.button("Apply", icon="published_with_changes", on_click=self.apply) \
                         .props("data-testid=apply")
                     ui.button("Revert", on_click=self._revert).props("flat")
+                    ui.button("Download", icon="download", on_click=self._download).props("flat data-testid=download")
                     self.verdict = ui.label().classes("text-sm").props("data-testid=verdict")
+                self.applied = ui.label().classes("text-sm").props("data-testid=applied")
+                with ui.row().classes("items-center"):
+                    self.save_name = ui.input("file name", placeholder="my_graph").classes("w-40") \
+                        .props("dense data-testid=save-name")
+                    self.replace = ui.checkbox("replace").props("dense data-testid=save-replace")
+                    ui.button("Save as…", icon="save", on_click=self.save_as).props("outline data-testid=save-as")
+                    self.saved = ui.label().classes("text-sm").props("data-testid=save-result")
                 self.issues = ui.column().classes("gap-0 text-sm text-red-700 font-mono") \
                     .props("data-testid=graph-issues")
         self._refresh()
@@ -63,15 +78,25 @@ class GraphPanel:
     # ------------------------------------------------------------------ live drawing
 
     def _chart(self) -> str:
-        chart = to_mermaid(self.server.spec, self.dashboard.state.server.get("counters") or None)
+        if self._draft is not None:
+            chart = to_mermaid(self._draft)
+        else:
+            now = time.time() * 1000
+            failed = {node for view in list(self.dashboard.state.sessions.values())
+                      for node in view.recently_failed(now)}
+            chart = to_mermaid(self.server.spec, self.dashboard.state.server.get("counters") or None,
+                               failed=failed)
         return chart.replace("flowchart LR", "flowchart TD", 1)  # half a screen is taller than wide
 
     def _refresh(self) -> None:
         spec = self.server.spec
-        self.caption.set_text(f"{spec.name} ({spec.path})")
+        if self._draft is not None:
+            self.caption.set_text(f"draft {self._draft.name} (not applied; active: {spec.name})")
+        else:
+            self.caption.set_text(f"{spec.name} ({spec.path})")
         chart = self._chart()
-        if self._drawn != (id(spec), chart):
-            self._drawn = (id(spec), chart)
+        if self._drawn != (id(self._draft or spec), chart):
+            self._drawn = (id(self._draft or spec), chart)
             self.mermaid.set_content(chart)
         counters = self.dashboard.state.server.get("counters") or {}
         rows = [{"node": node,
@@ -80,6 +105,9 @@ class GraphPanel:
                 for node, c in sorted(counters.items())]
         if rows != self.counters.rows:
             self.counters.update_rows(rows)
+        applied = self.dashboard.state.applied  # a cluster's Apply: each worker's verdict
+        self.applied.set_text(" · ".join(f"{w}: {'✓' if a.get('ok') else '✗'} {a.get('message', '')}"
+                                         for w, a in sorted(applied.items())))
 
     # ------------------------------------------------------------------ editing
 
@@ -105,7 +133,10 @@ class GraphPanel:
             self.verdict.classes(replace="text-sm text-red-700")
             with self.issues:
                 for issue in err.issues:
-                    ui.label(str(issue))
+                    shown = ui.label(str(issue))
+                    if issue.file == "editor" and issue.line > 0:
+                        shown.classes("cursor-pointer underline").on("click", lambda _, n=issue.line: self.goto(n))
+            self._set_draft(None)
             self.editor.decorations = [  # only the editor's own lines: an `extends:` base has its own file
                 {"kind": "line", "line": i.line, "class": "vg-error-line", "attributes": {"title": i.message}}
                 for i in err.issues if i.file == "editor" and 0 < i.line <= text.count("\n") + 1
@@ -114,7 +145,44 @@ class GraphPanel:
         self.verdict.set_text(f"valid: graph {spec.name!r}, {len(spec.nodes)} nodes")
         self.verdict.classes(replace="text-sm text-green-700")
         self.editor.decorations = []
+        self._set_draft(spec if text != self.dashboard.graph_text else None)
         return spec
+
+    def _set_draft(self, spec: GraphSpec | None) -> None:
+        if spec is not self._draft:
+            self._draft = spec
+            self._refresh()
+
+    def goto(self, line: int) -> None:
+        """Put the editor's cursor on `line` (1-based) and scroll it into view."""
+        ui.run_javascript(
+            f"const v = getElement({self.editor.id}).editor;"
+            f"const l = v.state.doc.line(Math.min({int(line)}, v.state.doc.lines));"
+            "v.dispatch({selection: {anchor: l.from}, scrollIntoView: true}); v.focus();")
+
+    def save_as(self) -> None:
+        """Write the editor's text into the graphs directory, if it loads cleanly."""
+        spec = self.validate()
+        if spec is None:
+            self._saved("not saved: fix the problems listed under the editor", ok=False)
+            return
+        directory = graphs_dir(self.server.settings.env, self.server.spec.path)
+        try:
+            path = save_graph(self.editor.value or "", directory, self.save_name.value or spec.name,
+                              replace=bool(self.replace.value))
+        except SaveError as err:
+            self._saved(f"not saved: {err}", ok=False)
+            return
+        self._saved(f"saved {path}", ok=True)
+
+    def _saved(self, text: str, ok: bool) -> None:
+        self.saved.set_text(text)
+        self.saved.classes(replace="text-sm " + ("text-green-700" if ok else "text-red-700"))
+        ui.notify(text, type="positive" if ok else "negative")
+
+    def _download(self) -> None:
+        name = (self.save_name.value or "").strip() or (self._draft or self.server.spec).name or "graph"
+        ui.download.content(self.editor.value or "", f"{name.removesuffix('.yaml')}.yaml", "application/yaml")
 
     def apply(self) -> None:
         spec = self.validate()
@@ -123,9 +191,11 @@ class GraphPanel:
             return
         live = len(self.server.sessions)
         self.dashboard.apply_graph(spec, self.editor.value or "")
+        self._set_draft(None)
         self._refresh()
         ui.notify(f"applied {spec.name!r}: new sessions use it; {live} live session(s) keep their graph "
                   "(the file on disk is unchanged)", type="positive")
 
     def _revert(self) -> None:
         self.editor.value = self.dashboard.graph_text
+        self._set_draft(None)

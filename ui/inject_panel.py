@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from nicegui import events, ui
 
+from flow.graph.spec import CLIENT
+from ui.reply_player import ReplyPlayer
 from ui.testbench import MAX_UPLOAD_BYTES, Testbench, TestbenchError
 
 if TYPE_CHECKING:
@@ -49,7 +51,9 @@ class InjectPanel:
 
     def __init__(self, dashboard: Dashboard, on_session: Callable[[str], None]) -> None:
         self.dashboard = dashboard
-        self.on_session = on_session
+        self.listeners = [on_session]
+        """Told the testbench session's id once it is connected, before anything is sent (the
+        sessions list selects it; the tap starts watching it)."""
         token = dashboard.server.settings.token
         self.bench = Testbench(dashboard.url or "", dashboard.server.resources,
                                token.get_secret_value() if token else None)
@@ -60,13 +64,15 @@ class InjectPanel:
                 ui.label("Inject").classes("text-base font-bold")
                 self.status = ui.label("no testbench session yet").classes("text-sm opacity-70") \
                     .props("data-testid=inject-status")
+                ui.space()
+                self.player = ReplyPlayer(dashboard, self.bench)
             with ui.row().classes("items-center w-full"):
                 self.sentence = ui.input("Sentence", placeholder="What time is it in Paris?") \
                     .classes("grow").props("data-testid=sentence")
                 ui.button("Speak it", on_click=self._run(self._speak)).props("data-testid=speak")
                 ui.button("Send as text", on_click=self._run(self._text)).props("outline data-testid=send-text")
             with ui.row().classes("items-center w-full"):
-                ui.upload(label="Audio file (wav, mp3, webm, ogg)", auto_upload=True,
+                self.upload = ui.upload(label="Audio file (wav, mp3, webm, ogg)", auto_upload=True,
                           max_file_size=MAX_UPLOAD_BYTES, on_upload=self._upload) \
                     .props('accept="audio/*,video/webm,.wav,.mp3,.webm,.ogg,.opus,.flac" data-testid=upload') \
                     .classes("w-72")
@@ -85,27 +91,51 @@ class InjectPanel:
     def _run(self, action: Callable[[], Awaitable[str]]) -> Callable[[], Awaitable[None]]:
         """Run a button's action; problems become a notification, never a broken page."""
 
-        async def run() -> None:
+        async def run() -> bool:
             try:
                 await self.bench.connect()
-                self.on_session(self.bench.sid or "")
-                self.status.set_text(f"testbench session {self.bench.sid}: {await action()}")
+                self._joined()
+                self._say(f"testbench session {self.bench.sid}: {await action()}")
+                return True
             except TestbenchError as err:
-                ui.notify(str(err), type="negative")
+                self._say(f"not sent: {err}", failed=True)
             except Exception as err:  # the page must survive whatever the server does
-                ui.notify(f"{type(err).__name__}: {err}", type="negative")
+                self._say(f"not sent: {type(err).__name__}: {err}", failed=True)
+            return False
 
         return run
 
+    def _joined(self) -> None:
+        for listener in self.listeners:
+            listener(self.bench.sid or "")
+
+    def _say(self, text: str, failed: bool = False, notify: bool = True) -> None:
+        """The status line (red when an action failed, with a notification too if `notify`: only
+        from a handler of this page, not from the microphone's pump task)."""
+        self.status.set_text(text)
+        self.status.classes(replace="text-sm text-red-700 font-bold" if failed else "text-sm opacity-70")
+        if failed and notify:
+            ui.notify(text, type="negative")
+
+    def _takes(self, port: str, what: str) -> None:
+        """Refuse, before sending, what the testbench session's graph has no edge for."""
+        session = self.dashboard.server.sessions.get(self.bench.sid or "")
+        spec = session.spec if session is not None else self.dashboard.server.spec
+        if not any(e.src == CLIENT and e.src_port == port for e in spec.edges):
+            raise TestbenchError(f"graph {spec.name!r} takes no {what}: it has no edge from client.{port}")
+
     async def _speak(self) -> str:
+        self._takes("audio", "audio")
         seconds = await self.bench.inject_speech(self.sentence.value or "")
         return f"speaking {seconds:.1f} s of synthesized audio"
 
     async def _text(self) -> str:
+        self._takes("text", "text messages")
         await self.bench.send_text(self.sentence.value or "")
         return "text sent"
 
     async def _replay(self) -> str:
+        self._takes("audio", "audio")
         return f"replaying {await self.bench.replay():.1f} s"
 
     async def _interrupt(self) -> str:
@@ -116,9 +146,11 @@ class InjectPanel:
         data = await e.file.read()
 
         async def inject() -> str:
+            self._takes("audio", "audio")
             return f"streaming {e.file.name} ({await self.bench.inject_file(data):.1f} s)"
 
-        await self._run(inject)()
+        if not await self._run(inject)():
+            self.upload.reset()  # no green tick on a file that was not streamed
 
     # ------------------------------------------------------------------ microphone
 
@@ -128,16 +160,18 @@ class InjectPanel:
         if self.mic.props.get("color") == "negative":
             ui.run_javascript("window.vgMic.stop()")
             self.mic.props(remove="color").props("outline")
+            self._say(f"testbench session {self.bench.sid}: microphone stopped")
             return
         try:
             await self.bench.connect()
-            self.on_session(self.bench.sid or "")
+            self._joined()
+            self._takes("audio", "audio")
             await ui.run_javascript("window.vgMic.start()", timeout=10)
         except Exception as err:
-            ui.notify(f"microphone unavailable: {err}", type="negative")
+            self._say(f"microphone unavailable: {err}", failed=True)
             return
         self.mic.props(remove="outline").props("color=negative")
-        self.status.set_text(f"testbench session {self.bench.sid}: microphone live")
+        self._say(f"testbench session {self.bench.sid}: microphone live")
 
     async def _pump_mic(self) -> None:
         while True:
@@ -149,8 +183,9 @@ class InjectPanel:
                     await self.bench.mic_chunk(base64.b64decode(value))
                 else:
                     await self.bench.mic_stop()
+                    self._say(f"testbench session {self.bench.sid}: microphone stopped")
             except Exception as err:
-                self.status.set_text(f"microphone: {err}")
+                self._say(f"microphone: {err}", failed=True, notify=False)
 
     async def close(self) -> None:
         if self._pump is not None:

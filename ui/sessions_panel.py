@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 STATE_COLORS = {
     "idle": "grey", "listening": "blue", "speech": "green", "transcribing": "orange",
     "thinking": "purple", "speaking": "teal", "interrupted": "red", "closed": "grey-5",
+    "nothing heard": "brown", "failed": "negative",
 }
 COLUMNS = [
     {"name": "sid", "label": "session", "field": "sid", "align": "left"},
@@ -30,6 +31,7 @@ COLUMNS = [
     {"name": "backlog", "label": "buffer", "field": "backlog"},
     {"name": "turns", "label": "turns", "field": "turns"},
     {"name": "errors", "label": "errors", "field": "errors"},
+    {"name": "worker", "label": "worker", "field": "worker", "align": "left"},
 ]
 
 
@@ -37,10 +39,11 @@ def row(view: SessionView, now_ms: float) -> dict[str, Any]:
     return {
         "sid": view.sid,
         "label": view.label or view.remote,
+        "worker": view.worker,
         "state": view.current_state(now_ms),
         "level": f"{view.peak_db(now_ms):.0f}",
         "backlog": f"{100 * view.backlog:.0f}%",
-        "turns": len(view.transcripts),
+        "turns": sum(1 for _, source, _ in view.transcripts if source != "nothing heard"),
         "errors": len(view.errors),
     }
 
@@ -60,6 +63,7 @@ class SessionsPanel:
                 self.table.on("rowClick", lambda e: self.select(e.args[1]["sid"]))
             with ui.column().classes("w-3/5") as self.detail:
                 self._build_detail()
+        self._states: list[tuple[str, str]] = []
         self._refresh_table()
         ui.timer(1.0, self._refresh_table)
         ui.timer(0.25, self._refresh_detail)
@@ -75,10 +79,18 @@ class SessionsPanel:
     def _refresh_table(self) -> None:
         now = time.time() * 1000
         state = self.dashboard.state
-        rows = [row(v, now) for v in state.sessions.values()]
-        rows += [row(v, now) for v in list(state.closed)[:10]]
+        views = [*state.sessions.values(), *list(state.closed)[:10]]
+        rows = [row(v, now) for v in views]
+        self._states = [(r["sid"], r["state"]) for r in rows]
         if rows != self.table.rows:
             self.table.update_rows(rows, clear_selection=False)
+
+    def _states_changed(self, now: float) -> bool:
+        """Whether any listed session's state differs from the table's (checked with the badge, so
+        the two never disagree for the table's second)."""
+        state = self.dashboard.state
+        views = [*state.sessions.values(), *list(state.closed)[:10]]
+        return [(v.sid, v.current_state(now)) for v in views] != self._states
 
     # ------------------------------------------------------------------ detail
 
@@ -121,6 +133,8 @@ class SessionsPanel:
         if view is None:
             return
         now = time.time() * 1000
+        if self._states_changed(now):
+            self._refresh_table()
         current = view.current_state(now)
         if self._changed("head", (view.sid, current)):
             self.title.set_text(f"{view.label or 'client'} {view.sid} · {view.graph}")
@@ -136,14 +150,23 @@ class SessionsPanel:
             self.transcripts.clear()
             with self.transcripts:
                 for _, source, text in reversed(view.transcripts):
-                    ui.label(f"{text} ({source})").classes("text-sm")
-        if self._changed("replies", [r.id for r in view.replies]):
+                    if source == "nothing heard":
+                        ui.label("(nothing heard: the utterance had no words)").classes("text-sm italic opacity-70")
+                    else:
+                        ui.label(f"{text} ({source})").classes("text-sm")
+        if self._changed("replies", [(r.id, r.audio_ref, len(r.pieces)) for r in view.replies]):
             self.replies.clear()
             with self.replies:
                 for reply in reversed(view.replies):
                     ui.label(reply.text).classes("text-sm")
                     if reply.audio_url:  # fetched from this dashboard only when played
                         ui.audio(reply.audio_url).classes("w-full").props("preload=none")
+                    for piece in reply.pieces:  # a streamed reply: each piece as it came
+                        with ui.row().classes("items-center no-wrap w-full gap-1 text-xs").props("data-testid=piece"):
+                            ui.label(f"#{piece.seq} +{(piece.at_ms - reply.at_ms) / 1000:.2f} s "
+                                     f"({piece.seconds:.1f} s): {piece.text}").classes("grow")
+                            if piece.audio_url:
+                                ui.audio(piece.audio_url).classes("w-48").props("preload=none")
         if self._changed("latency", tuple((t, tuple(s.items())) for t, s in view.stage_latencies())):
             self.latency.options.clear()
             self.latency.options.update(charts.latencies(view))

@@ -7,6 +7,11 @@ the socket allows; the last one asks for an acknowledgement, which the server se
 every chunk before it (handlers run in arrival order): the time to that ack is the figure.
 Rounds alternate bare and voicegraph, and the medians are compared, so a noisy moment on a shared
 machine does not decide the ratio.
+
+`--tap` measures instead what the dashboard's message tap costs: voicegraph unwatched against
+voicegraph with its dashboard open in a browser on the Tap tab, tapping one of the sessions (every
+message on every edge of it summarized, published and shown), rounds alternating between the two
+servers. The tap's goal: at least 0.95x the unwatched rate.
 """
 
 from __future__ import annotations
@@ -33,20 +38,41 @@ WATCHER = ""
 """What watched the server in the last `dashboard=True` run (a browser tab, or state only)."""
 
 
-async def drive(url: str, sessions: int, chunks: int) -> float:
-    """Chunks/s that `sessions` clients flooding `chunks` each get through `url`."""
+TAPPED = "bench-tapped"
+"""The client label of the session a `--tap` run taps (the dashboard opens as `/?tap=bench-tapped`)."""
+TAP_SETTLE_S = 1.5
+"""Between connecting and flooding in a `--tap` run: the dashboard's Tap tab checks twice a second
+for the labelled session (the unwatched server waits as long, so both are timed alike)."""
 
-    async def one() -> None:
+
+async def drive(url: str, sessions: int, chunks: int, settle_s: float = 0.0) -> float:
+    """Chunks/s that `sessions` clients flooding `chunks` each get through `url` (the first one
+    labelled `TAPPED`). With `settle_s`, every client connects first and the clock starts
+    `settle_s` later (time for a dashboard to start tapping the labelled one); else connecting counts."""
+
+    async def connect(i: int) -> socketio.AsyncClient:
         sio = socketio.AsyncClient(reconnection=False)
-        await sio.connect(url, transports=["websocket"])
+        await sio.connect(url, transports=["websocket"], auth={"label": TAPPED if i == 0 else "bench"})
+        return sio
+
+    async def flood(sio: socketio.AsyncClient) -> None:
         await sio.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
         for _ in range(chunks - 1):
             await sio.emit("audio-stream", CHUNK)
         await sio.call("audio-stream", CHUNK, timeout=120)  # acked after every chunk before it
         await sio.disconnect()
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(sessions)))
+    async def one(i: int) -> None:
+        await flood(await connect(i))
+
+    if settle_s:
+        clients = await asyncio.gather(*(connect(i) for i in range(sessions)))
+        await asyncio.sleep(settle_s)
+        t0 = time.perf_counter()
+        await asyncio.gather(*(flood(sio) for sio in clients))
+    else:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(sessions)))
     return sessions * chunks / (time.perf_counter() - t0)
 
 
@@ -97,17 +123,19 @@ async def bare_process() -> AsyncIterator[tuple[str, int]]:
 
 
 @contextlib.asynccontextmanager
-async def voicegraph_process(dashboard: bool = False) -> AsyncIterator[tuple[str, int]]:
-    """`voicegraph serve --graph offline` (with its dashboard open in a browser if asked)."""
+async def voicegraph_process(dashboard: bool = False, *extra: str, tap: bool = False) -> AsyncIterator[tuple[str, int]]:
+    """`voicegraph serve --graph offline EXTRA` (with its dashboard open in a browser if asked, on
+    the Tap tab tapping the session labelled `TAPPED` if `tap`)."""
     global WATCHER
     args = ("--ui-port", "0") if dashboard else ("--no-ui",)
-    cm = served({}, *args, "--graph", "offline", with_ui=dashboard)
+    cm = served({}, *args, "--graph", "offline", *extra, with_ui=dashboard)
     running = await asyncio.to_thread(cm.__enter__)
     browser = None
     try:
         if dashboard:
-            browser = open_tab(running.ui_url)
-            WATCHER = "dashboard open in headless chromium" if browser else "dashboard served, no browser"
+            browser = open_tab(running.ui_url + (f"/?tap={TAPPED}" if tap else ""))
+            WATCHER = ("dashboard open in headless chromium" + (", tapping 1 session" if tap else "")
+                       if browser else "dashboard served, no browser")
             if browser is not None:
                 await asyncio.sleep(5)  # the page loads and subscribes to the monitoring channel
         yield running.url, running.pid
@@ -126,9 +154,9 @@ class Ingest:
     cpu_us: float
 
 
-async def measured(url: str, pid: int, sessions: int, chunks: int) -> Ingest:
+async def measured(url: str, pid: int, sessions: int, chunks: int, settle_s: float = 0.0) -> Ingest:
     cpu = cpu_seconds(pid)
-    rate = await drive(url, sessions, chunks)
+    rate = await drive(url, sessions, chunks, settle_s)
     return Ingest(rate, 1e6 * (cpu_seconds(pid) - cpu) / (sessions * chunks))
 
 
@@ -156,6 +184,129 @@ async def watched(sessions: int, chunks: int) -> Ingest:
         return await measured(url, pid, sessions, chunks)
 
 
+async def scraping(url: str, every_s: float = 1.0) -> None:
+    """GET /metrics every `every_s`, as Prometheus would, until cancelled."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        while True:
+            async with http.get(f"{url}/metrics") as resp:
+                await resp.read()
+            await asyncio.sleep(every_s)
+
+
+async def measured_scraped(url: str, pid: int, sessions: int, chunks: int) -> Ingest:
+    scraper = asyncio.get_running_loop().create_task(scraping(url))
+    try:
+        return await measured(url, pid, sessions, chunks)
+    finally:
+        scraper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await scraper
+
+
+async def observed(sessions: int, chunks: int, rounds: int = 3) -> tuple[Ingest, Ingest, Ingest]:
+    """(plain, /metrics scraped every second, every session recorded to disk): medians over
+    `rounds` alternating runs, one server process each. The metrics' counter increments are paid
+    in all three (they cannot be turned off); `counter_cost_us` says what they cost."""
+    import tempfile
+
+    plain: list[Ingest] = []
+    scraped: list[Ingest] = []
+    recorded: list[Ingest] = []
+    with tempfile.TemporaryDirectory(prefix="voicegraph-bench-rec-") as tmp:
+        async with voicegraph_process() as (url, pid), voicegraph_process(False, "--record", tmp) as (rurl, rpid):
+            for u in (url, rurl):
+                await drive(u, 1, 50)
+            for _ in range(rounds):
+                plain.append(await measured(url, pid, sessions, chunks))
+                scraped.append(await measured_scraped(url, pid, sessions, chunks))
+                recorded.append(await measured(rurl, rpid, sessions, chunks))
+    return _median(plain), _median(scraped), _median(recorded)
+
+
+def counter_cost_us(n: int = 200_000) -> float:
+    """What the two counter increments a chunk adds on the audio path cost (µs, this process)."""
+    from flow.metrics import Metrics
+
+    m = Metrics()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        m.bytes_in.inc(1280)
+        m.audio_seconds.inc(0.04)
+    return 1e6 * (time.perf_counter() - t0) / n
+
+
+async def tap_cost(sessions: int, chunks: int, rounds: int = 3) -> tuple[Ingest, Ingest, Ingest]:
+    """(unwatched, dashboard open, dashboard tapping one session): medians over `rounds` runs
+    alternating between three servers, so the tap's cost is told apart from the dashboard's."""
+    runs: list[list[Ingest]] = [[], [], []]
+    async with contextlib.AsyncExitStack() as stack:
+        servers = [await stack.enter_async_context(voicegraph_process()),
+                   await stack.enter_async_context(voicegraph_process(dashboard=True)),
+                   await stack.enter_async_context(voicegraph_process(dashboard=True, tap=True))]
+        for url, _ in servers:
+            await drive(url, 1, 50)
+        for _ in range(rounds):
+            for (url, pid), results in zip(servers, runs, strict=True):
+                results.append(await measured(url, pid, sessions, chunks, TAP_SETTLE_S))
+    plain, opened, tapped = (_median(r) for r in runs)
+    return plain, opened, tapped
+
+
+async def graph_cpu_us(tapped: bool, chunks: int = 20_000) -> float:
+    """CPU µs per chunk of the offline graph itself (buffer + finalizer, in this process, no
+    socket), with a monitor subscribed and the session tapped or not: the tap's own cost per
+    chunk of a tapped session, without the noise of a shared machine's sockets and processes."""
+    from flow.config import Settings
+    from flow.contract.messages import AudioData, AudioFormat, RecordingStarted
+    from flow.contract.node import SessionContext
+    from flow.contract.resources import Resources
+    from flow.graph.loader import graph_path, load_graph
+    from flow.graph.runtime import GraphInstance
+
+    resources = Resources(Settings(env={}, preload=False))
+    spec = load_graph(graph_path("offline"), env={}, resources=resources)
+    sub = resources.monitor.subscribe()
+    ctx = SessionContext("bench", resources, asyncio.get_running_loop())
+    graph = GraphInstance(spec, ctx)
+    if tapped:
+        resources.monitor.tap.watch("bench")
+    try:
+        graph.sources["start"].on_next(RecordingStarted("bench", 1, AudioFormat("pcm16")))
+        t0 = time.process_time()
+        for i in range(chunks):
+            graph.sources["audio"].on_next(AudioData("bench", 1, CHUNK, i))
+            if i % 100 == 0:
+                sub.drain()  # an observer that keeps up
+                await asyncio.sleep(0)  # the loop runs its timers (a run of audio ends)
+        return 1e6 * (time.process_time() - t0) / chunks
+    finally:
+        resources.monitor.tap.unwatch("bench")
+        sub.close()
+        await ctx.aclose()
+
+
+async def main_tap(sessions: int, chunks: int, rounds: int) -> None:
+    alone = [(await graph_cpu_us(False), await graph_cpu_us(True)) for _ in range(rounds)]
+    plain_us, tapped_us = (statistics.median(x[i] for x in alone) for i in (0, 1))
+    print(f"| graph alone (offline: buffer + finalizer), 20,000 chunks, median of {rounds} | CPU µs per chunk |")
+    print("| --- | --- |")
+    print(f"| session not tapped | {plain_us:.1f} |")
+    print(f"| session tapped | {tapped_us:.1f} |")
+    print()
+    plain, opened, tapped = await tap_cost(sessions, chunks, rounds)
+    print(f"| ingest, {sessions} sessions x {chunks} PCM16 40 ms chunks, median of {rounds} | chunks/s | "
+          "server CPU per chunk (µs) |")
+    print("| --- | --- | --- |")
+    print(f"| voicegraph, unwatched | {plain.rate:,.0f} | {plain.cpu_us:.0f} |")
+    print(f"| voicegraph, dashboard open in headless chromium | {opened.rate:,.0f} | {opened.cpu_us:.0f} |")
+    print(f"| voicegraph, {WATCHER} | {tapped.rate:,.0f} | {tapped.cpu_us:.0f} |")
+    print(f"| tapped / unwatched | {tapped.rate / plain.rate:.2f} | {plain.cpu_us / tapped.cpu_us:.2f} |")
+    print(f"| tapped / dashboard open | {tapped.rate / opened.rate:.2f} | {opened.cpu_us / tapped.cpu_us:.2f} |")
+    print(f"(cpus: {os.cpu_count()}; goal: tapped >= 0.95x unwatched)")
+
+
 async def main(sessions: int, chunks: int, rounds: int) -> None:
     bare, ours = await compare(sessions, chunks, rounds)
     seen = await watched(sessions, chunks)
@@ -174,5 +325,6 @@ if __name__ == "__main__":
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--chunks", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tap", action="store_true", help="the cost of tapping one session instead")
     a = parser.parse_args()
-    asyncio.run(main(a.sessions, a.chunks, a.rounds))
+    asyncio.run((main_tap if a.tap else main)(a.sessions, a.chunks, a.rounds))

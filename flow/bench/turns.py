@@ -188,27 +188,36 @@ async def _stream(c: Recorder, step: Step, seconds: float, turn_every_s: float, 
 
 async def capacity(steps: tuple[int, ...], seconds: float, turn_every_s: float = TURN_EVERY_S) -> list[Step]:
     """Raise the session count step by step until a step fails (or the steps run out)."""
+    async with OpenAIStub() as stub, server_process("default", stub) as srv:
+        return await climb(srv.url, [srv.pid], steps, seconds, turn_every_s)
+
+
+async def climb(url: str, pids: list[int], steps: tuple[int, ...], seconds: float,
+                turn_every_s: float = TURN_EVERY_S) -> list[Step]:
+    """The capacity steps against `url` (one server, or a balancer in front of several), whose
+    server processes are `pids` (their CPU is summed)."""
     audio = question_pcm()
     done: list[Step] = []
-    async with OpenAIStub() as stub, server_process("default", stub) as srv:
-        warm = await Recorder().connect(srv.url)
+    for _ in pids:  # first-use costs are not in the figure (a balancer spreads these over the workers)
+        warm = await Recorder().connect(url)
         await one_turn(warm, audio)
         await warm.close()
-        for n in steps:
-            step = Step(n)
-            clients = await connect_many(srv.url, n)
-            wall, mine, server = time.monotonic(), time.process_time(), cpu_seconds(srv.pid)
-            try:
-                await asyncio.gather(*(_stream(c, step, seconds, turn_every_s, audio, i)
-                                       for i, c in enumerate(clients)))
-                await asyncio.gather(*step.pending)  # replies of the last turns
-                wall = time.monotonic() - wall
-                step.server_cpu = (cpu_seconds(srv.pid) - server) / wall
-                step.client_cpu = (time.process_time() - mine) / wall
-            finally:
-                await close_all(clients)
-            done.append(step)
-            if not step.ok:
-                break
-            await asyncio.sleep(1.0)
+    for n in steps:
+        step = Step(n)
+        clients = await connect_many(url, n)
+        wall, mine = time.monotonic(), time.process_time()
+        server = sum(cpu_seconds(pid) for pid in pids)
+        try:
+            await asyncio.gather(*(_stream(c, step, seconds, turn_every_s, audio, i)
+                                   for i, c in enumerate(clients)))
+            await asyncio.gather(*step.pending)  # replies of the last turns
+            wall = time.monotonic() - wall
+            step.server_cpu = (sum(cpu_seconds(pid) for pid in pids) - server) / wall
+            step.client_cpu = (time.process_time() - mine) / wall
+        finally:
+            await close_all(clients)
+        done.append(step)
+        if not step.ok:
+            break
+        await asyncio.sleep(1.0)
     return done

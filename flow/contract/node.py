@@ -15,6 +15,7 @@ message on the client's `delivered` output.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from reactivex.subject import Subject
 
 from flow.contract.messages import Cancel, NodeFailed
 from flow.contract.resources import Resources
+from flow.conversations.conversation import Conversation
 from flow.redact import redact
 
 log = logging.getLogger("voicegraph.node")
@@ -36,7 +38,7 @@ log = logging.getLogger("voicegraph.node")
 class NoParams(BaseModel):
     """For node types that take no `params:`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
 
 P = TypeVar("P", bound=BaseModel)
@@ -75,15 +77,21 @@ def type_names(types: type | tuple[type, ...]) -> str:
 
 
 class SessionContext:
-    """What belongs to one session itself: ids, the loop's scheduler, resources, tasks, counters.
+    """What belongs to one session itself: ids, its conversation, the loop's scheduler, resources,
+    tasks, counters.
 
     Nodes never talk to each other through it (that is what edges are for); it is where a node
     finds the loop, the shared providers, a place to start tasks that die with the session, and
     the session's side of the monitoring channel.
     """
 
-    def __init__(self, session: str, resources: Resources, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, session: str, resources: Resources, loop: asyncio.AbstractEventLoop,
+                 conversation: Conversation | None = None) -> None:
         self.session = session
+        self.conversation = conversation
+        """The conversation this session continues or began (its id, its earlier history, where it
+        is saved); None when the session has none to keep (a warm-up, a test's bare context). The
+        responder, which owns history, is the only node that reads it."""
         self.resources = resources
         self.settings = resources.settings
         self.loop = loop
@@ -95,6 +103,9 @@ class SessionContext:
         self.counters: dict[str, dict[str, int]] = {}
         self.probe = resources.monitor.probe(session)
         """This session's side of the monitoring channel (events for the dashboard)."""
+        self.metrics = resources.metrics
+        """The server's Prometheus metrics (`flow.metrics`): nodes only increment and observe."""
+        self._turn_watchers: list[Callable[[dict[str, Any], str], None]] = []
         self._closers: list[Callable[[], Coroutine[Any, Any, Any]]] = []
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Task:
@@ -115,6 +126,21 @@ class SessionContext:
         that needs a turn's timing gets it on the turn's messages (`marks`)."""
         if self.probe.monitor.watched:
             self.probe.publish("stage", turn=turn, stage=stage, at_ms=at_ms)
+
+    def turn_ended(self, metrics: dict[str, Any], outcome: str) -> None:
+        """A turn is over (`answered`, `cancelled`, `failed`), with its `turn-metrics` payload:
+        counted for Prometheus and told to whoever records the session. Observation only."""
+        self.metrics.turn_ended(metrics, outcome)
+        for watcher in self._turn_watchers:
+            watcher(metrics, outcome)
+
+    def watch_turns(self, watcher: Callable[[dict[str, Any], str], None]) -> None:
+        """Call `watcher(metrics, outcome)` for every turn that ends (the session recording)."""
+        self._turn_watchers.append(watcher)
+
+    def provider_call(self, kind: str, provider: str) -> contextlib.AbstractContextManager[None]:
+        """`with ctx.provider_call("stt", name):` times the provider call inside (not if cancelled)."""
+        return self.metrics.provider_call(kind, provider)
 
     def on_close(self, closer: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         """Await `closer()` when the session closes (e.g. to kill a decoder subprocess)."""
@@ -153,6 +179,8 @@ class Node(Generic[P]):
     type_name: ClassVar[str] = ""
     inputs: ClassVar[dict[str, In]] = {}
     outputs: ClassVar[dict[str, type]] = {}
+    output_docs: ClassVar[dict[str, str]] = {}
+    """What each output carries and where it is usually wired (`voicegraph nodes` shows it)."""
     Params: ClassVar[type[BaseModel]] = NoParams
 
     def __init__(self, node_id: str, params: P, ctx: SessionContext) -> None:

@@ -16,6 +16,9 @@ from typing import Any, TypeVar
 
 from flow.config import Settings
 from flow.contract.cpu_pool import CpuPool
+from flow.conversations.backends import open_store
+from flow.conversations.store import ConversationStore
+from flow.metrics import Metrics
 from flow.monitor import Monitor
 
 T = TypeVar("T")
@@ -28,12 +31,22 @@ class Resources:
         self.settings = settings or Settings()
         self._shared: dict[Any, Any] = {}
         self._lock = threading.Lock()
-        self.monitor = Monitor()
+        self.monitor = Monitor(self.settings.worker)
         """What observers (the dashboard) learn of sessions; free while nobody watches."""
+        self._conversations: ConversationStore | None = None
+        self.metrics = Metrics()
+        """What `GET /metrics` tells Prometheus (a registry of this process's server only)."""
         workers = max(1, os.cpu_count() or 1)
         self.cpu_workers = workers
         self.cpu_pool = CpuPool(workers, name="voicegraph-cpu")
         """Bounded pool for CPU-heavy work (offline STT/TTS, encoding): never the event loop."""
+
+    @property
+    def conversations(self) -> ConversationStore:
+        """Where conversations are kept (`VOICEGRAPH_STORE`), opened on first use."""
+        if self._conversations is None:
+            self._conversations = open_store(self.settings.store, self.settings.conversation_ttl_s)
+        return self._conversations
 
     def shared(self, key: Any, factory: Callable[[], T]) -> T:
         """Build `factory()` once per key for the whole process (thread-safe)."""
@@ -64,4 +77,10 @@ class Resources:
                 except Exception:
                     logging.getLogger("voicegraph.resources").exception("closing %r failed", thing)
         self._shared.clear()
+        if self._conversations is not None:
+            try:
+                await self._conversations.aclose()
+            except Exception:
+                logging.getLogger("voicegraph.resources").exception("closing the conversation store failed")
+            self._conversations = None
         self.cpu_pool.shutdown(wait=False, cancel_futures=True)

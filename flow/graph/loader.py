@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from flow.contract.node import CANCEL_PORT, ERROR_PORT, In, type_names
 from flow.graph import registry
 from flow.graph.compose import Param, RawEdge, RawGraph, RawNode, hint, read_graph
+from flow.graph.paths import check_paths
 from flow.graph.spec import (
     CLIENT,
     CLIENT_INPUTS,
@@ -58,8 +59,11 @@ class _Loader:
         if self.issues:
             raise _error(self.issues, self.graph)
         g = self.graph
+        errors, warnings = check_paths(g.path, self.nodes, self.edges, g.removed)
+        if errors:
+            raise _error(self.issues + errors, self.graph)
         return GraphSpec(g.name or Path(g.path).stem, g.description or "", g.path, self.nodes, tuple(self.edges),
-                         tuple(order), g.text, tuple(self._warnings()), tuple(g.bases))
+                         tuple(order), g.text, tuple(self._warnings() + warnings), tuple(g.bases))
 
     def _node(self, raw: RawNode) -> None:
         node_id, file, line = raw.id, raw.file, raw.line
@@ -71,8 +75,10 @@ class _Loader:
         try:
             cls = registry.get(raw.type)
         except KeyError:
-            self.issue(file, raw.type_line, f"unknown node type {raw.type!r}{hint(raw.type, registry.names())}",
-                       node_id)
+            known = registry.names()
+            close = hint(raw.type, known)
+            self.issue(file, raw.type_line, f"unknown node type {raw.type!r}" + (close or f": is a plugin missing? "
+                       f"installed node types: {', '.join(known)}"), node_id)
             return
         except Exception as err:
             self.issue(file, line, f"node type {raw.type!r} failed to load: {err}", node_id)

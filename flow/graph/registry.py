@@ -8,7 +8,7 @@ here. Entry points are loaded lazily: a graph that never uses a heavy node never
 from __future__ import annotations
 
 import logging
-from importlib.metadata import entry_points
+from importlib.metadata import Distribution, entry_points
 from typing import Any
 
 from flow.contract.node import Node
@@ -52,3 +52,24 @@ def get(name: str) -> type[Node[Any]]:
     cls.type_name = name
     _registered[name] = cls
     return cls
+
+
+def registered(name: str) -> type[Node[Any]] | None:
+    """The class registered (or already loaded) under `name`, without loading anything."""
+    return _registered.get(name)
+
+
+def distribution(name: str) -> Distribution | None:
+    """The installed distribution whose `voicegraph.nodes` entry point provides `name` (None for a
+    type registered in code only)."""
+    ep = _entry_points().get(name)
+    return getattr(ep, "dist", None) if ep is not None else None
+
+
+def source(name: str) -> str:
+    """Where `name` comes from, without loading it: `module:Class`."""
+    ep = _entry_points().get(name)
+    if ep is not None:
+        return ep.value
+    cls = _registered.get(name)
+    return f"{cls.__module__}:{cls.__qualname__}" if cls is not None else "?"

@@ -25,30 +25,47 @@ from reactivex.subject import Subject
 
 from flow.contract.node import Node, SessionContext
 from flow.graph.spec import CLIENT, CLIENT_INPUTS, CLIENT_OUTPUTS, EdgeSpec, GraphSpec
+from flow.tap import TapPoint
 
 log = logging.getLogger("voicegraph.runtime")
 
 
 class _InputPort(Observable[Any]):
     """A data input: subscribing to it subscribes to each of its edges' sources, counting what
-    arrives (for /health and the dashboard). Nothing is connected before the node subscribes, so
-    upstream outputs reach their consumers in the order the consumers subscribed (a node that
-    answers synchronously never overtakes one wired after it on the same upstream message)."""
+    arrives (for /health and the dashboard) and passing it through the session's tap. Nothing is
+    connected before the node subscribes, so upstream outputs reach their consumers in the order
+    the consumers subscribed (a node that answers synchronously never overtakes one wired after it
+    on the same upstream message)."""
 
-    def __init__(self, sources: list[Observable[Any]], count: Callable[[], None]) -> None:
+    def __init__(self, sources: list[tuple[int, Observable[Any]]], count: Callable[[], None],
+                 tap: TapPoint) -> None:
         super().__init__()
         self._sources = sources
         self._count = count
+        self._tap = tap
 
     def _subscribe_core(self, observer: Any, scheduler: Any = None) -> Any:
-        count, on_next = self._count, observer.on_next
+        return CompositeDisposable(*(
+            source.subscribe(_edge_feed(edge, self._tap, observer.on_next, self._count), observer.on_error,
+                             scheduler=scheduler)
+            for edge, source in self._sources))
 
-        def feed(msg: Any) -> None:
+
+def _edge_feed(edge: int, tap: TapPoint, on_next: Callable[[Any], None],
+               count: Callable[[], None] | None = None) -> Callable[[Any], None]:
+    """What edge number `edge` does with a message: count it, show it to the tap if someone
+    watches this session (one attribute read otherwise), hand it on."""
+    deliver = tap.deliver
+
+    def feed(msg: Any) -> None:
+        if count is not None:
             count()
+        if tap.on:
+            deliver(edge, msg, on_next)
+        else:
             on_next(msg)
 
-        return CompositeDisposable(*(source.subscribe(feed, observer.on_error, scheduler=scheduler)
-                                     for source in self._sources))
+    return feed
 
 
 class GraphInstance:
@@ -57,6 +74,10 @@ class GraphInstance:
     def __init__(self, spec: GraphSpec, ctx: SessionContext) -> None:
         self.spec = spec
         self.ctx = ctx
+        self._edge_index = {id(e): i for i, e in enumerate(spec.edges)}
+        self.tap = ctx.probe.monitor.tap.attach(ctx.session, list(spec.edges))
+        """What flowed on each edge, while someone watches this session (`flow.tap`)."""
+        ctx.on_close(self._detach_tap)
         self.sources: dict[str, Subject[Any]] = {port: Subject() for port in CLIENT_OUTPUTS}
         self.nodes: dict[str, Node[Any]] = {}
         self.sinks: dict[str, Subject[Any]] = {
@@ -81,8 +102,8 @@ class GraphInstance:
                     inputs[port] = port_in = Subject()
                     late.extend((edge, port_in) for edge in edges)
                 else:
-                    inputs[port] = _InputPort([self.outputs[(e.src, e.src_port)] for e in edges],
-                                              self._counter(node_id, port))
+                    inputs[port] = _InputPort([(self._edge_index[id(e)], self.outputs[(e.src, e.src_port)])
+                                               for e in edges], self._counter(node_id, port), self.tap)
             produced = node.wire(**inputs)
             produced.setdefault("error", node.errors)
             for port in node.output_ports():
@@ -97,7 +118,10 @@ class GraphInstance:
             self._connect(edge, port_in)
         for edge in spec.edges_into(CLIENT):  # the client's own outputs looping back (delivered)
             if edge.src == CLIENT:
-                self._subscribe(self.sources[edge.src_port], self.sinks[edge.dst_port])
+                self._subscribe(edge, self.sources[edge.src_port], self.sinks[edge.dst_port])
+
+    async def _detach_tap(self) -> None:
+        self.ctx.probe.monitor.tap.detach(self.tap)
 
     def _counter(self, node_id: str, port: str) -> Callable[[], None]:
         ctx, what = self.ctx, f"in.{port}"
@@ -109,12 +133,8 @@ class GraphInstance:
 
     def _connect(self, edge: EdgeSpec, port_in: Subject[Any]) -> None:
         """Feed `edge`'s source into a control input's Subject, counting what arrives."""
-        count, on_next = self._counter(edge.dst, edge.dst_port), port_in.on_next
-
-        def feed(msg: Any) -> None:
-            count()
-            on_next(msg)
-
+        feed = _edge_feed(self._edge_index[id(edge)], self.tap, port_in.on_next,
+                          self._counter(edge.dst, edge.dst_port))
         self.ctx.disposables.add(self.outputs[(edge.src, edge.src_port)].subscribe(
             on_next=feed, on_error=port_in.on_error, scheduler=self.ctx.scheduler))
 
@@ -123,8 +143,9 @@ class GraphInstance:
         client hears of a message (e.g. `speech-result`) before what other nodes make of it."""
         for e in self.spec.edges:
             if e.src == node_id and e.src_port == port and e.dst == CLIENT:
-                self._subscribe(source, self.sinks[e.dst_port])
+                self._subscribe(e, source, self.sinks[e.dst_port])
 
-    def _subscribe(self, source: Observable[Any], sink: Subject[Any]) -> None:
+    def _subscribe(self, edge: EdgeSpec, source: Observable[Any], sink: Subject[Any]) -> None:
         self.ctx.disposables.add(source.subscribe(
-            on_next=sink.on_next, on_error=sink.on_error, scheduler=self.ctx.scheduler))
+            on_next=_edge_feed(self._edge_index[id(edge)], self.tap, sink.on_next),
+            on_error=sink.on_error, scheduler=self.ctx.scheduler))

@@ -34,12 +34,20 @@ CLIENT = "client"
 are what the server emits to the client."""
 
 CLIENT_OUTPUTS: dict[str, type] = {
-    "audio": AudioData,  # audio-stream
-    "start": RecordingStarted,  # start-recording
-    "stop": RecordingStopped,  # stop-recording
-    "text": TextInput,  # text-message
-    "interrupt": Interrupt,  # interrupt
-    "delivered": Delivered,  # what was written to the socket (what the user heard)
+    "audio": AudioData,
+    "start": RecordingStarted,
+    "stop": RecordingStopped,
+    "text": TextInput,
+    "interrupt": Interrupt,
+    "delivered": Delivered,
+}
+CLIENT_OUTPUT_DOCS: dict[str, str] = {
+    "audio": "audio-stream: undecoded bytes of the recording",
+    "start": "start-recording {mimeType, format, sampleRate, channels, language, voice}",
+    "stop": "stop-recording: the utterance ends now",
+    "text": "text-message",
+    "interrupt": "interrupt {responseId?}",
+    "delivered": "what was written to the socket (what the user heard): wire it to the responder's history",
 }
 CLIENT_INPUTS: dict[str, In] = {
     "speech_result": In(Transcript, required=False, doc="speech-result"),

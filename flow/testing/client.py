@@ -12,15 +12,24 @@ import socketio
 
 
 class Recorder:
-    """Connects to a voicegraph server and keeps `(monotonic_time, event, payload)` of all events."""
+    """Connects to a voicegraph server and keeps `(monotonic_time, event, payload)` of all events.
+
+    The `conversation` event every connect begins with is kept apart, in `conversations` (the
+    latest is `conversation_id`), so that `events` holds what the client's turns caused.
+    """
 
     def __init__(self) -> None:
         self.sio = socketio.AsyncClient(reconnection=False)
         self.events: list[tuple[float, str, Any]] = []
+        self.conversations: list[dict[str, Any]] = []
         self._changed = asyncio.Event()
 
         async def catch_all(event: str, *args: Any) -> None:
-            self.events.append((time.monotonic(), event, args[0] if args else None))
+            payload = args[0] if args else None
+            if event == "conversation":
+                self.conversations.append(payload)
+            else:
+                self.events.append((time.monotonic(), event, payload))
             self._changed.set()
 
         self.sio.on("*", catch_all)
@@ -41,6 +50,22 @@ class Recorder:
             await self.sio.emit("audio-stream", data[i : i + size])
             if pace_s:
                 await asyncio.sleep(pace_s)
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self.conversations[-1]["conversationId"] if self.conversations else None
+
+    async def conversation(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The `conversation` event of the latest connect (waits for it)."""
+        deadline = time.monotonic() + timeout
+        while not self.conversations:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no 'conversation' event within {timeout}s")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+        return self.conversations[-1]
 
     def of(self, event: str) -> list[Any]:
         return [p for _, e, p in self.events if e == event]

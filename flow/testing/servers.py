@@ -101,6 +101,7 @@ def served(env: dict[str, str], *args: str, timeout: float = 60.0, with_ui: bool
     import time
 
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "VOICEGRAPH_"))}
+    full_env["VOICEGRAPH_DRAIN_S"] = "2"  # stopping it waits at most this for replies in flight
     full_env.update(env)
     proc = subprocess.Popen([sys.executable, "-m", "flow.cli", "serve", "--host", "127.0.0.1", "--port", "0", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env)

@@ -267,7 +267,8 @@ class DoorServer(socketio.AsyncServer):
         try:
             if sid is not None:
                 await self.emit("error", {"code": "bad_request",
-                                          "message": "too many malformed packets: disconnecting"}, to=sid)
+                                          "message": "too many malformed packets: disconnecting"},
+                                to=sid, ignore_queue=True)
             # the close waits for the writer to take the queue: not forever for a client not reading
             await asyncio.wait_for(self.eio.disconnect(eio_sid), GRACE_S)
         except TimeoutError:

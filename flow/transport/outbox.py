@@ -74,7 +74,8 @@ class Outbox:
     def __init__(self, sio: socketio.AsyncServer, sid: str, *, max_bytes: int = MAX_BACKLOG_BYTES,
                  max_packets: int = MAX_BACKLOG_PACKETS,
                  transport: Callable[[], asyncio.BaseTransport | None] | None = None,
-                 on_evict: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_evict: Callable[[dict[str, Any]], None] | None = None,
+                 on_bytes: Callable[[int], None] | None = None) -> None:
         self.sid = sid
         self.max_bytes = max_bytes
         self.max_packets = max_packets
@@ -85,6 +86,8 @@ class Outbox:
         self._sio = sio
         self._transport = transport or (lambda: environ_transport(sio, sid))
         self._on_evict = on_evict
+        self._on_bytes = on_bytes
+        """Told each queued event's size (the `voicegraph_sent_bytes` counter)."""
         self._backlog: deque[_Packet] = deque()
         self._wake = asyncio.Event()
         self._engine_bytes = 0
@@ -119,8 +122,11 @@ class Outbox:
         """
         if self._closed or self.evicted is not None:
             return False
-        self._backlog.append(_Packet(event, data, approx_bytes(data) + PACKET_OVERHEAD_BYTES, skip, sent))
-        self.bytes += self._backlog[-1].size
+        size = approx_bytes(data) + PACKET_OVERHEAD_BYTES
+        self._backlog.append(_Packet(event, data, size, skip, sent))
+        self.bytes += size
+        if self._on_bytes is not None:
+            self._on_bytes(size)
         self._wake.set()
         return not (self._stalled and self._check())
 
@@ -168,7 +174,8 @@ class Outbox:
                 continue  # cancelled while it waited for room
             self._engine_bytes += packet.size
             try:
-                await self._sio.emit(packet.event, packet.data, to=self.sid)
+                # the client is connected here: never through a cluster's message queue (Redis)
+                await self._sio.emit(packet.event, packet.data, to=self.sid, ignore_queue=True)
             except Exception:
                 log.exception("sending %s to %s failed", packet.event, self.sid)
                 continue
@@ -213,7 +220,7 @@ class Outbox:
     async def _cut_off(self) -> None:
         transport = self._transport()  # now: the disconnect forgets the client's environ
         try:
-            await self._sio.emit("error", self.evicted, to=self.sid)
+            await self._sio.emit("error", self.evicted, to=self.sid, ignore_queue=True)
             await self._sio.disconnect(self.sid)
         except Exception:
             log.exception("disconnecting slow consumer %s failed", self.sid)

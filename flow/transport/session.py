@@ -27,10 +27,12 @@ from flow.contract.messages import (
 )
 from flow.contract.node import CANCEL_PORT, SessionContext
 from flow.contract.resources import Resources
+from flow.conversations.conversation import Conversation
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
 from flow.transport.ratelimit import TokenBucket
 from flow.transport.recordings import RecordingIds
+from flow.transport.session_log import SessionLog
 from flow.transport.wire import (
     WireError,
     audio_bytes,
@@ -68,12 +70,16 @@ class Session:
     """A connected client and the graph instance that serves it."""
 
     def __init__(self, sid: str, spec: GraphSpec, resources: Resources, out: Outlet,
-                 peer: dict[str, str] | None = None) -> None:
+                 peer: dict[str, str] | None = None, log: SessionLog | None = None,
+                 conversation: Conversation | None = None) -> None:
         self.sid = sid
         self.spec = spec
-        self.ctx = SessionContext(sid, resources, asyncio.get_running_loop())
+        self.conversation = conversation
+        self.ctx = SessionContext(sid, resources, asyncio.get_running_loop(), conversation)
         self._outlet = out
         self._seq = 0
+        self.log = log
+        """The session's recording to disk (`--record`), if the server records."""
         self._recordings = RecordingIds()
         settings = resources.settings
         self._max_bytes = settings.max_message_bytes
@@ -82,6 +88,9 @@ class Session:
             settings.audio_bytes_per_second * AUDIO_BURST_SECONDS, settings.max_message_bytes))
         self._control_events = TokenBucket(CONTROL_EVENTS_PER_SECOND, CONTROL_EVENT_BURST)
         self._error_reports = TokenBucket(ERROR_REPORTS_PER_SECOND, 5)
+        self._typing = False
+        self._bytes_in = resources.metrics.bytes_in
+        self._errors = resources.metrics.errors
         self.cancelled_through = 0
         """Replies of turns ≤ this are dropped instead of sent (from the `cancel` input)."""
         self.graph = GraphInstance(spec, self.ctx)
@@ -94,8 +103,16 @@ class Session:
             ))
         self._delivered = self.graph.sources["delivered"]
         self.probe = self.ctx.probe
+        if log is not None:
+            self.ctx.watch_turns(log.turn)
         self.peer = peer or {}
         self.announce()
+
+    @property
+    def busy(self) -> bool:
+        """A reply is in flight (the client was told `ai-typing: true` and not yet `false`) or
+        events still wait for the client: what a graceful stop lets finish."""
+        return self._typing or getattr(self._outlet, "packets", 0) > 0
 
     def announce(self) -> None:
         """Tell observers this session exists (at connect, and to a dashboard that just opened)."""
@@ -105,6 +122,8 @@ class Session:
 
     def handle(self, event: str, payload: Any) -> None:
         """Route one client event into the graph; contract violations become `error` events."""
+        if self.log is not None:
+            self.log.inbound(event, payload)
         try:
             bucket = self._audio_events if event == "audio-stream" else self._control_events
             if not bucket.take():
@@ -120,6 +139,7 @@ class Session:
                 if not self._audio_bytes.take(len(data)):
                     raise WireError("rate_limited", f"audio over {self._audio_bytes.rate:.0f} bytes/s: slow down")
                 self.probe.audio_in(len(data))
+                self._bytes_in.inc(len(data))
                 self._seq += 1
                 src["audio"].on_next(AudioData(self.sid, self._recordings.audio(), data, self._seq))
             elif event == "start-recording":
@@ -171,16 +191,28 @@ class Session:
             def sent() -> None:
                 self._delivered.on_next(record)
 
+        elif isinstance(msg, NodeFailed):
+            self._errors.labels(msg.code).inc()
         watched = self.probe.monitor.watched
+        if watched and isinstance(msg, NodeFailed) and msg.node:  # the wire's `error` names no node
+            self.probe.publish("failed", node=msg.node, code=msg.code, message=msg.message, turn=msg.turn)
         for event, payload in to_wire(msg):
+            if event == "ai-typing" and isinstance(payload, dict):
+                self._typing = bool(payload.get("isTyping"))
             if watched:
                 self.probe.publish_out(event, payload)  # audio as a reference, never the bytes
+            if self.log is not None:
+                self.log.outbound(event, payload)
             self._outlet.put(event, payload, skip=skip, sent=sent)
             sent = None  # the first event carries the reply's text: its hand-off is the delivery
 
     async def aclose(self) -> None:
         """Dispose the graph and cancel every task of the session (disconnect)."""
         await self.ctx.aclose()
+        if self.conversation is not None:
+            await self.conversation.flush()
+        if self.log is not None:
+            self.log.close()
         self.probe.publish("close")
 
 

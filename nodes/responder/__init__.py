@@ -10,6 +10,12 @@ the client's `delivered` output reports it: an interrupted reply only up to the 
 marked as interrupted; nothing if none was sent. Without a `delivered` edge the history holds
 only the user's words.
 
+With `remember` (the default) the history is the session's conversation's (`ctx.conversation`,
+resolved by the server at connect from the client's `conversationId`): the node starts from what
+that conversation held and saves the window to the conversation store (`VOICEGRAPH_STORE`) after
+every change, so a client that reconnects, to this worker or another, continues it. That load and
+save is this node's own behaviour, not a channel to any other node.
+
 A tentative turn (speculation) is answered at once but enters the history only when the same turn
 comes committed (which is then not answered again); cancelled first (withdrawn, interrupted), it
 leaves no trace.
@@ -31,6 +37,7 @@ from flow.contract.node import In, Node, cancel_input
 from flow.contract.providers import ChatMessage, ProviderError, Responder
 from flow.contract.resources import Resources
 from flow.contract.turns import TurnWorker
+from flow.conversations.store import Exchange
 from nodes.provider_choice import require, resolve
 from nodes.text_split import SentenceStream
 
@@ -81,16 +88,23 @@ def played_part(played: list[tuple[str, float]], played_ms: float) -> str | None
 class ResponderParams(BaseModel):
     """`params:` of `type: responder`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
     provider: Literal["auto", "openai", "echo"] = "auto"
     """`auto`: OpenAI when configured, else `echo` (repeats what it heard; not an LLM)."""
     model: str = "gpt-4o-mini"
+    """`openai`: the chat model (any model the server at OPENAI_BASE_URL serves, e.g. `llama3.2`)."""
     system_prompt: str | None = None
     """Default: the server's SYSTEM_PROMPT."""
     max_turns: int = Field(20, ge=0, le=500)
     """User+assistant exchanges kept in the session's history."""
+    remember: bool = True
+    """Start from the session's conversation's history and save it to the conversation store
+    after every change (a reconnecting client continues its conversation); false: the history
+    lives and dies with the session."""
     temperature: float | None = Field(None, ge=0, le=2)
+    """`openai`: sampling temperature; default: the model's own."""
     timeout_s: float | None = Field(None, gt=0, le=600)
+    """`openai`: longest wait for the next token; default: the server's OPENAI_TIMEOUT."""
     min_piece_chars: int = Field(20, ge=1, le=1_000)
     """`pieces`: shorter sentences wait to be spoken together with the next."""
     max_piece_chars: int = Field(300, ge=20, le=4_000)
@@ -105,12 +119,14 @@ class ResponderNode(Node[ResponderParams]):
 
     Params = ResponderParams
     inputs = {
-        "turn": In(UserTurn),
+        "turn": In(UserTurn, doc="the accepted user turn to answer"),
         "cancel": cancel_input(),
         "delivered": In(Delivered, required=False, control=True,
                         doc="what reached the user (from client.delivered): the history keeps it"),
     }
     outputs = {"reply": ReplyText, "pieces": ReplyPiece}
+    output_docs = {"reply": "the whole answer, once the model finished (to synthesizer.reply)",
+                   "pieces": "the answer sentence by sentence while the model writes (to synthesizer.pieces)"}
 
     @classmethod
     def provider_name(cls, params: ResponderParams, resources: Resources) -> str:
@@ -137,6 +153,12 @@ class ResponderNode(Node[ResponderParams]):
         self.history: deque[_Exchange] = deque(maxlen=self.params.max_turns)
         self.pending: dict[int, _Exchange] = {}
         """Tentative turns being answered, not yet in the history (at most one, normally)."""
+        self.conversation = self.ctx.conversation if self.params.remember else None
+        if self.conversation is not None:
+            # earlier exchanges take turn numbers below this session's first (1): always older
+            past = self.conversation.history[-self.params.max_turns:] if self.params.max_turns else ()
+            for i, ex in enumerate(past):
+                self.history.append(_Exchange(i - len(past), ex.user, ex.heard, complete=ex.heard is not None))
         worker: TurnWorker[UserTurn, ReplyText | ReplyPiece] = TurnWorker(self, self._answer, "llm_failed")
         if delivered is not None:
             self.route({"delivered": delivered}, {"delivered": self._on_delivered})
@@ -187,6 +209,7 @@ class ResponderNode(Node[ResponderParams]):
             ex.heard.append(d.text)
             ex.played.append((d.text, d.audio_ms))
         ex.complete = ex.complete or d.complete
+        self._save()
 
     def _remember(self, turn: UserTurn) -> bool:
         """Note the turn; whether it needs an answer (not when it commits one answered already)."""
@@ -196,6 +219,7 @@ class ResponderNode(Node[ResponderParams]):
         ahead = self.pending.pop(turn.turn, None)
         if not any(ex.turn == turn.turn for ex in self.history):
             self.history.append(ahead or _Exchange(turn.turn, turn.text))
+            self._save()
         return ahead is None
 
     def _on_cancel(self, c: Cancel) -> None:
@@ -203,8 +227,14 @@ class ResponderNode(Node[ResponderParams]):
             ex = next((ex for ex in self.history if ex.response_id == c.response_id), None)
             if ex is not None:
                 ex.played_ms = c.played_ms
+                self._save()
         for number in [n for n in self.pending if n <= c.through_turn]:
             del self.pending[number]
+
+    def _save(self) -> None:
+        """Hand the window, as the user heard it, to the conversation store (written soon)."""
+        if self.conversation is not None:
+            self.conversation.save([Exchange(ex.user, self.heard(ex)) for ex in self.history])
 
     async def _answer(self, turn: UserTurn) -> AsyncIterator[ReplyText | ReplyPiece]:
         messages = self.messages_for(turn)
@@ -217,14 +247,16 @@ class ResponderNode(Node[ResponderParams]):
         seq = 0
         text = ""
         marks: Marks = ()
-        async for token in self.provider.reply(messages):
-            if not text:
-                marks = (("first_token", float(now_ms())),)
-                self.ctx.mark(turn.turn, *marks[0])
-            text += token
-            for piece in splitter.push(token):
-                yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, piece, voice=turn.voice, marks=marks)
-                seq += 1
+        with self.ctx.provider_call("llm", self.provider.name):
+            async for token in self.provider.reply(messages):
+                if not text:
+                    marks = (("first_token", float(now_ms())),)
+                    self.ctx.mark(turn.turn, *marks[0])
+                text += token
+                for piece in splitter.push(token):
+                    yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, piece, voice=turn.voice,
+                                     marks=marks)
+                    seq += 1
         text = text.strip()
         if not text:
             raise ProviderError("the model returned an empty reply")
@@ -235,4 +267,6 @@ class ResponderNode(Node[ResponderParams]):
         yield ReplyPiece(turn.session, turn.turn, rid, turn.id, seq, rest, final=True, voice=turn.voice,
                          marks=marks)
         exchange.reply = text
+        if exchange.complete:  # every piece was delivered before the whole text was known
+            self._save()
         yield ReplyText(turn.session, turn.turn, rid, turn.id, text, voice=turn.voice, marks=marks)

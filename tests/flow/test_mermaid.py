@@ -46,3 +46,11 @@ def test_control_edges_are_dotted_with_a_legend() -> None:
 def test_no_legend_without_control_edges() -> None:
     drawing = to_mermaid(load_graph_text(GRAPH, env={}))
     assert "-.->" not in drawing and "legend" not in drawing
+
+
+def test_a_followed_path_and_a_failed_node_are_drawn() -> None:
+    spec = load_graph_text(GRAPH)
+    chart = to_mermaid(spec, highlight=[1, 0, 99], failed=["gate", "nope"])
+    assert "linkStyle 0 stroke:#f59e0b" in chart and "linkStyle 1 " in chart and "linkStyle 99" not in chart
+    assert "style n_gate fill:#fee2e2" in chart and "gate: mermaid_gate · failed" in chart
+    assert "n_nope" not in chart

@@ -33,21 +33,21 @@ def chromium_paths() -> tuple[str, str]:
     return found
 
 
-def launch(browser: str, driver_path: str) -> Any:
-    """A headless Chromium session (Selenium `webdriver.Chrome`); `quit()` it when done."""
+def launch(browser: str, driver_path: str, *extra: str) -> Any:
+    """A headless Chromium session (Selenium `webdriver.Chrome`) with `extra` flags; `quit()` it when done."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for flag in CHROMIUM_FLAGS:
+    for flag in (*CHROMIUM_FLAGS, *extra):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(driver_path), options=options)
 
 
 @contextlib.contextmanager
-def chromium() -> Iterator[Any]:
-    driver = launch(*chromium_paths())
+def chromium(*extra: str) -> Iterator[Any]:
+    driver = launch(*chromium_paths(), *extra)
     try:
         yield driver
     finally:

@@ -73,3 +73,22 @@ async def test_an_odd_event_is_logged_and_the_view_keeps_following(caplog) -> No
     assert st.sessions["s"].errors[0][1:] == ("bad_audio", "m")
     assert "could not show out event" in caplog.text
     assert not monitor.watched  # cancelling the view closed its subscription
+
+
+def test_sessions_are_named_by_worker_and_a_silent_workers_sessions_close() -> None:
+    import time
+
+    st = DashboardState()
+    now = time.time() * 1000
+    for worker, sid in (("w1", "a"), ("w2", "b"), ("w2", "c")):
+        st.apply(MonitorEvent("server", "", {"sessions": 1, "graph": "g"}, at_ms=now, server=worker))
+        st.apply(MonitorEvent("open", sid, {"graph": "g", "label": sid}, at_ms=now, server=worker))
+    assert {sid: v.worker for sid, v in st.sessions.items()} == {"a": "w1", "b": "w2", "c": "w2"}
+    assert st.server["worker"] == "w1"  # the first worker heard of (a dashboard's own) is the one drawn
+    st.apply(MonitorEvent("applied", "", {"ok": True, "message": "applied 'g'"}, at_ms=now, server="w2"))
+    assert st.applied == {"w2": {"ok": True, "message": "applied 'g'"}}
+
+    st.workers["w2"]["heard_ms"] -= 10_000  # w2 was killed: its figures stopped, no `close` comes
+    st.forget_silent_workers(time.time() * 1000)
+    assert list(st.sessions) == ["a"] and {v.sid for v in st.closed} == {"b", "c"}
+    assert set(st.workers) == {"w1"}

@@ -1,0 +1,1 @@
+"""Conversations that outlive a connection: their history, under an id, in a store with a TTL."""
