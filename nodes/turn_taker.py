@@ -1,13 +1,13 @@
 """Accept user turns: number them and announce them.
 
-In:  transcript: Transcript, text: TextInput, tentative: Transcript, cancel: Cancel (control)
+In:  transcript: Transcript, text: TextInput, cancelled: Cancel (control)
 Out: turn: UserTurn, typing: Typing, tentative: UserTurn
 
 A final transcript with words, or a typed message, becomes a `UserTurn` (`message-received`) and
 `ai-typing: true`. Older turns become stale when the interrupt gate sees the new one (it sends the
 `Cancel` that stops their work).
 
-Speculation: a tentative transcript (of a tentative utterance) becomes a tentative `UserTurn` on
+Speculation: a tentative transcript (`Transcript.tentative`, of a tentative utterance) becomes a tentative `UserTurn` on
 `tentative`, numbered like any turn, announced to nobody: the graph sends it to the nodes that
 may start work on it, and the gate holds what they make. When the same utterance is committed,
 the committed turn goes out on `turn` with the *same* number and id (so the work already done
@@ -23,7 +23,7 @@ from reactivex import Observable
 from reactivex.subject import Subject
 
 from flow.contract.messages import Cancel, TextInput, Transcript, Typing, UserTurn, new_id, now_ms
-from flow.contract.node import In, Node, NoParams, cancel_input
+from flow.contract.node import In, Node, NoParams
 
 
 class TurnTaker(Node[NoParams]):
@@ -32,8 +32,9 @@ class TurnTaker(Node[NoParams]):
     inputs = {
         "transcript": In(Transcript, required=False, doc="a final transcript with words starts a turn"),
         "text": In(TextInput, required=False, doc="a typed message starts a turn"),
-        "tentative": In(Transcript, required=False, doc="speculation: a tentative utterance's words"),
-        "cancel": cancel_input(),
+        "cancelled": In(Cancel, required=False, control=True,
+                        doc="speculation (from interrupt_gate.cancel): a cancelled tentative turn's words, "
+                            "once committed, are a new turn"),
     }
     outputs = {"turn": UserTurn, "typing": Typing, "tentative": UserTurn}
     output_docs = {"turn": "the accepted turn (message-received; to the responder and the interrupt gate)",
@@ -49,8 +50,7 @@ class TurnTaker(Node[NoParams]):
         self.ahead: UserTurn | None = None
         """The latest tentative turn, until its utterance is committed."""
         self.cancelled_through = 0
-        handlers = {"transcript": self._on_transcript, "text": self._on_text,
-                    "tentative": self._on_tentative, "cancel": self._on_cancel}
+        handlers = {"transcript": self._on_transcript, "text": self._on_text, "cancelled": self._on_cancel}
         self.route(inputs, handlers)
         return {"turn": self.turns, "typing": self.typing, "tentative": self.tentative}
 
@@ -85,7 +85,9 @@ class TurnTaker(Node[NoParams]):
         return tuple(marks)
 
     def _on_transcript(self, t: Transcript) -> None:
-        if t.is_final and t.text.strip():
+        if t.tentative:
+            self._on_tentative(t)
+        elif t.is_final and t.text.strip():
             self._accept(t.session, t.text.strip(), "voice", t.speech_end_ms, t.voice, t.endpointed_ms,
                          t.utterance_id)
         elif self.ahead is not None and self.ahead.utterance_id == t.utterance_id:

@@ -195,6 +195,8 @@ class Transcript:
     voice: str | None = None
     endpointed_ms: int | None = None
     """Wall clock when the utterance was closed: `endpointed_ms - speech_end_ms` is the endpointing wait."""
+    tentative: bool = False
+    """Speculation: the words of a tentative utterance (never sent to the client)."""
 
 
 @dataclass(frozen=True, slots=True)

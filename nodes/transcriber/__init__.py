@@ -67,7 +67,7 @@ class TranscriberNode(Node[TranscriberParams]):
     outputs = {"transcript": Transcript, "tentative": Transcript}
     output_docs = {"transcript": "one final transcript per utterance, in order, empty when nothing was "
                                  "recognised or the utterance was refused (to client.speech_result, turn_taker)",
-                   "tentative": "speculation: the transcript of a tentative utterance (to turn_taker.tentative)"}
+                   "tentative": "speculation: the transcript of a tentative utterance (to turn_taker.transcript)"}
 
     @classmethod
     def provider_name(cls, params: TranscriberParams, resources: Resources) -> str:
@@ -152,7 +152,7 @@ class TranscriberNode(Node[TranscriberParams]):
             log.info("%s: tentative transcription failed (the commit tries again): %s", self.id, err)
             return None
         text = (text or "").strip()
-        self.ahead_out.on_next(_transcript(utt, text))
+        self.ahead_out.on_next(_transcript(utt, text, tentative=True))
         return text
 
     async def _ahead_text(self, utt: Utterance) -> str | None:
@@ -191,6 +191,6 @@ class TranscriberNode(Node[TranscriberParams]):
             self.out.on_next(_transcript(utt, (text or "").strip()))
 
 
-def _transcript(utt: Utterance, text: str) -> Transcript:
+def _transcript(utt: Utterance, text: str, tentative: bool = False) -> Transcript:
     """The final transcript of `utt` (empty when nothing was recognised or it was refused)."""
-    return Transcript(utt.session, utt.id, text, True, utt.speech_end_ms, utt.voice, utt.endpointed_ms)
+    return Transcript(utt.session, utt.id, text, True, utt.speech_end_ms, utt.voice, utt.endpointed_ms, tentative)

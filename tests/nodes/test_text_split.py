@@ -138,7 +138,7 @@ def test_first_clause_never_cuts_a_number_or_a_short_opening() -> None:
 
 
 @settings(max_examples=80, deadline=None)
-@given(text=st.text(st.sampled_from("ab ,.;?1"), max_size=120), step=st.integers(1, 9),
-       words=st.integers(1, 6))
+@given(text=st.lists(st.sampled_from(["ab", "a,", "b.", "a;", "1,000", "b?", "ba"]), max_size=30).map(" ".join),
+       step=st.integers(1, 9), words=st.integers(1, 6))
 def test_first_clause_keeps_every_word(text: str, step: int, words: int) -> None:
     assert " ".join(stream_pieces(text, step=step, first_clause_words=words)).split() == text.split()
