@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flow.contract.messages import new_id
-from nodes.segmenter import Segmenter, SpeechStart, UtteranceEnd
+from nodes.segmenter import Event, Segmenter, UtteranceEnd, Withdraw
 
 MAX_OPEN = 4
 """Recordings with state at once: normally one or two (the one being uploaded, and the one before
@@ -26,7 +26,8 @@ class _Recording:
     voice: str | None = None
     segmenter: Segmenter | None = None
     utterance_id: str = field(default_factory=new_id)
-    """The utterance in progress (SpeechStarted and its Utterance share it)."""
+    """The utterance in progress (SpeechStarted and its Utterance share it; a tentative utterance
+    and its commit too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,7 @@ class Tagged:
     rate: int
     language: str | None
     voice: str | None
-    event: SpeechStart | UtteranceEnd
+    event: Event
 
 
 class RecordingSegmenters:
@@ -82,6 +83,14 @@ class RecordingSegmenters:
             events += self.end(older)
         return events
 
+    def end_pause_at(self, utterance_id: str, after_ms: float) -> list[Tagged]:
+        """Close the tentative utterance `utterance_id` after `after_ms` of pause (see Segmenter);
+        nothing if it was withdrawn or closed meanwhile."""
+        for rec in self.open.values():
+            if rec.utterance_id == utterance_id and rec.segmenter is not None:
+                return self._tag(rec, rec.segmenter.end_pause_at(after_ms))
+        return []
+
     def segmenter(self, recording: int) -> Segmenter | None:
         rec = self.open.get(recording)
         return rec.segmenter if rec is not None else None
@@ -98,11 +107,13 @@ class RecordingSegmenters:
             events += self.end(min(self.open))
         return rec, events
 
-    def _tag(self, rec: _Recording, events: list[SpeechStart | UtteranceEnd]) -> list[Tagged]:
+    def _tag(self, rec: _Recording, events: list[Event]) -> list[Tagged]:
         rate = rec.segmenter.rate if rec.segmenter is not None else 0
         tagged = []
         for ev in events:
             tagged.append(Tagged(rec.id, rec.utterance_id, rate, rec.language, rec.voice, ev))
-            if isinstance(ev, UtteranceEnd):
+            if isinstance(ev, UtteranceEnd | Withdraw):
+                # a withdrawn tentative utterance is never committed: what follows gets a new id,
+                # so a commit names exactly the audio its tentative utterance held
                 rec.utterance_id = new_id()
         return tagged

@@ -18,6 +18,8 @@ _LIST_MARKER = re.compile(r"(^|\s)\d{1,2}\.$")
 """A piece ending in "2." is a list item's number, not a sentence end."""
 _FALLBACK = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+")
 """After sentence-ending punctuation (also the CJK full stop and fullwidth ! ?), whitespace."""
+_CLAUSE_END = re.compile(r"[,;]\s+")
+"""A clause boundary: a comma or semicolon with whitespace after it."""
 
 
 def _segmenter(language: str) -> pysbd.Segmenter:
@@ -76,18 +78,45 @@ class SentenceStream:
     A sentence is released only when pysbd sees a *following* sentence begin, so "Dr." or "$29."
     at the end of the text so far never ends a piece early; `min_chars` keeps very short pieces
     ("Yes.") together with the next, and `max_chars` cuts a run-on sentence at a space.
+
+    With `first_clause_words`, the *first* piece may end sooner, at a comma followed by a space
+    after at least that many words ("Sure, …" is too short; "The weather in Paris today," is
+    not), so the first synthesis starts before the first sentence is done; later pieces stay
+    sentences. A comma inside a number ("1,000") is never followed by a space, so never cut.
     """
 
-    def __init__(self, min_chars: int = 20, max_chars: int = 300, language: str = "en") -> None:
+    def __init__(self, min_chars: int = 20, max_chars: int = 300, language: str = "en",
+                 first_clause_words: int = 0) -> None:
         self.min_chars = min_chars
         self.max_chars = max_chars
         self.language = language
+        self.first_clause_words = first_clause_words
         self._text = ""
+        self._released = False
 
     def push(self, token: str) -> list[str]:
         """Add streamed text; return the pieces now complete."""
+        pieces = self._push(token)
+        self._released = self._released or bool(pieces)
+        return pieces
+
+    def _first_clause(self) -> list[str]:
+        """The first piece up to a comma after enough words, if the text has one yet."""
+        for match in _CLAUSE_END.finditer(self._text):
+            head = self._text[: match.start() + 1].strip()
+            if len(head.split()) >= self.first_clause_words:
+                self._text = self._text[match.end():]
+                return [head]
+        return []
+
+    def _push(self, token: str) -> list[str]:
         self._text += token
         parts = sentences(self._text, self.language)
+        if len(parts) < 2 and self.first_clause_words and not self._released:
+            return self._first_clause() or self._push_sentences(parts)
+        return self._push_sentences(parts)
+
+    def _push_sentences(self, parts: list[str]) -> list[str]:
         if len(parts) < 2:
             if len(self._text) > self.max_chars:
                 return self._cut_long()
@@ -122,4 +151,5 @@ class SentenceStream:
     def flush(self) -> list[str]:
         """The end of the stream: whatever is left is the last piece."""
         rest, self._text = self._text.strip(), ""
+        self._released = False
         return [rest] if rest else []

@@ -14,7 +14,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from flow.bench import cancel, endpointing, figures, ingest, latency, memory, turns
+from flow.bench import cancel, endpointing, figures, ingest, latency, memory, speculation, turns
 
 Row = tuple[str, str, str]  # scenario, measure, figures
 
@@ -27,6 +27,28 @@ def _stats(values: list[float], **conds: object) -> str:
 ECHO = "You said: hello there. Here is my answer."
 """The stub's default reply to the default transcript (the turn-overhead rows' reply)."""
 PCM = "pcm16 16 kHz"
+
+
+async def speculation_rows(runs: int) -> list[Row]:
+    """Default vs fast (and streaming vs fast_streaming) on the same stub, speech in real time."""
+    rows: list[Row] = []
+    conds = {"stub": "STT 300 / first token 350 / 20 per token / TTS 250 ms", "codec": PCM, "sessions": 1,
+             "silence_ms": 700, "speech": "real time"}
+    for base, fast in (("default", "fast"), ("streaming", "fast_streaming")):
+        plain, _ = await speculation.first_audio(base, runs)
+        quick, thrown = await speculation.first_audio(fast, runs)
+        rows.append(("12 speculation", f"end of speech → first audio, {base} graph (ms)", _stats(plain, **conds)))
+        rows.append(("12 speculation", f"same, {fast} graph (speculate_after_ms 250) (ms)",
+                     _stats(quick, **conds)))
+        if plain and quick:
+            p50, fast50 = statistics.median(plain), statistics.median(quick)
+            floor = max(700, 250 + p50 - 700)  # the provider path is what the base graph adds to silence_ms
+            rows.append(("12 speculation", f"{fast}: ratio of p50s; floor max(silence_ms, speculate_after_ms "
+                         "+ provider path)", f"{fast50 / p50:.2f}; floor {floor:.0f}, p50 {fast50 - floor:+.0f}"))
+        _, thrown_paused = await speculation.first_audio(fast, max(2, runs // 2), paused=True)
+        rows.append(("12 speculation", f"{fast}: provider requests cancelled per committed turn",
+                     f"no pause {thrown:.1f} · a 450 ms mid-sentence pause {thrown_paused:.1f}"))
+    return rows
 
 
 async def collect(quick: bool) -> list[Row]:
@@ -127,6 +149,8 @@ async def collect(quick: bool) -> list[Row]:
                      _stats(delays, codec=PCM, sessions=1)))
     rows += await cancel.rows(cancels=4 if quick else 50, compare=not quick)
     rows += await cluster_rows(quick)
+    rows += await speculation_rows(2 if quick else 50)
+    rows += await asyncio.to_thread(turn_detector_rows)
     return rows
 
 
@@ -165,6 +189,22 @@ async def cluster_rows(quick: bool) -> list[Row]:
     rows.append((name, "same, kill → next reply (ms; client reconnection delay 0.1-0.5 s)",
                  _stats(after_kill, stub="0 ms", codec="text", sessions=n)))
     return rows
+
+
+def turn_detector_rows() -> list[Row]:
+    """Energy, webrtc, silero, each with and without Smart Turn (needs the `[turn]` extra)."""
+    try:
+        from flow.bench import turn_detectors
+        from nodes.smart_turn import model_path
+        from nodes.voice_activity import silero_available
+
+        model_path()
+        silero_available()
+    except ValueError as err:
+        return [("13 turn detectors", "not measured", str(err))]
+    cond = ("piper + espeak-ng, white noise at -40 dBFS, 3 sentences each, whole and with a 1 s pause; "
+            "silence_ms 700, speculate_after_ms 250, hesitation_ms 1500; audio time")
+    return [("13 turn detectors", f"{name} ({cond})", figures) for name, figures in turn_detectors.measure()]
 
 
 def machine() -> str:

@@ -93,6 +93,8 @@ class Interrupt:
 
     session: str
     response_id: str | None = None
+    played_ms: float | None = None
+    """How much of the reply the client had played (`playedMs`): the history keeps only that."""
 
 
 # --------------------------------------------------------------------------- audio inside the graph
@@ -142,6 +144,16 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class Withdrawn:
+    """Speech resumed after a tentative utterance: it will never be committed, and work started on
+    it must stop. The speech it held is not lost: the next tentative utterance and the commit
+    cover all of it."""
+
+    session: str
+    utterance_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Utterance:
     """One spoken turn's PCM, closed by silence, by `stop-recording` or by the length cap."""
 
@@ -155,7 +167,7 @@ class Utterance:
     language: str | None = None
     voice: str | None = None
     """The voice `start-recording` asked for, carried to the synthesizer."""
-    reason: str = "silence"  # silence | stop | max_length
+    reason: str = "silence"  # silence | early | stop | max_length | tentative
     endpointed_ms: int = field(default_factory=now_ms)
     """Wall clock when the utterance was closed (after the trailing silence, or at the stop)."""
     speech_end_ms: int | None = None
@@ -183,6 +195,8 @@ class Transcript:
     voice: str | None = None
     endpointed_ms: int | None = None
     """Wall clock when the utterance was closed: `endpointed_ms - speech_end_ms` is the endpointing wait."""
+    tentative: bool = False
+    """Speculation: the words of a tentative utterance (never sent to the client)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +212,11 @@ class UserTurn:
     voice: str | None = None
     marks: Marks = ()
     """When its stages happened (speech_end, endpointed, transcript, accepted)."""
+    tentative: bool = False
+    """Speculative: the user paused but may go on. Its work may start, but nothing of it reaches
+    the client or the history until the same turn number comes again committed."""
+    utterance_id: str | None = None
+    """The utterance a voice turn was heard in (a withdrawal names it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,9 +287,11 @@ class Cancel:
 
     session: str
     through_turn: int
-    reason: str = "interrupt"  # interrupt | speech | newer turn
+    reason: str = "interrupt"  # interrupt | speech | newer turn | withdrawn | llm_failed
     response_id: str | None = None
     """The reply that was cancelled, when one had started."""
+    played_ms: float | None = None
+    """An interrupt's `playedMs`: how much of `response_id` the user heard."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +310,8 @@ class Delivered:
     """The reply was delivered to its end (`ai-response`, or the final piece)."""
     whole: bool = False
     """`text` is the whole reply (`ai-response`), not one piece of it."""
+    audio_ms: float = 0.0
+    """How long its audio plays (0: none), to cut the history at an interrupt's `playedMs`."""
 
 
 # --------------------------------------------------------------------------- failures and extensions

@@ -135,7 +135,8 @@ class Paths:
         for port in ports:
             t = cls.output_ports()[port]
             found = [(n, p) for n in self.answers if n != node_id
-                     for p, spec in self.nodes[n].cls.inputs.items() if issubclass(t, spec.types)]
+                     for p, spec in self.nodes[n].cls.inputs.items()
+                     if issubclass(t, spec.types) and not spec.control]  # control inputs come from downstream
             found.sort(key=lambda np: ((np[0], np[1]) in wired, np))
             found += [(CLIENT, p) for p, spec in CLIENT_INPUTS.items() if issubclass(t, spec.types)]
             if found:

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from flow.audio.mp3 import mp3_seconds
 from flow.contract.messages import (
     AudioData,
     Cancel,
@@ -218,6 +219,8 @@ class Session:
 
 def _delivered(msg: ReplyText | ReplyPiece) -> Delivered:
     """The `delivered` record of a reply (piece) just written to the socket."""
+    audio = getattr(msg, "audio", None)  # spoken pieces and replies carry their MP3
+    ms = 1000 * mp3_seconds(audio[:4096], len(audio)) if audio else 0.0
     if isinstance(msg, ReplyPiece):
-        return Delivered(msg.session, msg.turn, msg.id, msg.text, complete=msg.final)
-    return Delivered(msg.session, msg.turn, msg.id, msg.text, complete=True, whole=True)
+        return Delivered(msg.session, msg.turn, msg.id, msg.text, complete=msg.final, audio_ms=ms)
+    return Delivered(msg.session, msg.turn, msg.id, msg.text, complete=True, whole=True, audio_ms=ms)

@@ -94,9 +94,15 @@ def parse_text(session: str, payload: Any) -> TextInput:
 
 
 def parse_interrupt(session: str, payload: Any) -> Interrupt:
-    """`interrupt` with an optional object naming the `responseId` the user barged in on."""
+    """`interrupt` with an optional object naming the `responseId` the user barged in on, and
+    how much of it was played (`playedMs`, a number of milliseconds ≥ 0; an extension)."""
     rid = payload.get("responseId") if isinstance(payload, dict) else None
-    return Interrupt(session, rid if isinstance(rid, str) else None)
+    played = payload.get("playedMs") if isinstance(payload, dict) else None
+    if played is not None and (isinstance(played, bool) or not isinstance(played, int | float)
+                               or not 0 <= played < 1e9):
+        raise WireError("bad_request", "interrupt's playedMs is a number of milliseconds (0 or more)")
+    return Interrupt(session, rid if isinstance(rid, str) else None,
+                     float(played) if played is not None else None)
 
 
 def not_an_event(event: Any) -> str:

@@ -15,6 +15,10 @@ resolved by the server at connect from the client's `conversationId`): the node 
 that conversation held and saves the window to the conversation store (`VOICEGRAPH_STORE`) after
 every change, so a client that reconnects, to this worker or another, continues it. That load and
 save is this node's own behaviour, not a channel to any other node.
+
+A tentative turn (speculation) is answered at once but enters the history only when the same turn
+comes committed (which is then not answered again); cancelled first (withdrawn, interrupted), it
+leaves no trace.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from reactivex import Observable
 from reactivex import operators as ops
 
-from flow.contract.messages import Delivered, Marks, ReplyPiece, ReplyText, UserTurn, new_id, now_ms
+from flow.contract.messages import Cancel, Delivered, Marks, ReplyPiece, ReplyText, UserTurn, new_id, now_ms
 from flow.contract.node import In, Node, cancel_input
 from flow.contract.providers import ChatMessage, ProviderError, Responder
 from flow.contract.resources import Resources
@@ -52,6 +56,33 @@ class _Exchange:
     """Pieces delivered (streamed replies)."""
     complete: bool = False
     """The whole reply was delivered."""
+    response_id: str | None = None
+    played: list[tuple[str, float]] = field(default_factory=list)
+    """What was delivered with how long each part plays: pieces, or the whole reply."""
+    played_ms: float | None = None
+    """An interrupt said this much was played: the history keeps that much of the reply."""
+
+
+def played_part(played: list[tuple[str, float]], played_ms: float) -> str | None:
+    """The text of `played` (parts with how long each plays) heard in `played_ms`, marked as
+    interrupted: whole parts, then the share of the next part's words its played time covers
+    (no word timings: speech is taken to be even within a part). None when every part was heard
+    or a part's length is unknown (then the pieces delivered are what counts)."""
+    if not played or any(ms <= 0 for _, ms in played) or played_ms >= sum(ms for _, ms in played):
+        return None
+    heard: list[str] = []
+    left = played_ms
+    for text, ms in played:
+        if left >= ms:
+            heard.append(text)
+            left -= ms
+            continue
+        words = text.split()
+        take = int(len(words) * left / ms)
+        if take:
+            heard.append(" ".join(words[:take]))
+        break
+    return " ".join(heard) + INTERRUPTED if heard else ""
 
 
 class ResponderParams(BaseModel):
@@ -78,6 +109,9 @@ class ResponderParams(BaseModel):
     """`pieces`: shorter sentences wait to be spoken together with the next."""
     max_piece_chars: int = Field(300, ge=20, le=4_000)
     """`pieces`: a longer run without a sentence end is cut at a space."""
+    first_clause_words: int = Field(0, ge=0, le=50)
+    """`pieces`: the first piece may end at a comma after at least this many words, so its speech
+    starts sooner (0: sentences only)."""
 
 
 class ResponderNode(Node[ResponderParams]):
@@ -117,6 +151,8 @@ class ResponderNode(Node[ResponderParams]):
              delivered: Observable[Delivered] | None = None) -> dict[str, Observable[Any]]:
         self.provider = self.make_provider()
         self.history: deque[_Exchange] = deque(maxlen=self.params.max_turns)
+        self.pending: dict[int, _Exchange] = {}
+        """Tentative turns being answered, not yet in the history (at most one, normally)."""
         self.conversation = self.ctx.conversation if self.params.remember else None
         if self.conversation is not None:
             # earlier exchanges take turn numbers below this session's first (1): always older
@@ -126,9 +162,11 @@ class ResponderNode(Node[ResponderParams]):
         worker: TurnWorker[UserTurn, ReplyText | ReplyPiece] = TurnWorker(self, self._answer, "llm_failed")
         if delivered is not None:
             self.route({"delivered": delivered}, {"delivered": self._on_delivered})
+        if cancel is not None:
+            self.route({"cancel": cancel}, {"cancel": self._on_cancel})
         # The user's words enter the history when the turn arrives, even if it goes stale before
-        # its work starts: the user did say them.
-        out = worker.attach(turn.pipe(ops.do_action(on_next=self._remember)), cancel)
+        # its work starts: the user did say them. A committed tentative turn is already answered.
+        out = worker.attach(turn.pipe(ops.filter(self._remember)), cancel)
         return {
             "reply": out.pipe(ops.filter(lambda m: isinstance(m, ReplyText))),
             "pieces": out.pipe(ops.filter(lambda m: isinstance(m, ReplyPiece))),
@@ -151,6 +189,10 @@ class ResponderNode(Node[ResponderParams]):
     def heard(ex: _Exchange) -> str | None:
         """What the user heard of a past reply: all of it if it was delivered whole; the pieces
         sent before an interruption, marked; nothing if nothing reached them."""
+        if ex.played_ms is not None:
+            cut = played_part(ex.played, ex.played_ms)
+            if cut is not None:
+                return cut
         if ex.complete and ex.reply:
             return ex.reply
         pieces = [p for p in ex.heard if p]
@@ -162,15 +204,32 @@ class ResponderNode(Node[ResponderParams]):
             return  # older than the history window
         if d.whole:
             ex.reply = ex.reply or d.text
+            ex.played = [(d.text, d.audio_ms)]
         else:
             ex.heard.append(d.text)
+            ex.played.append((d.text, d.audio_ms))
         ex.complete = ex.complete or d.complete
         self._save()
 
-    def _remember(self, turn: UserTurn) -> None:
+    def _remember(self, turn: UserTurn) -> bool:
+        """Note the turn; whether it needs an answer (not when it commits one answered already)."""
+        if turn.tentative:
+            self.pending[turn.turn] = _Exchange(turn.turn, turn.text)
+            return True
+        ahead = self.pending.pop(turn.turn, None)
         if not any(ex.turn == turn.turn for ex in self.history):
-            self.history.append(_Exchange(turn.turn, turn.text))
+            self.history.append(ahead or _Exchange(turn.turn, turn.text))
             self._save()
+        return ahead is None
+
+    def _on_cancel(self, c: Cancel) -> None:
+        if c.played_ms is not None and c.response_id is not None:
+            ex = next((ex for ex in self.history if ex.response_id == c.response_id), None)
+            if ex is not None:
+                ex.played_ms = c.played_ms
+                self._save()
+        for number in [n for n in self.pending if n <= c.through_turn]:
+            del self.pending[number]
 
     def _save(self) -> None:
         """Hand the window, as the user heard it, to the conversation store (written soon)."""
@@ -179,9 +238,12 @@ class ResponderNode(Node[ResponderParams]):
 
     async def _answer(self, turn: UserTurn) -> AsyncIterator[ReplyText | ReplyPiece]:
         messages = self.messages_for(turn)
-        exchange = next((ex for ex in self.history if ex.turn == turn.turn), _Exchange(turn.turn, turn.text))
+        exchange = self.pending.get(turn.turn) or next(
+            (ex for ex in self.history if ex.turn == turn.turn), _Exchange(turn.turn, turn.text))
         rid = new_id()
-        splitter = SentenceStream(self.params.min_piece_chars, self.params.max_piece_chars)
+        exchange.response_id = rid
+        splitter = SentenceStream(self.params.min_piece_chars, self.params.max_piece_chars,
+                                  first_clause_words=self.params.first_clause_words)
         seq = 0
         text = ""
         marks: Marks = ()

@@ -17,7 +17,7 @@ from flow.graph.reference_format import MARKDOWN_COMMAND, as_markdown, as_text
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILTINS = {"chunk_buffer", "silence_finalizer", "transcriber", "responder", "synthesizer", "interrupt_gate",
-            "turn_taker"}
+            "turn_taker", "playback_pacer"}
 
 
 def nodes(*args: str) -> subprocess.CompletedProcess:
@@ -47,10 +47,10 @@ def test_params_come_from_the_pydantic_model() -> None:
     assert (silence.type, silence.default, silence.constraints) == ("int", 700, {"ge": 100, "le": 5000})
     assert silence.doc == "Trailing non-speech that ends an utterance."
     detector = next(p for p in finalizer.params if p.name == "detector")
-    assert detector.constraints["choices"] == ["energy", "webrtc"]
+    assert detector.constraints["choices"] == ["energy", "webrtc", "silero"]
     audio = next(p for p in finalizer.inputs if p.name == "audio")
     assert audio.types == ("AudioChunk",) and audio.required
-    assert [p.name for p in finalizer.outputs] == ["utterance", "started", "error"]
+    assert [p.name for p in finalizer.outputs] == ["utterance", "started", "tentative", "withdrawn", "error"]
 
 
 class _TaggerParams(BaseModel):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nodes.text_split import sentences, split_sentences
 
@@ -114,3 +116,29 @@ def test_stream_releases_a_sentence_only_once_the_next_begins() -> None:
     assert s.push("99 today.") == []
     assert s.push(" Next") == ["The price is $29.99 today."]
     assert s.flush() == ["Next"]
+
+
+def test_first_piece_may_end_at_a_clause_later_ones_are_sentences() -> None:
+    text = ("Well, the weather in Paris today is mild, with a light breeze from the west. "
+            "Tomorrow brings rain, so take an umbrella, and a coat. That is all.")
+    pieces = stream_pieces(text, step=3, first_clause_words=4)
+    assert pieces[0] == "Well, the weather in Paris today is mild,"  # "Well," alone is too short
+    assert pieces[1] == "with a light breeze from the west."
+    assert pieces[2] == "Tomorrow brings rain, so take an umbrella, and a coat."
+    assert " ".join(pieces).split() == text.split()
+    whole = "Well, the weather in Paris today is mild, with a light breeze from the west."
+    assert stream_pieces(text, step=3)[0] == whole
+
+
+def test_first_clause_never_cuts_a_number_or_a_short_opening() -> None:
+    text = "It costs 1,000 dollars and 250,000 cents in all. Yes."
+    assert stream_pieces(text, step=2, first_clause_words=3)[0] == "It costs 1,000 dollars and 250,000 cents in all."
+    text = "Sure, I can. The answer is forty two, as always."
+    assert stream_pieces(text, step=2, first_clause_words=4)[0] != "Sure,"  # too few words
+
+
+@settings(max_examples=80, deadline=None)
+@given(text=st.lists(st.sampled_from(["ab", "a,", "b.", "a;", "1,000", "b?", "ba"]), max_size=30).map(" ".join),
+       step=st.integers(1, 9), words=st.integers(1, 6))
+def test_first_clause_keeps_every_word(text: str, step: int, words: int) -> None:
+    assert " ".join(stream_pieces(text, step=step, first_clause_words=words)).split() == text.split()
