@@ -38,6 +38,17 @@ class Soak:
         """Last RSS sample over the first one, as a fraction (0.05 = +5 %)."""
         return self.rss[-1][1] / self.rss[0][1] - 1 if len(self.rss) > 1 else 0.0
 
+    def at(self, fraction: float) -> int:
+        """RSS bytes of the first sample at or after `fraction` of the soak's length."""
+        end = self.rss[-1][0]
+        return next(b for t, b in self.rss if t >= fraction * end)
+
+    @property
+    def late_growth(self) -> float:
+        """Growth over the second half alone: what is left once every session's history window
+        and the process's caches have filled (the first half holds that warm-up)."""
+        return self.rss[-1][1] / self.at(0.5) - 1 if len(self.rss) > 1 else 0.0
+
     def rows(self) -> list[tuple[str, str, str]]:
         answered = [ms for ms in self.step.turns if ms != float("inf")]
         mb = [b / 2**20 for _, b in self.rss]
@@ -47,6 +58,9 @@ class Soak:
             ("10 soak", f"{where}: turns answered", f"{len(answered)} of {len(self.step.turns)}"),
             ("10 soak", "server RSS first → last sample (max), growth",
              f"{mb[0]:.0f} → {mb[-1]:.0f} MB (max {max(mb):.0f}), {100 * self.growth:+.1f} %" if mb else "no data"),
+            ("10 soak", "server RSS at 0, 25, 50, 75, 100 % of the time; growth over the second half",
+             " → ".join(f"{self.at(f) / 2**20:.0f}" for f in (0, 0.25, 0.5, 0.75, 1.0))
+             + f" MB; {100 * self.late_growth:+.1f} %" if mb else "no data"),
             ("10 soak", "tracebacks / ERROR lines the server logged", f"{self.tracebacks} / {self.errors}"),
         ]
 
