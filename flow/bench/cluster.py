@@ -23,17 +23,8 @@ from typing import Any
 import socketio
 
 from flow.bench.turns import Step, climb
-from flow.testing.cluster import haproxy, redis_server, workers
+from flow.testing.cluster import TEXT_ONLY, haproxy, redis_server, workers
 from flow.testing.openai_stub import OpenAIStub
-
-TEXT_ONLY = """
-version: 1
-extends: default
-name: text_only
-remove_nodes: [tts]
-edges:
-  - llm.reply -> gate.response
-"""
 
 
 @contextlib.asynccontextmanager

@@ -17,6 +17,18 @@ from pathlib import Path
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
+TEXT_ONLY = """
+version: 1
+extends: default
+name: text_only
+remove_nodes: [tts]
+edges:
+  - llm.reply -> gate.response
+"""
+"""A text-only graph (the LLM's reply is the response, no speech): cluster tests and the cluster
+bench check conversations, not audio."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

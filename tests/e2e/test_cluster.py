@@ -16,20 +16,12 @@ import redis.asyncio as aioredis
 
 from flow.conversations.redis import KEY_PREFIX
 from flow.conversations.store import decode
-from flow.testing.cluster import haproxy, nginx, redis_server, workers
+from flow.testing.cluster import TEXT_ONLY, haproxy, nginx, redis_server, workers
 from flow.testing.openai_stub import OpenAIStub
 
 JS = Path(__file__).parent / "js"
 CLIENTS = 30
 TURNS_BEFORE = 2
-TEXT_ONLY = """
-version: 1
-extends: default
-name: text_only
-remove_nodes: [tts]
-edges:
-  - llm.reply -> gate.response
-"""
 
 
 def recite(messages: list[dict]) -> str:

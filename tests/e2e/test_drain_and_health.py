@@ -10,18 +10,9 @@ import aiohttp
 import socketio
 
 from flow.testing.client import Recorder
-from flow.testing.cluster import free_port
+from flow.testing.cluster import TEXT_ONLY, free_port
 from flow.testing.openai_stub import OpenAIStub
 from flow.testing.servers import served, voicegraph
-
-TEXT_ONLY = """
-version: 1
-extends: default
-name: text_only
-remove_nodes: [tts]
-edges:
-  - llm.reply -> gate.response
-"""
 
 
 async def _health(url: str) -> tuple[int, dict]:
