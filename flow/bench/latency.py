@@ -120,6 +120,25 @@ async def barge_in(runs: int) -> tuple[list[float], list[float]]:
     return to_last, to_upstream
 
 
+async def stream_real_time(c: Recorder, audio: bytes, speech_end_s: float, answers: int) -> float:
+    """Start a PCM16 16 kHz recording and send `audio` in 40 ms chunks at real-time pace until it
+    ends or the `answers`+1-th `ai-response` arrives; returns when speech ended (monotonic clock:
+    the chunk that carries `speech_end_s` seconds of audio was sent)."""
+    chunk = 1280  # 40 ms
+    await c.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
+    start = time.monotonic()
+    end_of_speech = None
+    for pos in range(0, len(audio), chunk):
+        await c.sio.emit("audio-stream", audio[pos:pos + chunk])
+        sent_s = (pos + chunk) / 32000
+        if end_of_speech is None and sent_s >= speech_end_s:
+            end_of_speech = time.monotonic()
+        await asyncio.sleep(max(0.0, start + sent_s - time.monotonic()))
+        if len(c.of("ai-response")) > answers:
+            break
+    return end_of_speech or start
+
+
 async def offline_end_of_speech_to_response(runs: int) -> tuple[list[float], float]:
     """Offline graph, question streamed in real time (40 ms chunks): end of speech → `ai-response`."""
     wav = speak_piper(QUESTION)
@@ -127,22 +146,11 @@ async def offline_end_of_speech_to_response(runs: int) -> tuple[list[float], flo
         speech_s = w.getnframes() / w.getframerate()
     lead = 0.3
     audio = encode(wav, "pcm16_16k", pad_s=2.0, lead_s=lead)
-    chunk = 1280  # 40 ms
     out: list[float] = []
     async with server_process("offline") as srv:
         for _ in range(runs):
             c = await Recorder().connect(srv.url)
-            await c.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
-            start = time.monotonic()
-            end_of_speech = None
-            for i in range(0, len(audio), chunk):
-                await c.sio.emit("audio-stream", audio[i:i + chunk])
-                sent_s = (i + chunk) / 32000
-                if end_of_speech is None and sent_s >= lead + speech_s:
-                    end_of_speech = time.monotonic()
-                await asyncio.sleep(max(0.0, start + sent_s - time.monotonic()))
-                if c.of("ai-response"):
-                    break
+            end_of_speech = await stream_real_time(c, audio, lead + speech_s, answers=0)
             await c.wait("ai-response", timeout=30)
             t_resp = next(t for t, e, _ in c.events if e == "ai-response")
             out.append(1000 * (t_resp - end_of_speech))

@@ -12,18 +12,16 @@ without a mid-sentence pause (450 ms: past 250, short of 700).
 from __future__ import annotations
 
 import asyncio
-import time
 
 import numpy as np
 
-from flow.bench.latency import realistic
+from flow.bench.latency import realistic, stream_real_time
 from flow.bench.procs import server_process
 from flow.testing.client import Recorder
 from flow.testing.openai_stub import OpenAIStub
 from flow.testing.speech import pcm16, speak_piper
 
 FIRST, REST = "Could you tell me what the weather will be like", "in Paris tomorrow?"
-CHUNK = 1280  # 40 ms of 16 kHz PCM16
 
 
 def _trimmed(text: str) -> bytes:
@@ -45,24 +43,14 @@ def first_audio_event(graph: str) -> str:
 
 
 async def _turn(c: Recorder, audio: bytes, speech_s: float, i: int, event: str) -> float:
-    await c.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
-    start = time.monotonic()
-    end_of_speech = None
-    for pos in range(0, len(audio), CHUNK):
-        await c.sio.emit("audio-stream", audio[pos:pos + CHUNK])
-        sent_s = (pos + CHUNK) / 32000
-        if end_of_speech is None and sent_s >= speech_s:
-            end_of_speech = time.monotonic()
-        await asyncio.sleep(max(0.0, start + sent_s - time.monotonic()))
-        if len(c.of("ai-response")) > i:
-            break
+    end_of_speech = await stream_real_time(c, audio, speech_s, answers=i)
     await c.wait("ai-response", count=i + 1, timeout=30)
     ids = [p["id"] for _, e, p in c.events if e == "ai-response"]
     t = next(t for t, e, p in c.events if e == event and p["id"] == ids[i])
     await c.wait("ai-typing", lambda p: p == {"isTyping": False}, count=i + 1, timeout=30)
     await c.emit("stop-recording")
     await asyncio.sleep(0.3)
-    return 1000 * (t - (end_of_speech or start))
+    return 1000 * (t - end_of_speech)
 
 
 async def first_audio(graph: str, runs: int, paused: bool = False) -> tuple[list[float], float]:
