@@ -38,9 +38,10 @@ def test_bench_soak_reports_turns_memory_and_tracebacks() -> None:
                          capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = [line for line in run.stdout.splitlines() if line.startswith("| 10 soak |")]
-    assert len(rows) == 3, run.stdout
+    assert len(rows) == 4, run.stdout
     assert "turns answered" in rows[0] and "growth" in rows[1]
-    assert rows[2].endswith("| 0 / 0 |"), rows[2]  # no traceback, no ERROR line in the server's log
+    assert "second half" in rows[2] and rows[2].count(" → ") == 4, rows[2]  # RSS at each quarter
+    assert rows[3].endswith("| 0 / 0 |"), rows[3]  # no traceback, no ERROR line in the server's log
 
 
 def test_bench_profile_writes_a_flame_graph_of_the_server(tmp_path: Path) -> None:
