@@ -84,6 +84,17 @@ def haproxy_config(backends: Sequence[int], port: int, text: str | None = None) 
 
 
 @contextlib.contextmanager
+def _listening(cmd: list[str], port: int, what: str) -> Iterator[str]:
+    """Run a balancer's command until the block ends; yields its URL once `port` accepts."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_port(port, proc, what)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(proc)
+
+
+@contextlib.contextmanager
 def haproxy(backends: Sequence[int]) -> Iterator[str]:
     """Debian's `haproxy` in front of `backends` with the shipped config; yields its URL."""
     exe = shutil.which("haproxy")
@@ -93,13 +104,8 @@ def haproxy(backends: Sequence[int]) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="vg-haproxy-") as tmp:
         cfg = Path(tmp) / "haproxy.cfg"
         cfg.write_text(haproxy_config(backends, port))
-        proc = subprocess.Popen([exe, "-db", "-f", str(cfg)], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        try:
-            _wait_port(port, proc, "haproxy")
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            _stop(proc)
+        with _listening([exe, "-db", "-f", str(cfg)], port, "haproxy") as url:
+            yield url
 
 
 @contextlib.contextmanager
@@ -136,10 +142,5 @@ def nginx(backends: Sequence[int]) -> Iterator[str]:
         Path(tmp).chmod(0o777)  # its workers (user nobody when started as root) write temp files here
         cfg = Path(tmp) / "nginx.conf"
         cfg.write_text(nginx_config(backends, port))
-        proc = subprocess.Popen([exe, "-p", tmp, "-c", str(cfg), "-e", "stderr"], stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        try:
-            _wait_port(port, proc, "nginx")
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            _stop(proc)
+        with _listening([exe, "-p", tmp, "-c", str(cfg), "-e", "stderr"], port, "nginx") as url:
+            yield url
