@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import uvicorn
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 
 from flow.transport.server import VoicegraphServer
 from ui import nodes_page
@@ -79,11 +80,11 @@ def build_app(dashboard: Dashboard, token: str | None) -> FastAPI:
     app = FastAPI(title="voicegraph dashboard", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get(REPLY_AUDIO_PATH + "/{response}/{part}")
-    def reply_audio(response: str, part: str) -> Response:  # before NiceGUI's mount at "/" shadows it
+    def reply_audio(response: str, part: str, request: Request) -> Response:  # before NiceGUI's "/" mount
         mp3 = dashboard.reply_audio(f"{response}/{part}")
         if mp3 is None:
             return Response("no such reply audio (or no longer kept)", status_code=404, media_type="text/plain")
-        return Response(mp3, media_type="audio/mpeg", headers={"Cache-Control": "private, max-age=600"})
+        return audio_response(mp3, request.headers.get("range"))
 
     ui.page(nodes_page.PATH)(nodes_page.nodes_page)  # the node reference, beside the testbench
     ui.run_with(app, root=dashboard.root, title="voicegraph", favicon="🎙", show_welcome_message=False,
@@ -91,6 +92,29 @@ def build_app(dashboard: Dashboard, token: str | None) -> FastAPI:
     if token:
         app.add_middleware(TokenGate, token=token)
     return app
+
+
+AUDIO_HEADERS = {"Cache-Control": "private, max-age=600", "Accept-Ranges": "bytes"}
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def audio_response(mp3: bytes, range_header: str | None) -> Response:
+    """The MP3, whole or the one byte range asked for (206). Chromium reads a clip's duration
+    before it is played (`preload="metadata"`) only from a resource that says its length and
+    takes range requests, as a file server's does; a range past the end is a 416."""
+    size = len(mp3)
+    found = _RANGE.fullmatch((range_header or "").strip())
+    if found is None or found.groups() == ("", ""):  # none, or one we do not serve (several ranges)
+        return Response(mp3, media_type="audio/mpeg", headers=AUDIO_HEADERS)
+    first, last = found.groups()
+    if first:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+    else:  # the last N bytes
+        start, end = max(0, size - int(last)), size - 1
+    if start >= size or start > end:
+        return Response(status_code=416, headers={**AUDIO_HEADERS, "Content-Range": f"bytes */{size}"})
+    return Response(mp3[start:end + 1], status_code=206, media_type="audio/mpeg",
+                    headers={**AUDIO_HEADERS, "Content-Range": f"bytes {start}-{end}/{size}"})
 
 
 async def serve_dashboard(server: VoicegraphServer, socketio_url: str, host: str, port: int,

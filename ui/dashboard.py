@@ -142,4 +142,8 @@ def _read(path: str) -> str:
 CSS = """
 .vg-error-line { background: rgba(255, 0, 0, 0.12); }
 .vg-state { min-width: 6.5rem; justify-content: center; }
+.vg-fit table { table-layout: fixed; width: 100%; }
+.vg-fit .q-table th, .vg-fit .q-table td { overflow: hidden; text-overflow: ellipsis; }
+.vg-fit .q-table th { white-space: normal; }
+.vg-drawing svg { width: 100% !important; max-width: 100% !important; height: auto; }
 """

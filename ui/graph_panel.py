@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,21 @@ from ui.graph_files import SaveError, graphs_dir, save_graph
 
 if TYPE_CHECKING:
     from ui.dashboard import Dashboard
+
+DRAWING = {"flowchart": {"nodeSpacing": 18, "rankSpacing": 28, "padding": 6, "diagramPadding": 4}}
+"""Mermaid's settings for the graph drawings (here and in the Tap tab; Mermaid keeps one set per
+page): tighter spacing than its default, so a graph with many edges is drawn at a readable scale."""
+
+_SAME_PORT = re.compile(r'"(\w+) → \1"')
+
+
+def readable(chart: str) -> str:
+    """A `to_mermaid` chart as the dashboard draws it, across the tab's full width: top-down, and an
+    edge between two ports of one name (`error → error`) labelled once. A graph's many edges to the
+    client lie side by side, each as wide as its label, so this halves the drawing's natural width
+    and doubles the scale it is shown at."""
+    return _SAME_PORT.sub(r'"\1"', chart.replace("flowchart LR", "flowchart TD", 1))
+
 
 VALIDATE_AFTER_S = 0.4
 """Typing pause before the text is validated."""
@@ -43,15 +59,18 @@ class GraphPanel:
         self._drawn: tuple[int, str] | None = None
         self._draft: GraphSpec | None = None
         """The editor's text when it is valid and differs from the active graph: drawn instead."""
+        # the drawing across the tab's width (a graph's drawing is wide: half a window shows it tiny)
+        self.caption = ui.label().classes("text-base font-bold").props("data-testid=graph-name")
+        self.mermaid = ui.mermaid(self._chart(), DRAWING).classes("w-full vg-drawing") \
+            .props("data-testid=graph-drawing")
         with ui.row().classes("w-full no-wrap items-start"):
-            with ui.column().classes("w-1/2"):
-                self.caption = ui.label().classes("text-base font-bold").props("data-testid=graph-name")
-                self.mermaid = ui.mermaid(self._chart()).classes("w-full")
+            with ui.column().classes("w-1/3 min-w-0"):
+                ui.label("Messages per node").classes("text-base font-bold")
                 self.counters = ui.table(
                     columns=[{"name": c, "label": c, "field": c, "align": "left" if c == "node" else "right"}
                              for c in ("node", "in", "out", "errors")],
                     rows=[], row_key="node").props("dense flat bordered").classes("w-full")
-            with ui.column().classes("w-1/2"):
+            with ui.column().classes("w-2/3 min-w-0"):
                 ui.label("Edit (YAML)").classes("text-base font-bold")
                 ui.label("${VAR:-default} is its default here: the editor reads no environment variables "
                          "(a graph it extends does, as when served)").classes("text-xs text-gray-600")
@@ -86,7 +105,7 @@ class GraphPanel:
                       for node in view.recently_failed(now)}
             chart = to_mermaid(self.server.spec, self.dashboard.state.server.get("counters") or None,
                                failed=failed)
-        return chart.replace("flowchart LR", "flowchart TD", 1)  # half a screen is taller than wide
+        return readable(chart)
 
     def _refresh(self) -> None:
         spec = self.server.spec

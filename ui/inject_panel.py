@@ -81,6 +81,14 @@ class InjectPanel:
                 ui.button("Replay", icon="replay", on_click=self._run(self._replay)).props("outline data-testid=replay")
                 ui.button("Interrupt", icon="stop", color="negative", on_click=self._run(self._interrupt)) \
                     .props("data-testid=interrupt")
+        self._said: str | None = None
+        """What the last action did ("text sent"), shown with the session's state while that lasts."""
+        self._sending: tuple[str, str] | None = None
+        """An injection's words while its audio streams and once it has ("sending 1.2 s of …",
+        "sent 1.2 s of …"): a present tense must not outlive the audio it names."""
+        self._reply_before: str | None = None
+        """The newest reply's id when the action was taken: a later one means it was answered."""
+        ui.timer(0.25, self._follow)
         ui.add_body_html(f"<script>{MIC_JS}</script>")
         ui.on("vg_mic_start", lambda e: self._mic.put_nowait(("start", e.args.get("mime", ""))))
         ui.on("vg_mic_chunk", lambda e: self._mic.put_nowait(("chunk", e.args.get("b64", ""))))
@@ -95,6 +103,7 @@ class InjectPanel:
             try:
                 await self.bench.connect()
                 self._joined()
+                self._mark()
                 self._say(f"testbench session {self.bench.sid}: {await action()}")
                 return True
             except TestbenchError as err:
@@ -105,17 +114,48 @@ class InjectPanel:
 
         return run
 
+    def _mark(self) -> None:
+        """Before an action: remember the newest reply, so the status says "answered" only for a
+        reply that comes after it."""
+        view = self.dashboard.state.find(self.bench.sid) if self.bench.sid else None
+        self._reply_before = view.replies[-1].id if view is not None and view.replies else None
+        self._sending = None
+
     def _joined(self) -> None:
         for listener in self.listeners:
             listener(self.bench.sid or "")
 
     def _say(self, text: str, failed: bool = False, notify: bool = True) -> None:
         """The status line (red when an action failed, with a notification too if `notify`: only
-        from a handler of this page, not from the microphone's pump task)."""
+        from a handler of this page, not from the microphone's pump task). Unless it failed, the
+        testbench session's state follows it (`_follow`)."""
+        self._said = None if failed else text
+        if self._sending is not None and self._sending[0] not in text:
+            self._sending = None
         self.status.set_text(text)
         self.status.classes(replace="text-sm text-red-700 font-bold" if failed else "text-sm opacity-70")
         if failed and notify:
             ui.notify(text, type="negative")
+
+    def _follow(self) -> None:
+        """Keep the status line true as the turn goes on: the injection's words in the past tense
+        once its audio is sent, then the session's state, which ends at "answered" (or idle,
+        listening, …) when the reply has played — a streamed reply's pieces included."""
+        if self._said is None:
+            return
+        text = self._said
+        if self._sending is not None and not self.bench.streaming:
+            doing, done = self._sending
+            text = text.replace(doing, done, 1)
+        view = self.dashboard.state.find(self.bench.sid) if self.bench.sid else None
+        if view is not None:
+            state = view.current_state()
+            answered = bool(view.replies) and view.replies[-1].id != self._reply_before
+            if answered and state in ("idle", "listening"):
+                state = "answered" if state == "idle" else "answered, listening"
+            text += f" · {state}"
+        if text != self.status.text:
+            self.status.set_text(text)
 
     def _takes(self, port: str, what: str) -> None:
         """Refuse, before sending, what the testbench session's graph has no edge for."""
@@ -127,7 +167,12 @@ class InjectPanel:
     async def _speak(self) -> str:
         self._takes("audio", "audio")
         seconds = await self.bench.inject_speech(self.sentence.value or "")
-        return f"speaking {seconds:.1f} s of synthesized audio"
+        return self._streams(f"{seconds:.1f} s of synthesized speech", "sending", "sent")
+
+    def _streams(self, what: str, doing: str, done: str) -> str:
+        """The status of an injection that streams for a while: `doing what`, then `done what`."""
+        self._sending = (f"{doing} {what}", f"{done} {what}")
+        return f"{doing} {what}"
 
     async def _text(self) -> str:
         self._takes("text", "text messages")
@@ -136,7 +181,7 @@ class InjectPanel:
 
     async def _replay(self) -> str:
         self._takes("audio", "audio")
-        return f"replaying {await self.bench.replay():.1f} s"
+        return self._streams(f"{await self.bench.replay():.1f} s", "replaying", "replayed")
 
     async def _interrupt(self) -> str:
         await self.bench.interrupt()
@@ -147,7 +192,7 @@ class InjectPanel:
 
         async def inject() -> str:
             self._takes("audio", "audio")
-            return f"streaming {e.file.name} ({await self.bench.inject_file(data):.1f} s)"
+            return self._streams(f"{e.file.name} ({await self.bench.inject_file(data):.1f} s)", "streaming", "streamed")
 
         if not await self._run(inject)():
             self.upload.reset()  # no green tick on a file that was not streamed
@@ -166,6 +211,7 @@ class InjectPanel:
             await self.bench.connect()
             self._joined()
             self._takes("audio", "audio")
+            self._mark()
             await ui.run_javascript("window.vgMic.start()", timeout=10)
         except Exception as err:
             self._say(f"microphone unavailable: {err}", failed=True)

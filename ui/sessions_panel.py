@@ -24,15 +24,17 @@ STATE_COLORS = {
     "nothing heard": "brown", "failed": "negative",
 }
 COLUMNS = [
-    {"name": "sid", "label": "session", "field": "sid", "align": "left"},
-    {"name": "label", "label": "client", "field": "label", "align": "left"},
-    {"name": "state", "label": "state", "field": "state", "align": "left"},
-    {"name": "level", "label": "level dBFS", "field": "level"},
-    {"name": "backlog", "label": "buffer", "field": "backlog"},
-    {"name": "turns", "label": "turns", "field": "turns"},
-    {"name": "errors", "label": "errors", "field": "errors"},
-    {"name": "worker", "label": "worker", "field": "worker", "align": "left"},
+    {"name": "sid", "label": "session", "field": "sid", "align": "left", "headerStyle": "width: 21%"},
+    {"name": "label", "label": "client", "field": "label", "align": "left", "headerStyle": "width: 19%"},
+    {"name": "state", "label": "state", "field": "state", "align": "left", "headerStyle": "width: 18%"},
+    {"name": "level", "label": "dBFS", "field": "level", "headerStyle": "width: 10%"},
+    {"name": "backlog", "label": "buffer", "field": "backlog", "headerStyle": "width: 11%"},
+    {"name": "turns", "label": "turns", "field": "turns", "headerStyle": "width: 10%"},
+    {"name": "errors", "label": "errors", "field": "errors", "headerStyle": "width: 11%"},
+    {"name": "worker", "label": "worker", "field": "worker", "align": "left", "headerStyle": "width: 10%"},
 ]
+"""Widths share the table's own (`vg-fit`: a fixed layout, long ids and labels cut with an
+ellipsis), so the table never scrolls sideways; `worker` only for a cluster's dashboard."""
 
 
 def row(view: SessionView, now_ms: float) -> dict[str, Any]:
@@ -56,12 +58,13 @@ class SessionsPanel:
         self.selected: str | None = None
         self._shown: dict[str, Any] = {}
         self.inject = InjectPanel(dashboard, self.select)
+        columns = COLUMNS if dashboard.server.cluster is not None else [c for c in COLUMNS if c["name"] != "worker"]
         with ui.row().classes("w-full no-wrap items-start"):
-            with ui.column().classes("w-2/5"):
-                self.table = ui.table(columns=COLUMNS, rows=[], row_key="sid", pagination=10) \
-                    .classes("w-full").props("dense flat bordered data-testid=sessions")
+            with ui.column().classes("w-2/5 min-w-0"):  # min-w-0: the row's widths hold, whatever the rows hold
+                self.table = ui.table(columns=columns, rows=[], row_key="sid", pagination=10) \
+                    .classes("w-full vg-fit").props("dense flat bordered data-testid=sessions")
                 self.table.on("rowClick", lambda e: self.select(e.args[1]["sid"]))
-            with ui.column().classes("w-3/5") as self.detail:
+            with ui.column().classes("w-3/5 min-w-0") as self.detail:
                 self._build_detail()
         self._states: list[tuple[str, str]] = []
         self._refresh_table()
@@ -159,14 +162,14 @@ class SessionsPanel:
             with self.replies:
                 for reply in reversed(view.replies):
                     ui.label(reply.text).classes("text-sm")
-                    if reply.audio_url:  # fetched from this dashboard only when played
-                        ui.audio(reply.audio_url).classes("w-full").props("preload=none")
+                    if reply.audio_url:  # its length fetched at once (the player shows it), the rest when played
+                        ui.audio(reply.audio_url).classes("w-full").props("preload=metadata")
                     for piece in reply.pieces:  # a streamed reply: each piece as it came
                         with ui.row().classes("items-center no-wrap w-full gap-1 text-xs").props("data-testid=piece"):
                             ui.label(f"#{piece.seq} +{(piece.at_ms - reply.at_ms) / 1000:.2f} s "
                                      f"({piece.seconds:.1f} s): {piece.text}").classes("grow")
                             if piece.audio_url:
-                                ui.audio(piece.audio_url).classes("w-48").props("preload=none")
+                                ui.audio(piece.audio_url).classes("w-48").props("preload=metadata")
         if self._changed("latency", tuple((t, tuple(s.items())) for t, s in view.stage_latencies())):
             self.latency.options.clear()
             self.latency.options.update(charts.latencies(view))

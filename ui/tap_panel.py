@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from nicegui import ui
 
 from flow.graph.mermaid import to_mermaid
+from ui.graph_panel import DRAWING, readable
 from ui.tap_model import TapLog, TapRecord, path
 
 if TYPE_CHECKING:
@@ -67,15 +68,13 @@ class TapPanel:
             self.turn = ui.input("turn (follow)").classes("w-28").props("clearable data-testid=tap-turn")
             ui.button("last turn", on_click=self._last_turn).props("outline data-testid=tap-last-turn")
             self.status = ui.label().classes("text-sm opacity-70").props("data-testid=tap-status")
-        with ui.row().classes("w-full no-wrap items-start"):
-            with ui.column().classes("w-2/5"):
-                self.path = ui.label().classes("text-xs").props("data-testid=tap-path")
-                self.failed = ui.label().classes("text-xs text-red-700").props("data-testid=tap-failed")
-                self.drawing = ui.mermaid("flowchart TD\n  empty[\"no session\"]\n").classes("w-full") \
-                    .props("data-testid=tap-graph")
-            with ui.column().classes("w-3/5"):
-                self.table = ui.table(columns=COLUMNS, rows=[], row_key="seq").classes("w-full") \
-                    .props("dense flat bordered data-testid=tap-table")
+        # the drawing across the tab's width, the table under it (half a window shows a graph tiny)
+        self.path = ui.label().classes("text-xs").props("data-testid=tap-path")
+        self.failed = ui.label().classes("text-xs text-red-700").props("data-testid=tap-failed")
+        self.drawing = ui.mermaid("flowchart TD\n  empty[\"no session\"]\n", DRAWING) \
+            .classes("w-full vg-drawing").props("data-testid=tap-graph")
+        self.table = ui.table(columns=COLUMNS, rows=[], row_key="seq").classes("w-full") \
+            .props("dense flat bordered data-testid=tap-table")
         ui.timer(REFRESH_S, self.refresh)
 
     # ------------------------------------------------------------------ which session
@@ -191,7 +190,7 @@ class TapPanel:
 
     def _draw(self, highlight: list[int], failed: list[str]) -> None:
         spec = self._specs.get(self.watched or "") or self.dashboard.server.spec
-        chart = to_mermaid(spec, highlight=highlight, failed=failed).replace("flowchart LR", "flowchart TD", 1)
+        chart = readable(to_mermaid(spec, highlight=highlight, failed=failed))
         if chart != self._drawn:
             self._drawn = chart
             self.drawing.set_content(chart)

@@ -53,9 +53,21 @@ async def test_the_dashboard_serves_a_reply_s_mp3_only_with_the_token() -> None:
                 audio_url = f"{ui_url}/reply-audio/{reply['id']}/full"
                 async with aiohttp.ClientSession() as stranger, stranger.get(audio_url) as r:
                     assert r.status == 401 and "token" in await r.text()
+                mp3 = base64.b64decode(reply["audio"])
                 async with http.get(audio_url) as r:
                     assert r.status == 200 and r.content_type == "audio/mpeg"
-                    assert await r.read() == base64.b64decode(reply["audio"])
+                    assert r.headers["Accept-Ranges"] == "bytes" and r.content_length == len(mp3)
+                    assert await r.read() == mp3
+                # byte ranges, as a browser's <audio preload="metadata"> asks to learn the length
+                for asked, start, end in (("bytes=0-99", 0, 99), ("bytes=100-", 100, len(mp3) - 1),
+                                          ("bytes=-50", len(mp3) - 50, len(mp3) - 1),
+                                          ("bytes=10-999999999", 10, len(mp3) - 1)):
+                    async with http.get(audio_url, headers={"Range": asked}) as r:
+                        assert r.status == 206 and r.content_type == "audio/mpeg", asked
+                        assert r.headers["Content-Range"] == f"bytes {start}-{end}/{len(mp3)}", asked
+                        assert await r.read() == mp3[start:end + 1], asked
+                async with http.get(audio_url, headers={"Range": f"bytes={len(mp3)}-"}) as r:
+                    assert r.status == 416 and r.headers["Content-Range"] == f"bytes */{len(mp3)}"
                 async with http.get(f"{ui_url}/reply-audio/no-such-reply/full") as r:
                     assert r.status == 404
     finally:
