@@ -102,6 +102,9 @@ class Dashboard:
                 graph_tab = ui.tab("Graph").props("data-testid=graph-tab")
                 recordings_tab = ui.tab("Recordings").props("data-testid=recordings-tab")
                 tap_tab = ui.tab("Tap").props("data-testid=tap-tab")
+            # each tab opens at its top (the Graph tab's editor is below its drawing: a scroll kept
+            # from there would hide the Sessions tab's controls under this header)
+            tabs.on_value_change(lambda: ui.run_javascript("window.scrollTo(0, 0)"))
         tapping = client.request.query_params.get("tap")
         with ui.tab_panels(tabs, value=tap_tab if tapping else sessions_tab).classes("w-full"):
             with ui.tab_panel(sessions_tab):

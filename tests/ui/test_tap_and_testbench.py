@@ -214,6 +214,8 @@ def test_feedback_for_input_the_graph_cannot_take_and_save_as(tmp_path, stub) ->
         assert saved.read_text() == TEXT_ONLY
         check = subprocess.run([sys.executable, "-m", "flow.cli", "check", str(saved)], capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
+        # the notification of the save lies over the button (below the drawing) until it goes
+        wait_until(lambda: not d.find_elements(By.CSS_SELECTOR, ".q-notification"), 15, "no notification", d, fail)
         click(d, "save-as")  # again: the file exists, and 'replace' is not ticked
         wait_until(lambda: "exists" in text_of(d, "save-result"), 15, "the refusal to overwrite", d, fail)
         time.sleep(0.2)
