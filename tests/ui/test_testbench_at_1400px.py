@@ -48,6 +48,8 @@ def no_sideways_scroll(driver) -> None:
 
 
 def test_a_streamed_spoken_turn_settles_and_the_page_fits_1400px(tmp_path, stub) -> None:
+    # heard as a long sentence: the reply's first piece plays ~6 s, ample for a page that polls
+    stub.transcript = "tell me a long story about a lighthouse keeper and the storm that came at night"
     env = {"OPENAI_BASE_URL": stub.base_url, "OPENAI_API_KEY": "sk-test"}
     fail = tmp_path / "fail.png"
     with serve_with_dashboard(env, "--graph", "streaming") as (url, ui_url), chromium() as d:
