@@ -282,5 +282,5 @@ class InterruptGate(Node[InterruptGateParams]):
         }
         self.withdrawn = 0
         log.info("turn-metrics %s", payload)
-        self.ctx.turn_ended(payload, outcome)  # Prometheus and the session recording observe it
+        self.ctx.turn_ended(payload, outcome, self.turn)  # Prometheus and the session recording observe it
         self.events.on_next(ClientEvent(self.ctx.session, "turn-metrics", payload))
