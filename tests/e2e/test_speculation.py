@@ -173,6 +173,7 @@ async def test_streamed_pieces_are_held_until_the_commit_then_sent_in_order(stub
         assert ms["speculated"] < ms["endpointed"] <= ms["first_audio"]
         # the answer was written before the commit: the speculation is what saved the time
         assert ms["first_token"] < ms["endpointed"]
+        assert metrics["savedMs"] > 0 and abs(metrics["savedMs"] - (ms["endpointed"] - ms["speculated"])) <= 0.2
 
 
 SMART = """
