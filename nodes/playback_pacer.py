@@ -1,6 +1,7 @@
 """Send a streamed reply's pieces at playback speed, so the ones not yet heard can be cancelled.
 
-In:  pieces: SpokenPiece, response: ReplyText, cancel: Cancel (control)
+In:  pieces: SpokenPiece, response: ReplyText, cancel: Cancel (control),
+     tentative: UserTurn, turn: UserTurn (speculation)
 Out: pieces: SpokenPiece, response: ReplyText
 
 Synthesis is faster than speech, so without this node a whole reply sits in the client's player
@@ -10,6 +11,13 @@ the one before it has at most `lead_ms` left to play (counted from when it was s
 length from its bit rate), so a `Cancel` (the gate's, on an interrupt or barge-in) drops the
 pieces not yet sent. The whole `response` (for old clients) follows its reply's last piece, in
 order. Nothing is lost except for a cancelled turn: its queued pieces and response are dropped.
+
+Speculation (`tentative` and `turn` wired from the turn taker): a tentative turn's reply is held
+by the interrupt gate until the commit, so its clock must not start when its first piece is made:
+that piece goes on at once (for the gate to hold and send at the commit), the rest wait here, and
+the reply starts playing when its committed turn comes (when the gate releases it). Otherwise the
+time between the speculation and the commit would count as played, and later pieces would reach
+the client that much early (less left to cancel).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from reactivex import Observable
 from reactivex.subject import Subject
 
 from flow.audio.mp3 import mp3_seconds
-from flow.contract.messages import Cancel, ReplyPiece, ReplyText, SpokenPiece
+from flow.contract.messages import Cancel, ReplyPiece, ReplyText, SpokenPiece, UserTurn
 from flow.contract.node import In, Node, cancel_input
 
 
@@ -51,6 +59,11 @@ class PlaybackPacer(Node[PlaybackPacerParams]):
         "pieces": In(ReplyPiece, doc="spoken reply pieces (from synthesizer.pieces)"),
         "response": In(ReplyText, required=False, doc="the whole spoken reply (from synthesizer.speech)"),
         "cancel": cancel_input(),
+        "tentative": In(UserTurn, required=False,
+                        doc="speculation (from turn_taker.tentative): its reply's first piece goes on to be "
+                            "held by the gate, the rest wait for the commit"),
+        "turn": In(UserTurn, required=False,
+                   doc="speculation (from turn_taker.turn): a committed turn's held reply starts playing now"),
     }
     outputs = {"pieces": ReplyPiece, "response": ReplyText}
     output_docs = {"pieces": "each piece when the one before has lead_ms left to play (to interrupt_gate.pieces)",
@@ -63,9 +76,15 @@ class PlaybackPacer(Node[PlaybackPacerParams]):
         self.reply_id: str | None = None
         self.plays_until = 0.0
         """Monotonic time the last piece sent finishes playing."""
+        self.reply_turn = 0
         self.cancelled_through = 0
+        self.ahead: int | None = None
+        """The tentative turn not committed yet: its reply's clock has not started."""
+        self.ahead_seconds = 0.0
+        """How long the piece sent of the `ahead` turn's reply plays (its clock starts at the commit)."""
         self._sleeper: asyncio.Task | None = None
-        self.route(inputs, {"pieces": self._on_msg, "response": self._on_msg, "cancel": self._on_cancel})
+        self.route(inputs, {"pieces": self._on_msg, "response": self._on_msg, "cancel": self._on_cancel,
+                            "tentative": self._on_tentative, "turn": self._on_commit})
         return {"pieces": self.out_pieces, "response": self.out_response}
 
     def _on_msg(self, msg: ReplyPiece | ReplyText) -> None:
@@ -73,8 +92,21 @@ class PlaybackPacer(Node[PlaybackPacerParams]):
             self.queue.append(msg)
             self._pump()
 
+    def _on_tentative(self, t: UserTurn) -> None:
+        self.ahead, self.ahead_seconds = t.turn, 0.0
+
+    def _on_commit(self, t: UserTurn) -> None:
+        if t.turn != self.ahead:
+            return
+        self.ahead = None
+        if self.reply_turn == t.turn:  # its first piece went on to the gate: it plays from now
+            self.plays_until = time.monotonic() + self.ahead_seconds
+            self._pump()
+
     def _on_cancel(self, c: Cancel) -> None:
         self.cancelled_through = max(self.cancelled_through, c.through_turn)
+        if self.ahead is not None and self.ahead <= c.through_turn:
+            self.ahead = None
         dropped = [m for m in self.queue if m.turn <= c.through_turn]
         if dropped:
             self.ctx.count(self.id, "dropped", len(dropped))
@@ -87,9 +119,14 @@ class PlaybackPacer(Node[PlaybackPacerParams]):
         while self.queue:
             msg = self.queue[0]
             if isinstance(msg, ReplyPiece):
+                if msg.turn == self.ahead:
+                    if msg.id == self.reply_id:
+                        return  # the rest of a tentative reply: its clock starts at the commit
+                    self._send_ahead(msg)
+                    continue
                 now = time.monotonic()
                 if msg.id != self.reply_id:  # a new reply starts playing now
-                    self.reply_id, self.plays_until = msg.id, now
+                    self.reply_id, self.reply_turn, self.plays_until = msg.id, msg.turn, now
                 wait = self.plays_until - self.params.lead_ms / 1000 - now
                 if wait > 0:
                     if self._sleeper is None or self._sleeper.done():
@@ -102,6 +139,13 @@ class PlaybackPacer(Node[PlaybackPacerParams]):
             else:
                 self.queue.popleft()
                 self.out_response.on_next(msg)
+
+    def _send_ahead(self, first: ReplyPiece) -> None:
+        """A tentative reply's first piece: on to the gate (which holds it), no clock yet."""
+        self.queue.popleft()
+        self.reply_id, self.reply_turn, self.ahead_seconds = first.id, first.turn, piece_seconds(first)
+        self.ctx.count(self.id, "out")
+        self.out_pieces.on_next(first)
 
     async def _later(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -121,6 +121,8 @@ class SessionView:
     """[start ms, end ms] of the assistant's speech (as long as its audio plays)."""
     interrupts: deque[float] = field(default_factory=lambda: deque(maxlen=KEEP_SPANS))
     """When the user interrupted (or a reply was cancelled)."""
+    ended: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Turn number → its `turn-metrics` payload, once the turn is over (the monitor's `turn`)."""
     failed: dict[str, tuple[float, str, str]] = field(default_factory=dict)
     """Node id → (time ms, code, message) of its latest failure."""
     version: int = 0
@@ -166,7 +168,7 @@ class SessionView:
             marks = self.turns[turn]
             status = ("cancelled" if "cancelled" in marks else
                       "answered" if "first_audio" in marks else "in flight")
-            rows.append({"turn": turn, "status": status,
+            rows.append({"turn": turn, "status": status, "speculation": speculation(self.ended.get(turn)),
                          **{stage: spans.get(stage, "") for stage in STAGE_LABELS}})
         return rows
 
@@ -198,6 +200,8 @@ class SessionView:
             self.agent, self.label = d.get("agent", ""), d.get("label", "")
         elif kind == "failed":
             self._failed(d, at)
+        elif kind == "turn":
+            self._turn_ended(d, at)
         elif kind == "close":
             self.closed_ms = at
         self.version += 1
@@ -231,6 +235,21 @@ class SessionView:
             if self.state == "listening":
                 self._set("idle", at)
         elif event == "interrupt":
+            self._interrupted(at)  # the client stops playing; `interrupted` only if the server cut something
+
+    def _turn_ended(self, d: dict[str, Any], at: float) -> None:
+        """A turn is over (the interrupt gate's record): `interrupted` shows when the latest turn
+        was cancelled — its reply or the work on it cut — not for an interrupt that found the
+        reply already whole (then nothing was cut: the turn reads answered)."""
+        turn, metrics = d.get("turn"), d.get("metrics")
+        if not isinstance(turn, int):
+            return
+        self.ended[turn] = metrics if isinstance(metrics, dict) else {}
+        while len(self.ended) > KEEP_TURNS:
+            del self.ended[min(self.ended)]
+        latest = turn >= max(self.turns, default=turn)
+        # (not over the user speaking again; `ai-typing false` may have read the turn over already)
+        if d.get("outcome") == "cancelled" and latest and self.state != "speech":
             self._set("interrupted", at)
             self._interrupted(at)
 
@@ -260,8 +279,9 @@ class SessionView:
             mine.text, mine.audio_ref = p.get("text", ""), _audio(p).get("ref")
             if not streamed:
                 self._speak(_audio(p), at, extend=False)
-        elif event == "response-cancelled":
-            self._set("interrupted", at)
+        elif event == "response-cancelled":  # the rest of a reply was cut (or its LLM failed)
+            if p.get("reason") != "llm_failed":
+                self._set("interrupted", at)
             self._interrupted(at)
             self.speaking_until = 0.0
         elif event == "error":
@@ -373,6 +393,31 @@ class DashboardState:
                 self.dropped = sub.dropped
         finally:
             sub.close()
+
+
+def speculation(metrics: dict[str, Any] | None) -> str:
+    """A turn's speculation, as the turn table says it: answered ahead of the commit (and the
+    time that saved: its work started at `speculated` instead of `endpointed`), tentative turns
+    withdrawn before it (their work thrown away); "" for a turn without speculation."""
+    if not metrics:
+        return ""
+    parts = []
+    ms = metrics.get("ms") or {}
+    if metrics.get("speculative"):
+        saved = saved_ms(ms)
+        parts.append("ahead" + (f", saved {saved:.0f} ms" if saved is not None else ""))
+    withdrawn = metrics.get("withdrawn") or 0
+    if withdrawn:
+        parts.append(f"{withdrawn} withdrawn")
+    return " · ".join(parts)
+
+
+def saved_ms(ms: dict[str, Any]) -> float | None:
+    """How much sooner a speculative turn's work started than a committed one's would have."""
+    speculated, endpointed = ms.get("speculated"), ms.get("endpointed")
+    if isinstance(speculated, int | float) and isinstance(endpointed, int | float):
+        return max(0.0, endpointed - speculated)
+    return None
 
 
 def _audio(payload: dict[str, Any]) -> dict[str, Any]:

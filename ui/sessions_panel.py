@@ -120,7 +120,8 @@ class SessionsPanel:
         self.turn_table = ui.table(
             columns=[{"name": "turn", "label": "turn", "field": "turn"},
                      *({"name": k, "label": v, "field": k} for k, v in STAGE_LABELS.items()),
-                     {"name": "status", "label": "status", "field": "status"}],
+                     {"name": "status", "label": "status", "field": "status"},
+                     {"name": "speculation", "label": "speculation", "field": "speculation"}],
             rows=[], row_key="turn").classes("w-full").props("dense flat data-testid=turns")
         ui.label("Errors").classes("text-sm font-bold")
         self.errors = ui.column().classes("gap-0 text-red-700 text-sm").props("data-testid=errors")

@@ -127,10 +127,13 @@ class SessionContext:
         if self.probe.monitor.watched:
             self.probe.publish("stage", turn=turn, stage=stage, at_ms=at_ms)
 
-    def turn_ended(self, metrics: dict[str, Any], outcome: str) -> None:
+    def turn_ended(self, metrics: dict[str, Any], outcome: str, turn: int | None = None) -> None:
         """A turn is over (`answered`, `cancelled`, `failed`), with its `turn-metrics` payload:
-        counted for Prometheus and told to whoever records the session. Observation only."""
+        counted for Prometheus, told to whoever records the session and to the dashboard (which
+        shows `interrupted` only for a turn whose reply was really cut). Observation only."""
         self.metrics.turn_ended(metrics, outcome)
+        if turn is not None and self.probe.monitor.watched:
+            self.probe.publish("turn", turn=turn, outcome=outcome, metrics=metrics)
         for watcher in self._turn_watchers:
             watcher(metrics, outcome)
 

@@ -173,6 +173,7 @@ async def test_streamed_pieces_are_held_until_the_commit_then_sent_in_order(stub
         assert ms["speculated"] < ms["endpointed"] <= ms["first_audio"]
         # the answer was written before the commit: the speculation is what saved the time
         assert ms["first_token"] < ms["endpointed"]
+        assert metrics["savedMs"] > 0 and abs(metrics["savedMs"] - (ms["endpointed"] - ms["speculated"])) <= 0.2
 
 
 SMART = """
@@ -220,3 +221,78 @@ async def test_turn_metrics_count_the_work_thrown_away(stub, clients, paused) ->
         metrics = await c.wait("turn-metrics")
         assert metrics["speculative"] is True and metrics["withdrawn"] == 1 and metrics["cancelled"] is False
         assert len(c.of("turn-metrics")) == 1 and len(c.of("message-received")) == 1
+
+
+async def test_a_held_reply_is_paced_from_its_release_not_from_the_speculation(stub, clients, plain) -> None:
+    """The pacer's clock starts at the commit: the second piece reaches the client when the first
+    (sent at the commit) has `lead_ms` left to play, not sooner by the time the turn was held."""
+    from flow.audio.mp3 import mp3_seconds_b64
+
+    stub.transcript = by_length
+    stub.reply = ("The weather in Paris today is mild and sunny, with a light breeze from the west. "
+                  "Rain comes on Sunday.")
+    async with voicegraph("fast_streaming", stub=stub) as srv:
+        c = await clients(srv.url)
+        await c.emit("start-recording", {"mimeType": MIME["pcm16_16k"]})
+        await c.stream(plain[: len(plain) - len(zeros(1500))], SLICE, pace_s=0.1)
+        # a slow pause: the reply is made well before the commit (about 1.35 s of held time)
+        await c.stream(zeros(1500), SLICE, pace_s=0.3)
+        await c.wait("ai-response-chunk", count=2)
+        metrics = await c.wait("turn-metrics")
+        assert metrics["speculative"] is True and metrics["ms"]["first_token"] < metrics["ms"]["endpointed"]
+        (t1, first), (t2, _second) = [(t, p) for t, e, p in c.events if e == "ai-response-chunk"][:2]
+        assert first["text"] == "The weather in Paris today is mild and sunny,"
+        lead_s = 0.4  # the streaming graph's lead_ms
+        plays = mp3_seconds_b64(first["audio"])
+        assert plays > 2.0
+        # paced from the speculation, the second piece would come ~1.35 s early; 0.25 s of slack
+        # covers the delivery of the first piece
+        assert t2 - t1 >= plays - lead_s - 0.25, (t2 - t1, plays)
+
+
+async def test_an_llm_failure_during_speculation_is_held_until_the_commit(stub, clients, plain) -> None:
+    stub.transcript = by_length
+    stub.chat.status = 500  # every chat request fails at once: the tentative turn's fails before the commit
+    async with voicegraph("fast", stub=stub) as srv:
+        c = await clients(srv.url)
+        await c.emit("start-recording", {"mimeType": MIME["pcm16_16k"]})
+        await c.stream(plain[: len(plain) - len(zeros(1500))], SLICE, pace_s=0.1)
+        await c.stream(zeros(1500), SLICE, pace_s=0.3)  # a slow pause: the failure comes well before the commit
+        err = await c.wait("error")
+        await c.wait("ai-typing", lambda p: p == {"isTyping": False})
+        await c.quiet(1.0)
+        assert err["code"] == "llm_failed"
+        assert len(c.of("error")) == 1 and c.of("ai-response") == []
+        events = [e for _, e, _ in c.events]
+        assert events.index("message-received") < events.index("error")  # told after the turn, not before
+        t_msg = next(t for t, e, _ in c.events if e == "message-received")
+        chats = stub.of("chat")
+        assert chats and all(call.started < t_msg for call in chats)
+        # the failure was the speculation's, held: the commit did not ask the LLM again
+        assert len(stub.of("transcriptions")) == 1
+        # the session goes on
+        stub.heal()
+        await c.emit("text-message", "hello again")
+        assert "hello again" in (await c.wait("ai-response"))["text"]
+
+
+async def test_an_llm_failure_of_a_withdrawn_speculation_never_reaches_the_client(stub, clients, paused) -> None:
+    import asyncio
+
+    stub.transcript = by_length
+    stub.chat.status = 500  # the first half's answer fails; the whole question's is made after a heal
+    async with voicegraph("fast", stub=stub) as srv:
+        c = await clients(srv.url)
+        talking = asyncio.create_task(speak(c, paused))
+        await stub.wait_for(lambda: bool(stub.of("chat")), timeout=20)
+        await asyncio.sleep(0.2)  # its 500 answered
+        stub.heal()
+        await talking
+        msg = await c.wait("message-received")
+        await c.wait("ai-response")
+        await c.quiet(1.0)
+        chats = stub.of("chat")
+        assert chats[0].body["messages"][-1]["content"] == FIRST.lower()  # the withdrawn half's, failed
+        assert chats[0].cancelled_at is None  # (answered with its 500, not cut short by the withdrawal)
+        assert msg["text"] == f"{FIRST} {REST}".lower() and len(c.of("message-received")) == 1
+        assert c.of("error") == []

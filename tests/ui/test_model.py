@@ -32,14 +32,24 @@ def test_a_voice_turn_walks_through_the_states_and_its_stage_latencies() -> None
         assert st.sessions["s"].current_state(event.at_ms) == state, event
     view = st.sessions["s"]
     assert view.current_state(3001 + 1100) == "listening"  # the reply finished playing
-    assert view.turn_rows() == [{"turn": 1, "status": "answered", "endpointed": 700.0, "transcript": 300.0,
-                                 "first_token": 400.0, "first_audio": 300.0}]
+    assert view.turn_rows() == [{"turn": 1, "status": "answered", "speculation": "", "endpointed": 700.0,
+                                 "transcript": 300.0, "first_token": 400.0, "first_audio": 300.0}]
     assert view.replies[-1].audio_url == "/reply-audio/r/full"
+    # an interrupt after the reply was whole and played: nothing was cut, so not "interrupted"
     st.apply(ev("in", 5000, event="interrupt", payload={}))
-    assert view.current_state(5001) == "interrupted" and view.current_state(8000) == "listening"
+    assert view.current_state(5001) == "listening" and list(view.interrupts) == [5000]
+    # a turn the gate cancelled while it was being answered: that is "interrupted"
+    st.apply(ev("out", 5100, event="message-received", payload={"text": "and?", "source": "text"}))
+    st.apply(ev("stage", 5100, turn=2, stage="accepted", at_ms=5100.0))
+    st.apply(ev("in", 5200, event="interrupt", payload={}))
+    assert view.current_state(5201) == "thinking"
+    st.apply(ev("stage", 5201, turn=2, stage="cancelled", at_ms=5201.0))
+    st.apply(ev("turn", 5201, turn=2, outcome="cancelled", metrics={"cancelled": True}))
+    assert view.current_state(5202) == "interrupted" and view.current_state(8000) == "listening"
+    assert view.turn_rows()[0]["status"] == "cancelled"
     st.apply(ev("out", 5002, event="error", payload={"code": "bad_audio", "message": "x"}))
     assert list(view.errors) == [(5002, "bad_audio", "x")]
-    st.apply(ev("close", 6000))
+    st.apply(ev("close", 9000))
     assert "s" not in st.sessions and st.find("s") is view and view.current_state() == "closed"
 
 
@@ -92,3 +102,19 @@ def test_sessions_are_named_by_worker_and_a_silent_workers_sessions_close() -> N
     st.forget_silent_workers(time.time() * 1000)
     assert list(st.sessions) == ["a"] and {v.sid for v in st.closed} == {"b", "c"}
     assert set(st.workers) == {"w1"}
+
+
+def test_a_cancel_of_an_older_turn_does_not_read_as_interrupted_and_speculation_is_shown() -> None:
+    st = DashboardState()
+    st.apply(ev("open", 0))
+    st.apply(ev("stage", 10, turn=1, stage="accepted", at_ms=10.0))
+    st.apply(ev("out", 10, event="message-received", payload={"text": "one", "source": "text"}))
+    st.apply(ev("stage", 20, turn=2, stage="accepted", at_ms=20.0))
+    st.apply(ev("out", 20, event="message-received", payload={"text": "two", "source": "text"}))
+    st.apply(ev("turn", 21, turn=1, outcome="cancelled", metrics={"cancelled": True}))
+    view = st.sessions["s"]
+    assert view.current_state(22) == "thinking"  # turn 2 goes on: the newer turn made 1 stale
+    st.apply(ev("turn", 900, turn=2, outcome="answered",
+                metrics={"speculative": True, "withdrawn": 1, "ms": {"speculated": 250.0, "endpointed": 700.0}}))
+    assert view.turn_rows()[0]["speculation"] == "ahead, saved 450 ms · 1 withdrawn"
+    assert view.turn_rows()[1]["speculation"] == ""
