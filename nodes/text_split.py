@@ -20,6 +20,10 @@ _FALLBACK = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+")
 """After sentence-ending punctuation (also the CJK full stop and fullwidth ! ?), whitespace."""
 _CLAUSE_END = re.compile(r"[,;]\s+")
 """A clause boundary: a comma or semicolon with whitespace after it."""
+_ONE_SENTENCE = re.compile(r"[^\W_]*(?:[ \t,'\-]+[^\W_]*)*")
+"""Text that cannot hold a sentence boundary: letters and digits, spaces, tabs, commas, apostrophes
+and hyphens only (no punctuation, no line break). Checked on the text before its last character,
+which may end the one sentence."""
 
 
 def _segmenter(language: str) -> pysbd.Segmenter:
@@ -111,7 +115,12 @@ class SentenceStream:
 
     def _push(self, token: str) -> list[str]:
         self._text += token
-        parts = sentences(self._text, self.language)
+        # pysbd on every token was most of a reply's CPU in our code; a text with no punctuation
+        # (but a last character) is one sentence, and most tokens leave the text so.
+        if _ONE_SENTENCE.fullmatch(self._text.rstrip()[:-1]):
+            parts = [self._text]
+        else:
+            parts = sentences(self._text, self.language)
         if len(parts) < 2 and self.first_clause_words and not self._released:
             return self._first_clause() or self._push_sentences(parts)
         return self._push_sentences(parts)
