@@ -20,10 +20,15 @@ _FALLBACK = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+")
 """After sentence-ending punctuation (also the CJK full stop and fullwidth ! ?), whitespace."""
 _CLAUSE_END = re.compile(r"[,;]\s+")
 """A clause boundary: a comma or semicolon with whitespace after it."""
-_ONE_SENTENCE = re.compile(r"[^\W_]*(?:[ \t,'\-]+[^\W_]*)*")
-"""Text that cannot hold a sentence boundary: letters and digits, spaces, tabs, commas, apostrophes
-and hyphens only (no punctuation, no line break). Checked on the text before its last character,
-which may end the one sentence."""
+_WORD = r"[^\W_]+(?:'[^\W_]+)*"
+"""Letters and digits, apostrophes only inside ("don't"): a quoted 'sentence' may end one."""
+_ONE_SENTENCE = re.compile(rf"[ \t,\-:]*(?:{_WORD}[ \t,\-:]+)*(?:{_WORD})?")
+"""Text that cannot hold a sentence boundary: words, spaces, tabs, commas, hyphens and colons only
+(no sentence punctuation, quote, bracket or line break; checked against pysbd in every language it
+knows). Matched against the text before its last character, which may end the one sentence."""
+_ONE_SENTENCE_COLON_ENDS = re.compile(rf"[ \t,\-]*(?:{_WORD}[ \t,\-]+)*(?:{_WORD})?")
+"""The same where pysbd ends a sentence at a colon (Arabic, Persian; the Armenian full stop)."""
+_COLON_ENDS = frozenset({"ar", "fa", "hy"})
 
 
 def _segmenter(language: str) -> pysbd.Segmenter:
@@ -117,10 +122,9 @@ class SentenceStream:
         self._text += token
         # pysbd on every token was most of a reply's CPU in our code; a text with no punctuation
         # (but a last character) is one sentence, and most tokens leave the text so.
-        if _ONE_SENTENCE.fullmatch(self._text.rstrip()[:-1]):
-            parts = [self._text]
-        else:
-            parts = sentences(self._text, self.language)
+        plain = _ONE_SENTENCE_COLON_ENDS if self.language in _COLON_ENDS else _ONE_SENTENCE
+        one = plain.fullmatch(self._text.rstrip()[:-1])
+        parts = [self._text] if one else sentences(self._text, self.language)
         if len(parts) < 2 and self.first_clause_words and not self._released:
             return self._first_clause() or self._push_sentences(parts)
         return self._push_sentences(parts)
