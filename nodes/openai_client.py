@@ -8,7 +8,7 @@ error message shows it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -76,3 +76,18 @@ def openai_client(resources: Resources) -> AsyncOpenAI:
         )
 
     return resources.shared("openai.client", build)
+
+
+def call_options(timeout_s: float, **headers: str) -> dict[str, Any]:
+    """Request options for the SDK's generic `AsyncOpenAI.post`, as its endpoint methods set them.
+
+    The providers call `post` rather than `chat.completions.create`, `audio.transcriptions.create`
+    and `audio.speech.create`: those re-walk the request against typed-dict schemas and build
+    pydantic models of the answer (one per streamed chat token), which was most of a turn's CPU
+    under the bench's burst (`voicegraph bench --profile burst`). The SDK still builds the request,
+    authenticates (`security`), retries, maps HTTP and connection errors, and decodes the SSE.
+    """
+    options: dict[str, Any] = {"timeout": timeout_s, "security": {"bearer_auth": True}}
+    if headers:
+        options["headers"] = headers
+    return options

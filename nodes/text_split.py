@@ -20,6 +20,15 @@ _FALLBACK = re.compile(r"(?<=[.!?\u3002\uff01\uff1f])\s+")
 """After sentence-ending punctuation (also the CJK full stop and fullwidth ! ?), whitespace."""
 _CLAUSE_END = re.compile(r"[,;]\s+")
 """A clause boundary: a comma or semicolon with whitespace after it."""
+_WORD = r"[^\W_]+(?:'[^\W_]+)*"
+"""Letters and digits, apostrophes only inside ("don't"): a quoted 'sentence' may end one."""
+_ONE_SENTENCE = re.compile(rf"[ \t,\-:]*(?:{_WORD}[ \t,\-:]+)*(?:{_WORD})?")
+"""Text that cannot hold a sentence boundary: words, spaces, tabs, commas, hyphens and colons only
+(no sentence punctuation, quote, bracket or line break; checked against pysbd in every language it
+knows). Matched against the text before its last character, which may end the one sentence."""
+_ONE_SENTENCE_COLON_ENDS = re.compile(rf"[ \t,\-]*(?:{_WORD}[ \t,\-]+)*(?:{_WORD})?")
+"""The same where pysbd ends a sentence at a colon (Arabic, Persian; the Armenian full stop)."""
+_COLON_ENDS = frozenset({"ar", "fa", "hy"})
 
 
 def _segmenter(language: str) -> pysbd.Segmenter:
@@ -111,7 +120,11 @@ class SentenceStream:
 
     def _push(self, token: str) -> list[str]:
         self._text += token
-        parts = sentences(self._text, self.language)
+        # pysbd on every token was most of a reply's CPU in our code; a text with no punctuation
+        # (but a last character) is one sentence, and most tokens leave the text so.
+        plain = _ONE_SENTENCE_COLON_ENDS if self.language in _COLON_ENDS else _ONE_SENTENCE
+        one = plain.fullmatch(self._text.rstrip()[:-1])
+        parts = [self._text] if one else sentences(self._text, self.language)
         if len(parts) < 2 and self.first_clause_words and not self._released:
             return self._first_clause() or self._push_sentences(parts)
         return self._push_sentences(parts)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nodes.text_split import sentences, split_sentences
+from nodes.text_split import SentenceStream, sentences, split_sentences
 
 
 def test_abbreviations_and_decimals_do_not_split() -> None:
@@ -142,3 +142,31 @@ def test_first_clause_never_cuts_a_number_or_a_short_opening() -> None:
        step=st.integers(1, 9), words=st.integers(1, 6))
 def test_first_clause_keeps_every_word(text: str, step: int, words: int) -> None:
     assert " ".join(stream_pieces(text, step=step, first_clause_words=words)).split() == text.split()
+
+
+class _PysbdOnEveryToken(SentenceStream):
+    """The stream as it was before its shortcut: pysbd on the whole text at every token."""
+
+    def _push(self, token: str) -> list[str]:
+        self._text += token
+        parts = sentences(self._text, self.language)
+        if len(parts) < 2 and self.first_clause_words and not self._released:
+            return self._first_clause() or self._push_sentences(parts)
+        return self._push_sentences(parts)
+
+
+TRICKY = ["hello", "Dr.", "I", "2.", "U.S.", "b:", "3:30", "日本。", "Mr.", "e.g.", "x.", "no!", "why?",
+          '"quoted"', "'quoted'", "(a)", "don't", "end.\n", "$29.99", "yes,", "1,000", "a-b", "ok;", "\t", "'"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(tokens=st.lists(st.tuples(st.sampled_from(["", " "]), st.sampled_from(TRICKY)).map("".join), max_size=25),
+       language=st.sampled_from(["en", "de", "ar", "fa", "hy", "el", "ja", "hi"]),
+       min_chars=st.sampled_from([1, 20]), first_clause_words=st.sampled_from([0, 3]))
+def test_skipping_pysbd_on_plain_text_changes_no_piece(tokens: list[str], language: str, min_chars: int,
+                                                       first_clause_words: int) -> None:
+    """pysbd runs only once the text has punctuation that could end a sentence (a colon counts
+    where it ends one); the pieces are those of pysbd on every token."""
+    kw = {"min_chars": min_chars, "max_chars": 60, "language": language, "first_clause_words": first_clause_words}
+    fast, slow = SentenceStream(**kw), _PysbdOnEveryToken(**kw)
+    assert [fast.push(t) for t in tokens] + [fast.flush()] == [slow.push(t) for t in tokens] + [slow.flush()]
