@@ -6,6 +6,8 @@ turned into wire events as the graph produces them and handed, in that order, to
 bounded `Outbox`. The session is the graph's `client` node: a `Cancel` on its `cancel` input
 drops replies of that turn still waiting in the outbox, and once a reply (piece) has been handed
 on to the socket the session says so on its `delivered` output, the record of what the user heard.
+Its rate limits answer `rate_limited`; a client that stays over them without a break for
+`VOICEGRAPH_FLOOD_DISCONNECT_S` is cut off at the door (`FloodWatch`, `DoorServer.cut`).
 """
 
 from __future__ import annotations
