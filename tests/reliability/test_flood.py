@@ -88,13 +88,13 @@ async def test_flooders_are_told_then_disconnected_and_a_bystander_is_served(stu
 
 
 async def test_a_client_that_bursts_and_pauses_is_not_disconnected(stub, clients) -> None:
-    """Three bursts over the limits 1.2 s apart: over the bound in all, but never over the limits
-    for it without a break."""
+    """Three bursts over the limits 1.5 s apart (a break of a second, with room for a loaded
+    machine's lag): over the bound in all, but never over the limits for it without a break."""
     async with voicegraph(stub=stub, flood_disconnect_s=BOUND_S) as srv:
         c = await clients(srv.url)
         for burst in range(3):
             if burst:
-                await asyncio.sleep(1.2)
+                await asyncio.sleep(1.5)
             for _ in range(40):  # 30 (then 12) pass, the rest are refused
                 await c.emit("interrupt", {})
             await c.wait("error", lambda e: e["code"] == "rate_limited", count=burst + 1)
