@@ -8,8 +8,10 @@ to see what the server answers) and an official client beside it. The flood-disc
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,7 @@ from flow.transport.ratelimit import FloodWatch
 
 pytestmark = pytest.mark.timeout(60)
 
+JS = Path(__file__).parents[1] / "e2e" / "js"
 BOUND_S = 2.0
 CHUNK = b"\0" * 65536
 """64 KiB of PCM silence: over 256 KiB/s once the 4 MiB burst is spent (~64 chunks)."""
@@ -86,6 +89,23 @@ async def test_flooders_are_told_then_disconnected_and_a_bystander_is_served(stu
         for raw in flooders.values():  # (its TCP connection is aborted 2 s after, as the door's other cuts)
             raw.close()
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
+async def test_the_official_js_client_flooding_reads_rate_limited_then_why_it_is_cut(stub, caplog) -> None:
+    """The older finding: a socket.io-client sending 1 MB chunks as fast as it could for 10 s got
+    no event at all. Now it reads `rate_limited` while it floods, then the notice, then the close."""
+    caplog.set_level(logging.INFO)
+    async with voicegraph(stub=stub, flood_disconnect_s=BOUND_S) as srv:
+        node = await asyncio.create_subprocess_exec(
+            "node", str(JS / "flood.mjs"), srv.url, str(BOUND_S + 10), cwd=JS,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(node.communicate(), 60)
+    report = json.loads(out.decode().strip().splitlines()[-1]) if out.strip() else {}
+    assert report.get("disconnect"), (report, err.decode()[-500:])  # cut, not still sending at the end
+    codes = [(code, "disconnecting" in message) for _, code, message in report["errors"]]
+    assert ("rate_limited", True) in codes, codes[-3:]
+    assert ("rate_limited", False) in codes[:codes.index(("rate_limited", True))], codes[:3]
+    assert report["at"] < BOUND_S + 10 and not [r for r in caplog.records if r.exc_info]
 
 
 async def test_a_client_that_bursts_and_pauses_is_not_disconnected(stub, clients) -> None:
