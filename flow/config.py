@@ -43,6 +43,10 @@ class Settings(BaseModel):
     """Sustained `audio-stream` bytes per second per session (`VOICEGRAPH_AUDIO_BYTES_PER_SECOND`):
     8x real-time 16 kHz PCM16, more than 48 kHz stereo PCM16. A session may send
     `AUDIO_BURST_SECONDS` of it at once (a recording uploaded in one go); over it, `rate_limited`."""
+    flood_disconnect_s: float = Field(10.0, ge=0, le=3600)
+    """A client refused by its rate limits without a break of a second for this long is disconnected
+    (`VOICEGRAPH_FLOOD_DISCONNECT_S`; 0: never): each packet it keeps sending still costs its parsing,
+    ~35 % of a core for one flooder, and the other sessions' turns wait for it."""
     max_backlog_bytes: int = Field(8 << 20, ge=64 * 1024)
     """Outbound bytes that may wait for a client that reads too slowly before it is disconnected
     with `slow_consumer` (`VOICEGRAPH_MAX_BACKLOG_BYTES`; see `flow.transport.outbox`)."""
@@ -112,6 +116,7 @@ class Settings(BaseModel):
             "VOICEGRAPH_MAX_BACKLOG_BYTES": "max_backlog_bytes",
             "VOICEGRAPH_MAX_SESSIONS": "max_sessions",
             "VOICEGRAPH_AUDIO_BYTES_PER_SECOND": "audio_bytes_per_second",
+            "VOICEGRAPH_FLOOD_DISCONNECT_S": "flood_disconnect_s",
             "VOICEGRAPH_PING_INTERVAL": "ping_interval_s",
             "VOICEGRAPH_PING_TIMEOUT": "ping_timeout_s",
             "VOICEGRAPH_PRELOAD": "preload",

@@ -20,6 +20,9 @@ declares (up to ten digits), and a packet it cannot parse became a traceback in 
   them (more than `MALFORMED_BURST`, refilled at `MALFORMED_PER_SECOND`) is disconnected, its TCP
   connection aborted `GRACE_S` later if still open. Connect attempts are limited the same way, so
   a wrong token cannot be retried (or logged) without end on one connection.
+- `cut(sid, code, message)` disconnects a client the same way for its session (one that stayed
+  over its rate limits, `flow.transport.ratelimit.FloodWatch`): a last `error`, then whatever it
+  still sends is dropped unread.
 - Engine.IO connections are capped and must join: one that never connects to the namespace held
   a socket, a ping task and its buffers without counting against `VOICEGRAPH_MAX_SESSIONS`
   (thousands could be opened). A new connection beyond `max_connections` (the server passes
@@ -300,22 +303,31 @@ class DoorServer(socketio.AsyncServer):
         elif session is not None:
             session.reject("bad_request", f"malformed packet: {reason}")
 
-    def _cut(self, eio_sid: str, visitor: _Visitor) -> None:
+    def cut(self, sid: str, code: str, message: str) -> None:
+        """Disconnect Socket.IO client `sid` with a last `error {code, message}`: what it sends
+        from now on is dropped unread (a flooder's packets cost nothing more), its session closes,
+        its TCP connection is aborted `GRACE_S` later if still open."""
+        eio_sid = self.manager.eio_sid_from_sid(sid, "/")
+        visitor = self._visitors.get(eio_sid) if eio_sid is not None else None  # None: gone already
+        if visitor is not None and not visitor.cut:
+            self._cut(eio_sid, visitor, {"code": code, "message": message})
+
+    def _cut(self, eio_sid: str, visitor: _Visitor, error: dict[str, str] | None = None) -> None:
         visitor.cut = True
-        log.warning("connection %s: %d malformed packets: disconnecting", eio_sid, visitor.malformed)
-        task = asyncio.get_running_loop().create_task(self._cut_off(eio_sid), name=f"door-cut-{eio_sid}")
+        if error is None:
+            log.warning("connection %s: %d malformed packets: disconnecting", eio_sid, visitor.malformed)
+            error = {"code": "bad_request", "message": "too many malformed packets: disconnecting"}
+        task = asyncio.get_running_loop().create_task(self._cut_off(eio_sid, error), name=f"door-cut-{eio_sid}")
         self._cutting.add(task)
         task.add_done_callback(self._cutting.discard)
 
-    async def _cut_off(self, eio_sid: str) -> None:
+    async def _cut_off(self, eio_sid: str, error: dict[str, str]) -> None:
         """Say why, close the Engine.IO connection (its session closes now), abort TCP if it lingers."""
         transport = self._transport_of(eio_sid)  # now: the disconnect forgets the connection
         sid = self.manager.sid_from_eio_sid(eio_sid, "/")
         try:
             if sid is not None:
-                await self.emit("error", {"code": "bad_request",
-                                          "message": "too many malformed packets: disconnecting"},
-                                to=sid, ignore_queue=True)
+                await self.emit("error", error, to=sid, ignore_queue=True)
         except Exception:
             log.exception("telling connection %s why it is cut off failed", eio_sid)
         await self._close_engine(eio_sid, transport)

@@ -214,7 +214,7 @@ class VoicegraphServer:
                         on_bytes=self.metrics.bytes_out.inc)
         try:
             session = Session(sid, self.spec, self.resources, outbox, peer, self._session_log(sid, peer),
-                              conversation)
+                              conversation, cut_off=lambda code, message: self._cut_off(sid, code, message))
         except Exception as err:
             await outbox.aclose()
             log.exception("could not build the graph for %s", sid)
@@ -281,6 +281,13 @@ class VoicegraphServer:
         session = self.sessions.get(sid)
         if session is not None:
             session.probe.publish_out("error", error)
+
+    def _cut_off(self, sid: str, code: str, message: str) -> None:
+        """Disconnect a session's client at the door with a last `error` (it flooded)."""
+        session = self.sessions.get(sid)
+        if session is not None:
+            session.probe.publish_out("error", {"code": code, "message": message})
+        self.sio.cut(sid, code, message)
 
     def _make_handler(self, event: str):
         async def handler(sid: str, *args: Any) -> None:

@@ -6,6 +6,8 @@ turned into wire events as the graph produces them and handed, in that order, to
 bounded `Outbox`. The session is the graph's `client` node: a `Cancel` on its `cancel` input
 drops replies of that turn still waiting in the outbox, and once a reply (piece) has been handed
 on to the socket the session says so on its `delivered` output, the record of what the user heard.
+Its rate limits answer `rate_limited`; a client that stays over them without a break for
+`VOICEGRAPH_FLOOD_DISCONNECT_S` is cut off at the door (`FloodWatch`, `DoorServer.cut`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from flow.contract.resources import Resources
 from flow.conversations.conversation import Conversation
 from flow.graph.runtime import GraphInstance
 from flow.graph.spec import GraphSpec
-from flow.transport.ratelimit import TokenBucket
+from flow.transport.ratelimit import FloodWatch, TokenBucket
 from flow.transport.recordings import RecordingIds
 from flow.transport.session_log import SessionLog
 from flow.transport.wire import (
@@ -71,7 +73,8 @@ class Session:
 
     def __init__(self, sid: str, spec: GraphSpec, resources: Resources, out: Outlet,
                  peer: dict[str, str] | None = None, log: SessionLog | None = None,
-                 conversation: Conversation | None = None) -> None:
+                 conversation: Conversation | None = None,
+                 cut_off: Callable[[str, str], None] | None = None) -> None:
         self.sid = sid
         self.spec = spec
         self.conversation = conversation
@@ -88,6 +91,11 @@ class Session:
             settings.audio_bytes_per_second * AUDIO_BURST_SECONDS, settings.max_message_bytes))
         self._control_events = TokenBucket(CONTROL_EVENTS_PER_SECOND, CONTROL_EVENT_BURST)
         self._error_reports = TokenBucket(ERROR_REPORTS_PER_SECOND, 5)
+        self._flood = FloodWatch(settings.flood_disconnect_s)
+        self._cut_off = cut_off
+        """Disconnects the client with a last `error` (code, message): the server's door."""
+        self.flooded = False
+        """Over its rate limits for `flood_disconnect_s` without a break: being disconnected."""
         self._typing = False
         self._bytes_in = resources.metrics.bytes_in
         self._errors = resources.metrics.errors
@@ -123,12 +131,14 @@ class Session:
 
     def handle(self, event: str, payload: Any) -> None:
         """Route one client event into the graph; contract violations become `error` events."""
+        if self.flooded:
+            return  # being disconnected: the door drops what else it sends
         if self.log is not None:
             self.log.inbound(event, payload)
         try:
             bucket = self._audio_events if event == "audio-stream" else self._control_events
             if not bucket.take():
-                raise WireError("rate_limited", "too many events: slow down")
+                raise self._over_limit("too many events: slow down")
             src = self.graph.sources
             if event == "audio-stream":
                 data = audio_bytes(payload)
@@ -138,7 +148,7 @@ class Session:
                     raise WireError("payload_too_large", f"audio-stream chunk of {len(data)} bytes exceeds "
                                     f"the {self._max_bytes}-byte limit")
                 if not self._audio_bytes.take(len(data)):
-                    raise WireError("rate_limited", f"audio over {self._audio_bytes.rate:.0f} bytes/s: slow down")
+                    raise self._over_limit(f"audio over {self._audio_bytes.rate:.0f} bytes/s: slow down")
                 self.probe.audio_in(len(data))
                 self._bytes_in.inc(len(data))
                 self._seq += 1
@@ -156,10 +166,24 @@ class Session:
             if event != "audio-stream" and self.probe.monitor.watched:
                 self.probe.publish("in", event=event, payload=payload if event == "text-message" else None)
         except WireError as err:
-            self.reject(err.code, err.message)
+            if not self.flooded:
+                self.reject(err.code, err.message)
         except Exception as err:
             log.exception("session %s: %s handler failed", self.sid, event)
             self.reject("internal", f"internal error handling {event}: {type(err).__name__}")
+
+    def _over_limit(self, message: str) -> WireError:
+        """A rate limit refused an event: `rate_limited` for the client, and once it has been over
+        its limits for `flood_disconnect_s` without a break, it is disconnected instead (once)."""
+        if self._flood.refused() and self._cut_off is not None and not self.flooded:
+            self.flooded = True
+            spell, refused = self._flood.spell_s, self._flood.count
+            log.warning("session %s: over its rate limits for %.1f s (%d events refused): disconnecting",
+                        self.sid, spell, refused)
+            self._errors.labels("rate_limited").inc()
+            self._cut_off("rate_limited", f"over the rate limits for {spell:.0f} s without a break ({refused} "
+                          "events refused): disconnecting")
+        return WireError("rate_limited", message)
 
     def reject(self, code: str, message: str) -> None:
         """Tell the client something it sent was refused (rate-limited so floods stay cheap)."""

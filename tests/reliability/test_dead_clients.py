@@ -17,9 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from flow.config import Settings
+from flow.graph.loader import graph_path, load_graph
+from flow.testing.memory import peak_mb, reset_peak, rss_mb
 from flow.testing.rawclient import RawSocketIO
 from flow.testing.servers import Running, served, voicegraph
 from flow.testing.speech import MIME, encode, speak_piper
+from flow.transport.server import ENGINE_MARGIN_BYTES
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -102,7 +106,7 @@ async def all_freed(srv: Running, timeout: float) -> float:
 
 
 @pytest.mark.parametrize("how", ["close", "abort"])
-async def test_a_socket_closed_without_a_goodbye_frees_session_and_decoder(stub, caplog, webm, how) -> None:
+async def test_a_socket_closed_without_a_goodbye_frees_session_and_decoder(stub, caplog, figures, webm, how) -> None:
     caplog.set_level(logging.INFO)
     async with voicegraph(stub=stub) as srv:
         raws = await streaming_clients(srv, webm, 30)
@@ -110,12 +114,13 @@ async def test_a_socket_closed_without_a_goodbye_frees_session_and_decoder(stub,
             getattr(raw, how)()  # FIN without a websocket close frame, or RST
         took = await all_freed(srv, timeout=10)
         log.warning("dead-client cleanup (%s, 30 clients): %.2f s", how, took)
+        figures.record("dead-client cleanup", took, unit="s", goal="≤ 10 s", part={"close": "FIN", "abort": "RST"}[how])
         assert took < 3
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 
 
 @pytest.mark.parametrize("frame", ["x", ""])
-async def test_an_invalid_packet_closes_the_connection_and_its_session(stub, caplog, webm, frame) -> None:
+async def test_an_invalid_packet_closes_the_connection_and_its_session(stub, caplog, figures, webm, frame) -> None:
     caplog.set_level(logging.INFO)
     async with voicegraph(stub=stub) as srv:
         [raw, *others] = await streaming_clients(srv, webm, 3)
@@ -125,6 +130,7 @@ async def test_an_invalid_packet_closes_the_connection_and_its_session(stub, cap
         took = await until("its session and decoder freed",
                            lambda: len(srv.server.sessions) == 2 and len(ffmpeg_children()) == 2, timeout=5)
         log.warning("invalid packet %r: session freed in %.2f s", frame, took)
+        figures.record("dead-client cleanup", took, unit="s", part="invalid packet")
         assert took < 2
         for other in others:  # the others are untouched
             await other.emit_binary("audio-stream", webm[len(webm) // 2:][:997])
@@ -166,12 +172,13 @@ async def test_a_live_client_that_says_nothing_keeps_its_session(stub, clients) 
         await c.close()
 
 
-async def test_a_cut_network_with_the_default_pings_is_freed_within_ten_seconds(stub, webm) -> None:
+async def test_a_cut_network_with_the_default_pings_is_freed_within_ten_seconds(stub, figures, webm) -> None:
     """The issue's case with the shipped settings: 30 clients streaming webm whose network vanishes."""
     async with voicegraph(stub=stub) as srv:
         raws = await streaming_clients(srv, webm, 30)
         took = await all_freed(srv, timeout=12)
         log.warning("cut network, default pings (4 s + 4 s), 30 clients: freed in %.2f s", took)
+        figures.record("dead-client cleanup", took, unit="s", part="cut network")
         assert took <= 10
         for raw in raws:
             raw.close()
@@ -190,24 +197,52 @@ async def test_the_pings_are_settings_the_clients_are_told(stub) -> None:
         raw.close()
 
 
-async def test_a_flooding_client_is_busy_not_silent_and_is_told_to_slow_down(webm) -> None:
+VOICE_PEAK_MB = 400
+"""What one run of the offline voice may take at its peak (`test_turn_cost.PEAK_MB`, README's
+limits: `max_piece_phonemes`): the flood's speech is transcribed and its echo spoken meanwhile."""
+
+
+def audio_bound_mb(graph: str) -> float:
+    """The audio one connection may make the server hold on `graph`, by its configuration: one
+    message being read (the engine's limit), the decoder's backlog, the longest utterance and the
+    transcription queue (PCM16 at 16 kHz: 32,000 bytes a second)."""
+    settings, spec = Settings(), load_graph(graph_path(graph), env={})
+    params = {node.type: node.params for node in spec.nodes.values()}
+    held_s = (params["chunk_buffer"].max_backlog_s + params["silence_finalizer"].max_seconds
+              + params["transcriber"].max_queued_s)
+    return (settings.max_message_bytes * 2 + ENGINE_MARGIN_BYTES + held_s * 32_000) / 2**20
+
+
+async def test_a_flooding_client_is_busy_not_silent_and_is_told_to_slow_down(figures, webm) -> None:
     """1 MB webm chunks as fast as the socket takes them, never reading (so never answering a
     ping: its pong would be queued behind the flood, as the JS client's is). With 1 s + 1 s pings
     it was closed as gone after ~2 s (~8 s with the shipped pings) and read no `rate_limited`;
     now the frames count as its answer: it stays connected, keeps being pinged, is told
-    `rate_limited`, and is served normally once it stops."""
+    `rate_limited`, and is served normally once it stops. The server's peak memory while it floods
+    is the figure "memory one connection holds with audio" (after a first turn: the models loaded)."""
     env = {"VOICEGRAPH_PING_INTERVAL": "1", "VOICEGRAPH_PING_TIMEOUT": "1"}
     with served(env, "--no-ui", "--graph", "offline", timeout=120) as srv:
         raw = RawSocketIO(rcvbuf=1 << 20)
         await raw.connect(srv.url)
+        await raw.emit("text-message", "hello")
+        assert any(n == "ai-response" for n, _ in await raw.events(
+            timeout=30, until=lambda evs: any(n == "ai-response" for n, _ in evs)))
         await raw.emit("start-recording", {"mimeType": MIME["webm"]})
         chunk = (webm * (1_000_000 // len(webm) + 1))[:1_000_000]
+        before, peak_reset = rss_mb(srv.pid), reset_peak(srv.pid)
         start, sent = time.monotonic(), 0
         while time.monotonic() - start < 4.5:  # over twice interval + timeout
             await raw.emit_binary("audio-stream", chunk)
             sent += 1
         events = await raw.events(timeout=1.0)
-        log.warning("flood: %d chunks of 1 MB in 4.5 s, %d pings meanwhile", sent, raw.pings)
+        held, bound = peak_mb(srv.pid) - before, audio_bound_mb("offline")
+        log.warning("flood: %d chunks of 1 MB in 4.5 s, %d pings meanwhile; server RSS %+.1f MB at its peak",
+                    sent, raw.pings, held)
+        if peak_reset:
+            figures.record("memory one connection holds with audio", held, unit="MB",
+                           goal=f"≤ {bound:.1f} MB of audio + a voice run (< {VOICE_PEAK_MB} MB)",
+                           part=f"peak RSS growth, {sent} chunks of 1 MB in 4.5 s")
+            assert held < bound + VOICE_PEAK_MB
         assert not raw.eof, f"a busy client was closed; server log: {list(srv.log.tail)[-5:]}"
         assert raw.pings >= 3, "the server stopped pinging a busy client (the client would give up on it)"
         codes = [data["code"] for name, data in events if name == "error"]

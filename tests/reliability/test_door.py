@@ -82,7 +82,7 @@ RESERVED = {
 
 
 @pytest.mark.parametrize("frames", RESERVED.values(), ids=RESERVED.keys())
-async def test_reserved_names_are_refused_and_never_build_or_close_a_session(stub, caplog, frames) -> None:
+async def test_reserved_names_are_refused_and_never_build_or_close_a_session(stub, caplog, figures, frames) -> None:
     async with voicegraph(stub=stub) as srv:
         c = await raw(srv.url)
         await c.emit("start-recording", {"mimeType": MIME["webm"]})
@@ -93,12 +93,19 @@ async def test_reserved_names_are_refused_and_never_build_or_close_a_session(stu
             for frame in frames:
                 await (c.send_text(frame) if isinstance(frame, str) else c.send_binary(frame))
         events = await c.events(5, until=lambda evs: len(errors(evs)) >= 3)
+        figures.hostile(3 * len(frames), len(tracebacks(caplog)))
         assert [(e["code"], "reserved" in e["message"]) for e in errors(events)] == [("bad_request", True)] * 3
         await c.events(0.3)
         assert srv.server.sessions == live  # the same session object, its rate limits with it
         assert children() == decoders  # no new ffmpeg, none left behind
         assert not c.eof  # `disconnect` closed nothing, the socket is open and answers
         await answers(c)
+        c.close()
+        with contextlib.suppress(AssertionError):
+            await until(lambda: not srv.server.sessions and not children())
+        figures.add("sessions or decoders left after reserved-name packets",
+                    len(srv.server.sessions) + len(children()), goal="0")
+        assert not srv.server.sessions and not children(), "left after the client went"
         assert not tracebacks(caplog)
 
 
@@ -127,7 +134,8 @@ def buffered(srv) -> int:
 
 
 @pytest.mark.parametrize("declared", ["9999999999", "2"])
-async def test_a_packet_declaring_too_many_attachments_is_refused_before_buffering(stub, caplog, declared) -> None:
+async def test_a_packet_declaring_too_many_attachments_is_refused_before_buffering(stub, caplog, figures,
+                                                                                   declared) -> None:
     async with voicegraph(stub=stub) as srv:
         c = await raw(srv.url)
         await c.send_text(f'45{declared}-["audio-stream",{PLACEHOLDER}]')
@@ -145,6 +153,7 @@ async def test_a_packet_declaring_too_many_attachments_is_refused_before_bufferi
         assert c.eof and sent >= 10
         await until(lambda: not srv.server.sessions)
         assert buffered(srv) == 0 and not srv.server.sio._visitors
+        figures.hostile(1 + sent, len(tracebacks(caplog)))
         assert len(tracebacks(caplog)) == 0
 
 
@@ -165,7 +174,7 @@ MALFORMED = ['42[', '4', '42{"a"', '4x', '42["text-message",', '44{}', '42[1]', 
 
 
 @pytest.mark.parametrize("token", [None, "wrong"], ids=["connected", "refused-token"])
-async def test_a_malformed_flood_is_logged_once_and_disconnected(stub, caplog, token) -> None:
+async def test_a_malformed_flood_is_logged_once_and_disconnected(stub, caplog, figures, token) -> None:
     caplog.set_level(logging.INFO)
     settings = {"token": "s3cret"} if token else {}
     async with voicegraph(stub=stub, **settings) as srv:
@@ -189,33 +198,38 @@ async def test_a_malformed_flood_is_logged_once_and_disconnected(stub, caplog, t
             assert codes and set(codes) == {"bad_request"} and len(codes) <= 13
         await until(lambda: not srv.server.sessions and not srv.server.sio._visitors)
     door = [r for r in caplog.records if r.name == "voicegraph.door"]
+    figures.hostile(sent, len(tracebacks(caplog)))
     assert len(tracebacks(caplog)) == 0, [r.getMessage() for r in tracebacks(caplog)]
     assert len(door) <= 3, [r.getMessage() for r in door]  # first one, "disconnecting", the count at close
     assert all(len(r.getMessage()) < 500 for r in caplog.records)
 
 
-async def test_connect_attempts_are_limited_per_connection(stub, caplog) -> None:
+async def test_connect_attempts_are_limited_per_connection(stub, caplog, figures) -> None:
     caplog.set_level(logging.INFO)
     async with voicegraph(stub=stub, token="s3cret") as srv:
         c = RawSocketIO(rcvbuf=1 << 20)
         with pytest.raises(ConnectionRefusedError):
             await c.connect(srv.url, auth={"token": "guess-0"})
+        sent = 1
         with contextlib.suppress(OSError):
             for i in range(200):
                 await c.send_text('40{"token":"guess-' + str(i) + '"}')
+                sent += 1
         await c.read(8)
+        figures.hostile(sent, len(tracebacks(caplog)))
         assert c.eof
     refused = [r for r in caplog.records if "bad or missing token" in r.getMessage()]
     assert len(refused) <= 6
 
 
-async def test_engineio_tracebacks_are_not_repeated(stub, caplog) -> None:
+async def test_engineio_tracebacks_are_not_repeated(stub, caplog, figures) -> None:
     """`7` is an Engine.IO packet type that does not exist: engine.io logs a traceback for each."""
     async with voicegraph(stub=stub) as srv:
         c = await raw(srv.url)
         for _ in range(300):
             await c.send_text("7")
         await c.events(1.0)
+        figures.hostile(300, len(tracebacks(caplog)))
         assert len(tracebacks(caplog)) <= 1
         await answers(c)
         for logger in (srv.server.sio.logger, srv.server.sio.eio.logger):  # one handler: the root's
@@ -250,7 +264,7 @@ EDGE_JSON = [
 
 
 @pytest.mark.parametrize("dashboard_json", [False, True], ids=["default-json", "nicegui-json"])
-async def test_edge_case_json_is_bad_request(stub, caplog, monkeypatch, dashboard_json) -> None:
+async def test_edge_case_json_is_bad_request(stub, caplog, monkeypatch, figures, dashboard_json) -> None:
     if dashboard_json:  # NiceGUI's import installs its json module process-wide, after ours or before
         from nicegui import json as nicegui_json
 
@@ -261,6 +275,7 @@ async def test_edge_case_json_is_bad_request(stub, caplog, monkeypatch, dashboar
         for packet in EDGE_JSON:
             await c.send_text(packet)
         events = await c.events(5, until=lambda evs: len(errors(evs)) >= len(EDGE_JSON))
+        figures.hostile(len(EDGE_JSON), len(tracebacks(caplog)))
         assert [e["code"] for e in errors(events)] == ["bad_request"] * len(EDGE_JSON)
         await answers(c)
         assert not tracebacks(caplog)
@@ -315,7 +330,7 @@ async def test_error_messages_quote_at_most_100_characters(stub, clients) -> Non
             assert len(err["message"]) < 250 and "cut" in err["message"], err["message"][:300]
 
 
-async def test_unknown_events_are_rate_limited(stub, clients) -> None:
+async def test_unknown_events_are_rate_limited(stub, clients, caplog, figures) -> None:
     async with voicegraph(stub=stub) as srv:
         c = await clients(srv.url)
         t0 = time.monotonic()
@@ -325,6 +340,7 @@ async def test_unknown_events_are_rate_limited(stub, clients) -> None:
         await c.wait("error", lambda e: e["code"] == "rate_limited")
         await c.quiet(1.0)
         refused = [e for e in c.of("error") if e["code"] == "bad_request"]
+        figures.hostile(600, len(tracebacks(caplog)))
         assert len(refused) <= 30 + 10 * (sent_in + 1.5), (len(refused), sent_in)
         assert len(c.of("error")) < 100
 

@@ -5,12 +5,15 @@ normal turn afterwards. Seeded, a few thousand inputs per run."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
+import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from flow.testing.client import Recorder
+from flow.testing.memory import rss_mb
 from flow.testing.openai_stub import OpenAIStub
 from flow.testing.servers import voicegraph
 
@@ -40,7 +43,7 @@ inputs = st.lists(st.one_of(
 ), min_size=1, max_size=20)
 
 
-async def one_client(url: str, sent: list[tuple[str, object]]) -> Recorder:
+async def one_client(url: str, sent: list[tuple[str, object]], tally: dict[str, int]) -> Recorder:
     c = await Recorder().connect(url)
     for event, payload in sent:
         if not c.sio.connected:
@@ -49,6 +52,7 @@ async def one_client(url: str, sent: list[tuple[str, object]]) -> Recorder:
             await c.sio.emit(event)
         else:
             await c.sio.emit(event, payload)
+        tally["inputs"] += 1
     await asyncio.sleep(0.2)
     if not c.sio.connected:
         # the door disconnects a client that keeps sending malformed packets (e.g. more binary
@@ -58,9 +62,11 @@ async def one_client(url: str, sent: list[tuple[str, object]]) -> Recorder:
         c = await Recorder().connect(url)
     await c.emit("stop-recording")  # whatever recording the fuzz left open ends here
     await c.emit("text-message", "ping after fuzz")
+    tally["crashes"] += 1  # until the server has answered
     ping = await c.wait("message-received", lambda p: p["text"] == "ping after fuzz", timeout=15)
     later = [p["id"] for p in c.of("message-received")]
     await c.wait("ai-response", lambda p: p["replyTo"] in later[later.index(ping["id"]):], timeout=15)
+    tally["crashes"] -= 1
     return c
 
 
@@ -74,16 +80,43 @@ class Tracebacks(logging.Handler):
             self.records.append(record)
 
 
+async def a_turn() -> None:
+    async with OpenAIStub() as stub, voicegraph(stub=stub) as srv:
+        c = await Recorder().connect(srv.url)
+        await c.emit("text-message", "warm up")
+        await c.wait("ai-response", timeout=15)
+        await c.close()
+
+
+@pytest.fixture
+def fuzz_tally(figures):
+    """Counts over every example of the fuzz, recorded as figures when it is over; and the process's
+    memory before it (after one ordinary turn, so imports and first-use caches are not counted) and
+    after it: every server the fuzz starts runs in this process."""
+    tally = {"inputs": 0, "crashes": 0, "tracebacks": 0}
+    asyncio.run(a_turn())
+    gc.collect()
+    before = rss_mb()
+    yield tally
+    gc.collect()
+    grown = rss_mb() - before
+    figures.hostile(tally["inputs"], tally["tracebacks"])
+    figures.add("crashes", tally["crashes"], goal="0")
+    figures.record("server memory after the fuzz vs before", grown, unit="MB", goal="≤ +50 MB",
+                   part=f"{before:.0f} → {before + grown:.0f} MB")
+    assert grown <= 50, f"the fuzz left the process {grown:.0f} MB larger"
+
+
 @seed(20261128)
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(batches=st.lists(inputs, min_size=1, max_size=2))
-def test_any_client_input_leaves_the_server_answering(batches) -> None:
+def test_any_client_input_leaves_the_server_answering(fuzz_tally, batches) -> None:
     tracebacks = Tracebacks()
     logging.getLogger().addHandler(tracebacks)
 
     async def run() -> None:
         async with OpenAIStub() as stub, voicegraph(stub=stub) as srv:
-            clients = [await one_client(srv.url, sent) for sent in batches]
+            clients = [await one_client(srv.url, sent, fuzz_tally) for sent in batches]
             for c in clients:
                 await c.close()
             await asyncio.sleep(0.2)
@@ -93,5 +126,6 @@ def test_any_client_input_leaves_the_server_answering(batches) -> None:
         asyncio.run(run())
     finally:
         logging.getLogger().removeHandler(tracebacks)
+        fuzz_tally["tracebacks"] += len(tracebacks.records)
     assert not tracebacks.records, [f"{r.name}: {r.getMessage()}" for r in tracebacks.records[:3]]
 

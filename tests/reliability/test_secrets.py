@@ -25,6 +25,8 @@ KEY = "sk-proj-Zq9UvT3xLm8pRw2Ks7YbNc4Hd6Fg1Je5"
 """An OpenAI-style key."""
 PROXY_KEY = "corp-gw-7f3a9b2c1d8e4f60"
 """A key with no recognisable shape (a company gateway's): only knowing it finds it."""
+FOUND = "key found in a client payload, log line or /health"
+"""The figure: places the key was found in."""
 
 LEAKY_GRAPH = """
 version: 1
@@ -39,12 +41,13 @@ edges:
 """
 
 
-def test_a_graph_naming_the_key_is_refused_without_showing_it(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_graph_naming_the_key_is_refused_without_showing_it(caplog: pytest.LogCaptureFixture, figures) -> None:
     caplog.set_level(logging.DEBUG)
     for read_env in (True, False):  # a file of the server, and text from the dashboard editor
         with pytest.raises(GraphError) as info:
             load_graph_text(LEAKY_GRAPH, "g.yaml", env={"OPENAI_API_KEY": KEY}, read_env=read_env)
         shown = str(info.value)
+        figures.add(FOUND, (KEY in shown) + (KEY in caplog.text), goal="0")
         assert KEY not in shown and "${OPENAI_API_KEY} in 'name'" in shown
         assert "${OPENAI_API_KEY} in 'type'" in shown and "${OPENAI_API_KEY} in a node id" in shown
         assert "${OPENAI_API_KEY} in 'edges'" in shown and "${OPENAI_API_KEY}: a graph may read only" in shown
@@ -52,7 +55,7 @@ def test_a_graph_naming_the_key_is_refused_without_showing_it(caplog: pytest.Log
 
 
 def test_voicegraph_check_and_serve_show_the_variable_not_the_key(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], figures) -> None:
     monkeypatch.chdir(tmp_path)  # no .env of the checkout
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     graph = tmp_path / "leaky.yaml"
@@ -60,16 +63,18 @@ def test_voicegraph_check_and_serve_show_the_variable_not_the_key(
     assert main(["check", str(graph)]) == 1
     assert main(["serve", "--no-ui", "--port", "0", "--graph", str(graph)]) == 2  # refused before binding
     out = capsys.readouterr()
+    figures.add(FOUND, KEY in out.out + out.err)
     assert KEY not in out.out + out.err and "${OPENAI_API_KEY} in 'name'" in out.out + out.err
 
 
-async def test_health_shows_the_graph_by_name_not_the_key_or_where_it_lives(tmp_path: Path) -> None:
+async def test_health_shows_the_graph_by_name_not_the_key_or_where_it_lives(tmp_path: Path, figures) -> None:
     graph = tmp_path / "mine.yaml"
     graph.write_text("version: 1\nextends: offline\nname: mine\n", encoding="utf-8")
     assert load_graph(graph, env={}).path == str(graph)
     async with (voicegraph(str(graph), env={"OPENAI_API_KEY": KEY}) as srv, aiohttp.ClientSession() as http,
                 http.get(srv.url + "/health") as r):
         body = await r.text()
+    figures.add(FOUND, KEY in body)
     assert KEY not in body and str(tmp_path) not in body
     assert json.loads(body)["graph"] == {"name": "mine", "path": "mine.yaml"}
     async with voicegraph("offline") as srv, aiohttp.ClientSession() as http, http.get(srv.url + "/health") as r:
@@ -113,7 +118,7 @@ async def echoing_proxy() -> AsyncIterator[EchoingProxy]:
 
 @pytest.mark.parametrize("key", [KEY, PROXY_KEY])
 async def test_a_401_echoing_the_authorization_header_reaches_no_client_and_no_log(
-        key: str, clients, caplog: pytest.LogCaptureFixture) -> None:
+        key: str, clients, caplog: pytest.LogCaptureFixture, figures) -> None:
     caplog.set_level(logging.DEBUG)
     async with echoing_proxy() as proxy, voicegraph("default", stub=proxy, env={"OPENAI_API_KEY": key}) as srv:
         c = await clients(srv.url)
@@ -122,6 +127,7 @@ async def test_a_401_echoing_the_authorization_header_reaches_no_client_and_no_l
         await c.wait("ai-typing", lambda p: p == {"isTyping": False})
         assert proxy.seen == [f"Bearer {key}"]  # the proxy did get the key, and echoed it
         assert err["code"] == "llm_failed" and "HTTP 401" in err["message"] and REDACTED in err["message"]
+        figures.add(FOUND, (key in json.dumps(c.events, default=str)) + (key in caplog.text))
         assert key not in json.dumps(c.events, default=str) and key not in caplog.text
 
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from pathlib import Path
 
 import pytest
 
 from flow.contract.cpu_pool import CpuPool
 from flow.testing.client import Recorder
+from flow.testing.memory import reset_peak, status_kb
 from flow.testing.servers import served, voicegraph
 from flow.testing.speech import mp3_seconds, pcm16, speak_piper
 
@@ -38,22 +38,6 @@ HOSTILE = {
 }
 
 
-def status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} for pid {pid}")
-
-
-def reset_peak(pid: int) -> bool:
-    """Reset the process's peak RSS (VmHWM) to its current RSS (Linux: clear_refs 5)."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
 async def answer(c: Recorder, n: int, timeout: float = 180) -> dict:
     """The `n`-th ai-response; with `audio: null` there must be a coded error for it."""
     resp = await c.wait("ai-response", timeout=timeout, count=n)
@@ -68,7 +52,7 @@ def server():
         yield s
 
 
-async def test_one_hostile_message_costs_megabytes_not_gigabytes(server, clients) -> None:
+async def test_one_hostile_message_costs_megabytes_not_gigabytes(server, clients, figures) -> None:
     c = await clients(server.url)
     await c.emit("text-message", "Good morning.")  # warm: voice loaded, pools started
     assert (await answer(c, 1, timeout=60))["audio"]
@@ -85,6 +69,10 @@ async def test_one_hostile_message_costs_megabytes_not_gigabytes(server, clients
         await asyncio.sleep(1.0)
         cost[name] = ((peak - before) / 1024, (status_kb(server.pid, "VmRSS") - before) / 1024)
     print("RSS growth per message, (peak, kept) MB:", {k: (round(p), round(k_)) for k, (p, k_) in cost.items()})
+    for name, (peak, kept) in cost.items():
+        figures.record("worst single-message memory growth", kept, unit="MB kept", goal=f"≤ +{KEPT_MB} MB kept",
+                       part=name)
+        figures.record("worst single-message memory peak", peak, unit="MB", goal=f"< {PEAK_MB} MB", part=name)
     assert all(peak < PEAK_MB for peak, _ in cost.values()), cost
     assert all(kept < KEPT_MB for _, kept in cost.values()), cost
     errors = [e["code"] for e in c.of("error")]

@@ -24,6 +24,11 @@ async def test_token_guards_pages_and_websocket_and_login_sets_a_cookie() -> Non
                 assert r.status == 303 and "s3cret" not in r.headers["set-cookie"]
             async with http.get(ui_url + "/") as r:  # the cookie jar now holds the login
                 assert r.status == 200 and "voicegraph" in await r.text()
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:  # never logged in
+            for elsewhere in ("//evil.example", "/%5Cevil.example", "https://evil.example"):  # no open redirect
+                async with http.post(ui_url + "/login?next=" + elsewhere, data={"token": "s3cret"},
+                                     allow_redirects=False) as r:
+                    assert (r.status, r.headers.get("location")) == (303, "/"), elsewhere
 
 
 async def test_dashboard_binds_to_loopback_and_no_ui_serves_none() -> None:
