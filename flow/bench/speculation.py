@@ -12,6 +12,7 @@ without a mid-sentence pause (450 ms: past 250, short of 700).
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import numpy as np
 
@@ -30,6 +31,7 @@ def _trimmed(text: str) -> bytes:
     return pcm[: (int(np.nonzero(x > 0.02 * 32768)[0][-1]) + 800) * 2]
 
 
+@functools.cache  # piper speaks it once per run, not once per server
 def question(paused: bool) -> tuple[bytes, float]:
     """The PCM of the question (with a 450 ms pause after FIRST if `paused`) and where its speech
     ends, in seconds."""
