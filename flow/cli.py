@@ -231,7 +231,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from flow.bench.soak import main as soak
 
         return soak(args.soak, args.sessions)
-    return bench(quick=args.quick, out=args.out, only_cluster=args.cluster, profile=args.profile)
+    return bench(quick=args.quick, out=args.out, only_cluster=args.cluster, profile=args.profile,
+                 only=args.only.split(",") if args.only else None)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -293,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--cluster", action="store_true",
                        help="only scenario 11: 1 vs 2 workers behind HAProxy, reconnect after a worker is killed "
                             "(needs redis-server and haproxy)")
+    bench.add_argument("--only", metavar="N,N,...",
+                       help="only these scenarios, by their number in the table (e.g. 2,5,11)")
     bench.add_argument("--sessions", type=int, default=100, help="with --soak: how many sessions (default 100)")
     bench.add_argument("--profile", metavar="SCENARIO",
                        help="run one scenario (burst, turns, capacity, capacity-webm, ingest, ingest-webm, "

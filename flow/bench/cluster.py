@@ -2,11 +2,13 @@
 whose worker was killed takes to get its next reply.
 
 Both run real parts, started here and stopped here: redis-server (conversations, Socket.IO's
-manager), `voicegraph serve` workers, HAProxy with the shipped `deploy/haproxy.cfg`; the clients
-and the OpenAI-compatible stub run in this process. Capacity is scenario 5's measure (real-time
+manager), `voicegraph serve` workers, HAProxy with the shipped `deploy/haproxy.cfg`; the
+OpenAI-compatible stub and the reconnecting clients run in this process. Capacity is scenario 5's measure (real-time
 sessions, turn p99 ≤ 50 ms, no backlog) through the balancer. On a 2-core machine the load
 generator, the stub, HAProxy and Redis share the cores with the workers, so the 2-worker figure is
-bounded by that machine, not only by voicegraph: the table says the CPU each side used.
+bounded by that machine, not only by voicegraph: the table says the CPU each side used. As in
+scenario 5 the client fleet of the capacity steps runs in a process of its own (`climb_elsewhere`),
+apart from the stub, and each step runs long enough for `min_turns` turns.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import socketio
 
-from flow.bench.turns import Step, climb
+from flow.bench.turns import Step, climb_elsewhere
 from flow.testing.cluster import TEXT_ONLY, haproxy, redis_server, workers
 from flow.testing.openai_stub import OpenAIStub
 
@@ -49,14 +51,17 @@ def _env(stub: OpenAIStub, redis_url: str) -> dict[str, str]:
             "VOICEGRAPH_REDIS_URL": redis_url, "VOICEGRAPH_STORE": redis_url}
 
 
-async def capacity(steps: dict[int, tuple[int, ...]], seconds: float, turn_every_s: float) -> dict[int, list[Step]]:
-    """Per worker count: scenario 5's steps through HAProxy, until a step fails."""
+async def capacity(steps: dict[int, tuple[int, ...]], seconds: float, turn_every_s: float,
+                   min_turns: int) -> dict[int, list[Step]]:
+    """Per worker count: scenario 5's steps through HAProxy, until a step fails; the client
+    fleet in a spawned process of its own, each step long enough for `min_turns` turns."""
     out: dict[int, list[Step]] = {}
     async with OpenAIStub() as stub:
         with redis_server() as redis_url:
             for n, sizes in steps.items():
                 async with _entered(_cluster(n, _env(stub, redis_url), "default")) as (url, ws):
-                    out[n] = await climb(url, [w.pid for w in ws], sizes, seconds, turn_every_s)
+                    out[n] = await climb_elsewhere(url, [w.pid for w in ws], sizes, seconds, turn_every_s,
+                                                   "pcm16", min_turns)
     return out
 
 

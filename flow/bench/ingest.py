@@ -37,7 +37,11 @@ from flow.testing.servers import served
 
 CHUNK = (np.random.default_rng(0).standard_normal(640) * 30).astype("<i2").tobytes()  # -60 dBFS noise
 WATCHER = ""
-"""What watched the server in the last `dashboard=True` run (a browser tab, or state only)."""
+"""What watched the tapped server of the last `tap_cost` (or of the last `dashboard=True` run)."""
+OPENED = ""
+"""What watched the dashboard-open (not tapping) server of the last `tap_cost`."""
+WATCHERS: dict[str, str] = {}
+"""Per server URL of a `dashboard=True` run: what watched it (a browser tab, or state only)."""
 
 
 TAPPED = "bench-tapped"
@@ -151,8 +155,9 @@ async def voicegraph_process(dashboard: bool = False, *extra: str, tap: bool = F
     try:
         if dashboard:
             browser = open_tab(running.ui_url + (f"/?tap={TAPPED}" if tap else ""))
-            WATCHER = ("dashboard open in headless chromium" + (", tapping 1 session" if tap else "")
-                       if browser else "dashboard served, no browser")
+            WATCHER = WATCHERS[running.url] = ("dashboard open in headless chromium" + (", tapping 1 session"
+                                                                                        if tap else "")
+                                               if browser else "dashboard served, no browser")
             if browser is not None:
                 await asyncio.sleep(5)  # the page loads and subscribes to the monitoring channel
         async with profiled(running.pid):
@@ -274,12 +279,19 @@ def counter_cost_us(n: int = 200_000) -> float:
 
 async def tap_cost(sessions: int, chunks: int, rounds: int = 3) -> tuple[Ingest, Ingest, Ingest]:
     """(unwatched, dashboard open, dashboard tapping one session): medians over `rounds` runs
-    alternating between three servers, so the tap's cost is told apart from the dashboard's."""
+    alternating between three servers, so the tap's cost is told apart from the dashboard's. The
+    servers (and browsers) start at once: nothing is measured until all three are up."""
+    global WATCHER, OPENED
     runs: list[list[Ingest]] = [[], [], []]
     async with contextlib.AsyncExitStack() as stack:
-        servers = [await stack.enter_async_context(voicegraph_process()),
-                   await stack.enter_async_context(voicegraph_process(dashboard=True)),
-                   await stack.enter_async_context(voicegraph_process(dashboard=True, tap=True))]
+        started = await asyncio.gather(*(stack.enter_async_context(cm) for cm in (
+            voicegraph_process(), voicegraph_process(dashboard=True), voicegraph_process(dashboard=True, tap=True))),
+            return_exceptions=True)  # every one entered (and so stopped by the stack) before a failure is raised
+        for failed in started:
+            if isinstance(failed, BaseException):
+                raise failed
+        servers: list[tuple[str, int]] = started  # type: ignore[assignment]
+        OPENED, WATCHER = WATCHERS[servers[1][0]], WATCHERS[servers[2][0]]
         for url, _ in servers:
             await drive(url, 1, 50)
         for _ in range(rounds):

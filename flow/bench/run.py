@@ -12,6 +12,7 @@ import datetime
 import os
 import platform
 import statistics
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from flow.bench import cancel, endpointing, figures, ingest, latency, memory, speculation, turns
@@ -35,8 +36,8 @@ async def speculation_rows(runs: int) -> list[Row]:
     conds = {"stub": "STT 300 / first token 350 / 20 per token / TTS 250 ms", "codec": PCM, "sessions": 1,
              "silence_ms": 700, "speech": "real time"}
     for base, fast in (("default", "fast"), ("streaming", "fast_streaming")):
-        plain, _ = await speculation.first_audio(base, runs)
-        quick, thrown = await speculation.first_audio(fast, runs)
+        plain, _, _ = await speculation.first_audio(base, runs)
+        quick, thrown, thrown_paused = await speculation.first_audio(fast, runs, paused_runs=max(1, runs // 2))
         rows.append(("12 speculation", f"end of speech → first audio, {base} graph (ms)", _stats(plain, **conds)))
         rows.append(("12 speculation", f"same, {fast} graph (speculate_after_ms 250) (ms)",
                      _stats(quick, **conds)))
@@ -45,13 +46,14 @@ async def speculation_rows(runs: int) -> list[Row]:
             floor = max(700, 250 + p50 - 700)  # the provider path is what the base graph adds to silence_ms
             rows.append(("12 speculation", f"{fast}: ratio of p50s; floor max(silence_ms, speculate_after_ms "
                          "+ provider path)", f"{fast50 / p50:.2f}; floor {floor:.0f}, p50 {fast50 - floor:+.0f}"))
-        _, thrown_paused = await speculation.first_audio(fast, max(2, runs // 2), paused=True)
         rows.append(("12 speculation", f"{fast}: provider requests cancelled per committed turn",
-                     f"no pause {thrown:.1f} · a 450 ms mid-sentence pause {thrown_paused:.1f}"))
+                     f"no pause {thrown:.1f} · a 450 ms mid-sentence pause {thrown_paused:.1f} "
+                     f"(n={runs} / {max(1, runs // 2)} turns)"))
     return rows
 
 
-async def collect(quick: bool) -> list[Row]:
+async def ingest_rows(quick: bool) -> list[Row]:
+    """Scenario 1: chunks/s against bare python-socketio, watched, scraped, recorded, tapped."""
     rows: list[Row] = []
     sessions, chunks = (2, 200) if quick else (10, 1500)
     rounds = 1 if quick else 3
@@ -67,9 +69,6 @@ async def collect(quick: bool) -> list[Row]:
                  f"bare python-socketio {bare_webm.rate:,.0f} · voicegraph {ours_webm.rate:,.0f} · ratio "
                  f"{ours_webm.rate / bare_webm.rate:.2f} · CPU bare {bare_webm.cpu_us:.0f} · voicegraph "
                  f"{ours_webm.cpu_us:.0f}"))
-    watched = await ingest.watched(sessions, chunks)
-    rows.append(("1 ingest", f"same, {ingest.WATCHER}: chunks/s, CPU per chunk (µs)",
-                 f"{watched.rate:,.0f} ({watched.rate / ours.rate:.2f}x unwatched) · {watched.cpu_us:.0f}"))
     plain, scraped, recorded = await ingest.observed(sessions, chunks, rounds)
     rows.append(("1 ingest", f"same, /metrics scraped every 1 s · every session recorded to disk (--record): "
                  f"chunks/s, CPU per chunk (µs), median of {rounds}",
@@ -77,11 +76,20 @@ async def collect(quick: bool) -> list[Row]:
                  f"({scraped.rate / plain.rate:.2f}x), {scraped.cpu_us:.0f} · recorded {recorded.rate:,.0f} "
                  f"({recorded.rate / plain.rate:.2f}x), {recorded.cpu_us:.0f} · the counter increments on the "
                  f"audio path {ingest.counter_cost_us():.2f} µs/chunk, paid in all three"))
-    plain, _, tapped = await ingest.tap_cost(sessions, chunks, rounds)
+    plain, watched, tapped = await ingest.tap_cost(sessions, chunks, rounds)
+    rows.append(("1 ingest", f"same, {ingest.OPENED}: chunks/s, CPU per chunk (µs), alternating with an "
+                 "unwatched server", f"{watched.rate:,.0f} ({watched.rate / plain.rate:.2f}x unwatched) · "
+                 f"{watched.cpu_us:.0f}"))
     rows.append(("1 ingest", f"same, {ingest.WATCHER} (goal ≥ 0.95x): chunks/s, CPU per chunk (µs), "
                  "alternating with an unwatched server",
                  f"{tapped.rate:,.0f} ({tapped.rate / plain.rate:.2f}x unwatched {plain.rate:,.0f}) · "
                  f"{tapped.cpu_us:.0f} (unwatched {plain.cpu_us:.0f})"))
+    return rows
+
+
+async def turn_overhead_rows(quick: bool) -> list[Row]:
+    """Scenario 2: stop-recording → ai-response, providers at 0 ms; the 100-session burst."""
+    rows: list[Row] = []
     # full: ≥ 100 turns per row (a real p99); one session thinks less between turns, or its 120
     # turns alone would take 6 minutes (think time does not load one session's server)
     think = (0.2, 0.5) if quick else (2.0, 4.0)
@@ -96,7 +104,13 @@ async def collect(quick: bool) -> list[Row]:
             values, stub="0 ms", reply=figures.reply_words(ECHO), codec=PCM, sessions=n,
             think="none (all at once)" if is_burst else f"{th[0]:g}-{th[1]:g} s",
             CPU=f"server {100 * server_cpu:.0f}% / stub {100 * stub_cpu:.0f}% / client fleet {100 * fleet:.0f}%")))
-    runs = 2 if quick else 10
+    return rows
+
+
+async def first_audio_rows(quick: bool) -> list[Row]:
+    """Scenario 3: stop → first audio, streaming vs sequential graph, realistic stub."""
+    rows: list[Row] = []
+    runs = 1 if quick else 10
     streaming = await latency.first_audio("streaming", runs)
     sequential = await latency.first_audio("default", runs)
     ratio = statistics.median(streaming) / statistics.median(sequential)
@@ -108,17 +122,32 @@ async def collect(quick: bool) -> list[Row]:
                  _stats(sequential, floor=1000 * latency.floor_s("default"), **conds)))
     rows.append(("3 time to first audio", "ratio of p50s (a property of this reply's length and the stub's "
                  "latencies, not of voicegraph alone)", f"{ratio:.2f}"))
-    to_last, to_upstream = await latency.barge_in(runs + 1)
+    return rows
+
+
+async def barge_in_rows(quick: bool) -> list[Row]:
+    """Scenario 4: interrupt → the stale reply stops, at the client and upstream."""
+    rows: list[Row] = []
+    to_last, to_upstream = await latency.barge_in(3 if quick else 11)
     conds = dict(stub=latency.REALISTIC, reply=figures.reply_words(3 * (latency.THREE + " ")), codec="text",
                  sessions=1)
     rows.append(("4 barge-in", "interrupt → last event of the stale reply at the client (ms; in practice the "
                  "round trip of `response-cancelled`)", _stats(to_last, **conds)))
     rows.append(("4 barge-in", "interrupt → upstream request cancelled (ms)", _stats(to_upstream, **conds)))
-    for codec, full in (("pcm16", (25, 50, 100, 150, 200, 300, 400)), ("webm", (25, 50, 100, 150, 200))):
-        # quick: 4 s of PCM16 holds a few turns; a webm recording is its silence plus the 4 s question
-        steps = await (turns.capacity((5,), 4.0 if codec == "pcm16" else 7.0, turn_every_s=0.5, codec=codec,
+    return rows
+
+
+async def capacity_rows(quick: bool) -> list[Row]:
+    """Scenario 5: most real-time sessions one process holds, PCM16 and webm/opus."""
+    rows: list[Row] = []
+    # full: each step long enough for ≥ 100 turns (58 s at 50 sessions, 10 s at 400); the 100-session
+    # webm step (the goal: ≥ 100 real-time webm sessions per process) runs even if 50 failed
+    for codec, full in (("pcm16", (50, 100, 150, 200, 300, 400)), ("webm", (50, 100, 150, 200))):
+        # quick: 4.5 s of PCM16 holds a turn (the question takes 3 s); a webm recording is its silence
+        # plus the 3 s question
+        steps = await (turns.capacity((5,), 4.5 if codec == "pcm16" else 5.0, turn_every_s=0.5, codec=codec,
                                       min_turns=0) if quick else
-                       turns.capacity(full, 8.0, codec=codec))
+                       turns.capacity(full, 8.0, codec=codec, through=100 if codec == "webm" else 0))
         passed = [st.sessions for st in steps if st.ok]
         what = ("PCM16 16 kHz, 25 chunks/s each, a turn every ~20 s" if codec == "pcm16" else
                 "webm/opus as MediaRecorder slices it (40 ms a chunk, header in the first), one recording "
@@ -129,6 +158,12 @@ async def collect(quick: bool) -> list[Row]:
                      f"{max(passed) if passed else 0}" + (" (every step passed)" if steps[-1].ok else "")))
         for st in steps:
             rows.append(("5 capacity", f"step, {codec}", st.describe() + (" ✓" if st.ok else " ✗")))
+    return rows
+
+
+async def memory_rows(quick: bool) -> list[Row]:
+    """Scenario 6: server RSS per idle and per streaming session, PCM16 and webm/opus."""
+    rows: list[Row] = []
     n = 5 if quick else 100
     for codec in ("pcm16", "webm"):
         idle, streaming, decoders = await memory.per_session_codec(n, codec)
@@ -137,21 +172,34 @@ async def collect(quick: bool) -> list[Row]:
                         else ")"),
                      f"{idle:.0f} / {streaming:.0f}" + (f" · {decoders} decoder processes while streaming"
                                                         if codec == "webm" else "")))
+    return rows
+
+
+async def offline_rows(quick: bool) -> list[Row]:
+    """Scenario 7: pocketsphinx and piper real-time factors."""
+    rows: list[Row] = []
     rtf = await latency.real_time_factors(1 if quick else 9)
     k = rtf["runs"]
     rows.append(("7 offline providers", f"pocketsphinx STT real-time factor, median of {k} calls after the first "
                  f"({rtf['stt_audio_s']:.1f} s question)", f"{rtf['stt_rtf']:.3f} (max {rtf['stt_rtf_max']:.3f})"))
     rows.append(("7 offline providers", f"piper TTS + MP3 real-time factor, median of {k} calls after the first "
                  f"({rtf['tts_audio_s']:.1f} s reply)", f"{rtf['tts_rtf']:.3f} (max {rtf['tts_rtf_max']:.3f})"))
+    return rows
+
+
+async def endpointing_rows(quick: bool) -> list[Row]:
+    """Scenario 8: end of speech → utterance closed, per silence_ms."""
+    rows: list[Row] = []
     for silence_ms in ((700,) if quick else (300, 700, 1000)):
         delays = await asyncio.to_thread(endpointing.finalization_delays, silence_ms)
         rows.append(("8 endpointing", f"end of speech → utterance closed, silence_ms={silence_ms} (audio ms)",
                      _stats(delays, codec=PCM, sessions=1)))
-    rows += await cancel.rows(cancels=4 if quick else 50, compare=not quick)
-    rows += await cluster_rows(quick)
-    rows += await speculation_rows(2 if quick else 50)
-    rows += await asyncio.to_thread(turn_detector_rows)
     return rows
+
+
+async def cancel_rows(quick: bool) -> list[Row]:
+    """Scenario 9: how soon cancelled offline work lets go of the CPU pool."""
+    return await cancel.rows(cancels=2 if quick else 50, compare=not quick)
 
 
 async def cluster_rows(quick: bool) -> list[Row]:
@@ -166,12 +214,12 @@ async def cluster_rows(quick: bool) -> list[Row]:
         return [(name, "skipped", f"needs {' and '.join(missing)} (apt-get install redis-server haproxy)")]
     rows: list[Row] = []
     if quick:
-        steps, seconds, every = {1: (4,), 2: (8,)}, 4.0, 0.5
-    else:
-        steps = {1: (25, 50, 75, 100, 125, 150), 2: (50, 75, 100, 125, 150, 175, 200, 250)}
-        seconds, every = 8.0, turns.TURN_EVERY_S
+        steps, seconds, every, min_turns = {1: (4,), 2: (8,)}, 4.5, 0.5, 0  # the question takes 3 s
+    else:  # each step long enough for ≥ 100 turns (a real p99): 58 s at 50 sessions, 12 s at 300
+        steps = {1: (50, 100, 150, 200), 2: (100, 150, 200, 250, 300)}
+        seconds, every, min_turns = 8.0, turns.TURN_EVERY_S, turns.MIN_TURNS
     best: dict[int, int] = {}
-    for workers, climbed in (await cluster.capacity(steps, seconds, every)).items():
+    for workers, climbed in (await cluster.capacity(steps, seconds, every, min_turns)).items():
         passed = [st.sessions for st in climbed if st.ok]
         best[workers] = max(passed) if passed else 0
         rows.append((name, f"most real-time sessions with turn p99 ≤ {turns.TURN_P99_MS:.0f} ms, {workers} "
@@ -191,7 +239,7 @@ async def cluster_rows(quick: bool) -> list[Row]:
     return rows
 
 
-def turn_detector_rows() -> list[Row]:
+def _turn_detector_rows(pairs: int) -> list[Row]:
     """Energy, webrtc, silero, each with and without Smart Turn (needs the `[turn]` extra)."""
     try:
         from flow.bench import turn_detectors
@@ -202,9 +250,42 @@ def turn_detector_rows() -> list[Row]:
         silero_available()
     except ValueError as err:
         return [("13 turn detectors", "not measured", str(err))]
-    cond = ("piper + espeak-ng, white noise at -40 dBFS, 3 sentences each, whole and with a 1 s pause; "
-            "silence_ms 700, speculate_after_ms 250, hesitation_ms 1500; audio time")
-    return [("13 turn detectors", f"{name} ({cond})", figures) for name, figures in turn_detectors.measure()]
+    cond = (f"piper + espeak-ng, white noise at -40 dBFS, {pairs} sentence{'s' if pairs > 1 else ''} each, "
+            "whole and with a 1 s pause; silence_ms 700, speculate_after_ms 250, hesitation_ms 1500; audio time")
+    return [("13 turn detectors", f"{name} ({cond})", figures) for name, figures in turn_detectors.measure(pairs)]
+
+
+async def turn_detector_rows(quick: bool) -> list[Row]:
+    """Scenario 13, off the loop; quick: one sentence in each voice instead of three."""
+    from flow.bench.turn_detectors import PAIRS
+
+    return await asyncio.to_thread(_turn_detector_rows, 1 if quick else len(PAIRS))
+
+
+SCENARIOS: dict[str, Callable[[bool], Awaitable[list[Row]]]] = {
+    "1": ingest_rows, "2": turn_overhead_rows, "3": first_audio_rows, "4": barge_in_rows, "5": capacity_rows,
+    "6": memory_rows, "7": offline_rows, "8": endpointing_rows, "9": cancel_rows, "11": cluster_rows,
+    "12": lambda quick: speculation_rows(1 if quick else 10), "13": turn_detector_rows,
+}
+"""Every scenario of the table by its number (10, the soak, runs alone: `--soak`)."""
+SECONDS: dict[str, float] = {}
+"""Wall time of each scenario of the last `collect`: what the run costs, and where."""
+
+
+async def collect(quick: bool, only: list[str] | None = None) -> list[Row]:
+    """The rows of `only` (scenario numbers; default all), each scenario timed into `SECONDS`
+    and its time printed to stderr as it ends, so a slow scenario is seen while the run goes on."""
+    import sys
+    import time
+
+    rows: list[Row] = []
+    SECONDS.clear()
+    for name in only or list(SCENARIOS):
+        started = time.monotonic()
+        rows += await SCENARIOS[name](quick)
+        SECONDS[name] = time.monotonic() - started
+        print(f"bench: scenario {name} took {SECONDS[name]:.0f} s", file=sys.stderr, flush=True)
+    return rows
 
 
 def machine() -> str:
@@ -253,16 +334,27 @@ NOTES = """## Reading the table
 
 
 def main(quick: bool = False, out: str | None = "BENCHMARKS.md", only_cluster: bool = False,
-         profile: str | None = None) -> int:
+         profile: str | None = None, only: list[str] | None = None) -> int:
+    import sys
+
     if profile:
         return profile_scenario(profile, quick)
-    rows = asyncio.run(cluster_rows(quick) if only_cluster else collect(quick))
+    only = ["11"] if only_cluster else only
+    unknown = [name for name in only or [] if name not in SCENARIOS]
+    if unknown:
+        print(f"unknown scenario {', '.join(unknown)}; one of: {', '.join(SCENARIOS)}", file=sys.stderr)
+        return 2
+    rows = asyncio.run(collect(quick, only))
     text = table(rows)
     print(text)
+    took = " · ".join(f"{name} {s:.0f}" for name, s in SECONDS.items())
+    print(f"run time per scenario (s): {took}; total {sum(SECONDS.values()):.0f}")
     if out:
         when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-        Path(out).write_text(f"# voicegraph benchmarks\n\n{machine()}; {when}; "
-                             f"{'quick' if quick else 'full'} run of `voicegraph bench`.\n\n{text}\n\n{NOTES}")
+        what = f"scenarios {', '.join(only)} of a " if only else ""
+        Path(out).write_text(f"# voicegraph benchmarks\n\n{machine()}; {when}; {what}"
+                             f"{'quick' if quick else 'full'} run of `voicegraph bench`.\n\n{text}\n\n"
+                             f"Run time per scenario (s): {took}; total {sum(SECONDS.values()):.0f}.\n\n{NOTES}")
     return 0
 
 

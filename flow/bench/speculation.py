@@ -12,6 +12,7 @@ without a mid-sentence pause (450 ms: past 250, short of 700).
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import numpy as np
 
@@ -30,6 +31,7 @@ def _trimmed(text: str) -> bytes:
     return pcm[: (int(np.nonzero(x > 0.02 * 32768)[0][-1]) + 800) * 2]
 
 
+@functools.cache  # piper speaks it once per run, not once per server
 def question(paused: bool) -> tuple[bytes, float]:
     """The PCM of the question (with a 450 ms pause after FIRST if `paused`) and where its speech
     ends, in seconds."""
@@ -53,15 +55,21 @@ async def _turn(c: Recorder, audio: bytes, speech_s: float, i: int, event: str) 
     return 1000 * (t - end_of_speech)
 
 
-async def first_audio(graph: str, runs: int, paused: bool = False) -> tuple[list[float], float]:
-    """End of speech → `ai-response` (ms) per run, and cancelled provider requests per turn."""
-    audio, speech_s = question(paused)
+async def first_audio(graph: str, runs: int, paused_runs: int = 0) -> tuple[list[float], float, float]:
+    """End of speech → first audio (ms) of `runs` whole questions, and cancelled provider requests
+    per turn for those and for `paused_runs` questions with a mid-sentence pause, on one server
+    (a server start costs more than a quick run's turns)."""
     out: list[float] = []
     async with OpenAIStub() as stub, server_process(graph, realistic(stub)) as srv:
         stub.transcript = "Could you tell me what the weather will be like in Paris tomorrow?"
         c = await Recorder().connect(srv.url)
+        audio, speech_s = question(False)
         for i in range(runs):
             out.append(await _turn(c, audio, speech_s, i, first_audio_event(graph)))
+        cancelled = len(stub.cancelled)
+        audio, speech_s = question(True)
+        for i in range(runs, runs + paused_runs):
+            await _turn(c, audio, speech_s, i, first_audio_event(graph))
         await c.close()
-        cancelled = len(stub.cancelled) / max(1, runs)
-    return out, cancelled
+        paused = len(stub.cancelled) - cancelled
+    return out, cancelled / max(1, runs), paused / max(1, paused_runs)

@@ -51,11 +51,11 @@ def _run(audio: bytes, detector: str, smart: bool) -> list[UtteranceEnd]:
     return ends + [e for e in seg.flush() if isinstance(e, UtteranceEnd)]
 
 
-def measure() -> list[tuple[str, str]]:
-    """(detector, figures) rows."""
+def measure(pairs: int = len(PAIRS)) -> list[tuple[str, str]]:
+    """(detector, figures) rows over the first `pairs` sentences of PAIRS in both voices."""
     clips = []
     for seed, (voice_name, voice) in enumerate((("piper", speak_piper), ("espeak", speak_espeak))):
-        for a, b in PAIRS:
+        for a, b in PAIRS[:pairs]:
             whole = _speech(f"{a} {b}", voice)
             paused = _speech(a, voice) + b"\0" * (1000 * MS) + _speech(b, voice)
             pad = b"\0" * (300 * MS)

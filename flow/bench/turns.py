@@ -41,6 +41,9 @@ def question_pcm() -> bytes:
 
 
 WEBM_START = {"mimeType": MIME["webm"]}
+WEBM_GAPS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+"""The silences before the question in the webm recordings, in units of `turn_every_s` (each
+recording is picked at random: a gap that is not exponential, see `step_seconds`)."""
 
 
 def webm_recordings(turn_every_s: float) -> list[list[bytes]]:
@@ -48,7 +51,7 @@ def webm_recordings(turn_every_s: float) -> list[list[bytes]]:
     few lengths, then the question), each sliced into 40 ms of audio per chunk as MediaRecorder
     does with a timeslice: the first chunk holds the header, the rest are continuation bytes."""
     out = []
-    for share in (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0):
+    for share in WEBM_GAPS:
         gap = share * turn_every_s
         data = encode(speak_piper(QUESTION), "webm", pad_s=0.0, lead_s=gap)
         slices = max(1, round((gap + QUESTION_S) / 0.04))
@@ -164,11 +167,21 @@ QUESTION_S = 3.0
 """About how long the question takes to stream in real time (a turn's length before its gap)."""
 
 
-def step_seconds(sessions: int, seconds: float, turn_every_s: float, min_turns: int = MIN_TURNS) -> float:
+def step_seconds(sessions: int, seconds: float, turn_every_s: float, min_turns: int = MIN_TURNS,
+                 codec: str = "pcm16") -> float:
     """How long a step of `sessions` runs: at least `seconds`, and long enough for `min_turns`
-    turns (each session talks once per `turn_every_s` + the question's length, on average; 30 %
-    more for the first gap and the turns the step's end cuts off)."""
-    return max(seconds, 1.3 * min_turns * (turn_every_s + QUESTION_S) / sessions)
+    turns with 30 % to spare. Each session is a renewal process whose cycle is a gap (PCM16:
+    exponential, mean `turn_every_s`; webm: one of `WEBM_GAPS`) then the question (`QUESTION_S`);
+    by time T it has finished about T / mean - (mean² - variance) / (2 mean²) turns of cycles with
+    that mean and variance (the second term is the head start of the first cycle, which every
+    session pays: it dominates short steps of many sessions)."""
+    if codec == "pcm16":
+        mean, var = turn_every_s + QUESTION_S, turn_every_s ** 2
+    else:
+        gaps = [g * turn_every_s for g in WEBM_GAPS]
+        mean, var = statistics.mean(gaps) + QUESTION_S, statistics.pvariance(gaps)
+    head_start = (mean ** 2 - var) / (2 * mean ** 2)
+    return max(seconds, mean * (1.3 * min_turns / sessions + head_start))
 
 
 @dataclass
@@ -297,11 +310,12 @@ async def _stream(c: Recorder, step: Step, seconds: float, turn_every_s: float, 
 
 
 async def capacity(steps: tuple[int, ...], seconds: float, turn_every_s: float = TURN_EVERY_S,
-                   codec: str = "pcm16", min_turns: int = MIN_TURNS) -> list[Step]:
-    """Raise the session count step by step until a step fails (or the steps run out). The stub
-    runs in this process, the server in its own, the client fleet in a third."""
+                   codec: str = "pcm16", min_turns: int = MIN_TURNS, through: int = 0) -> list[Step]:
+    """Raise the session count step by step until a step fails past `through` sessions (or the
+    steps run out). The stub runs in this process, the server in its own, the client fleet in a
+    third."""
     async with OpenAIStub() as stub, server_process("default", stub) as srv:
-        return await climb_elsewhere(srv.url, [srv.pid], steps, seconds, turn_every_s, codec, min_turns)
+        return await climb_elsewhere(srv.url, [srv.pid], steps, seconds, turn_every_s, codec, min_turns, through)
 
 
 def _climb_main(*args: object) -> list[Step]:
@@ -324,10 +338,12 @@ async def climb_elsewhere(*args: object) -> list[Step]:
 
 async def climb(url: str, pids: list[int], steps: tuple[int, ...], seconds: float,
                 turn_every_s: float = TURN_EVERY_S, codec: str = "pcm16", min_turns: int = 0,
-                ) -> list[Step]:
+                through: int = 0) -> list[Step]:
     """The capacity steps against `url` (one server, or a balancer in front of several), whose
     server processes are `pids` (their CPU, with their decoder children's, is summed). A step
-    runs for `seconds`, longer if needed for `min_turns` turns."""
+    runs for `seconds`, longer if needed for `min_turns` turns. The climb stops at the first
+    failed step, except below `through` sessions: a goal's own step (100 webm sessions) is
+    always measured, so the table says whether the goal holds even when a smaller step failed."""
     audio = question_pcm()
     webm = webm_recordings(turn_every_s) if codec == "webm" else None
     done: list[Step] = []
@@ -336,7 +352,7 @@ async def climb(url: str, pids: list[int], steps: tuple[int, ...], seconds: floa
         await one_turn(warm, audio)
         await warm.close()
     for n in steps:
-        length = step_seconds(n, seconds, turn_every_s, min_turns)
+        length = step_seconds(n, seconds, turn_every_s, min_turns, codec)
         step = Step(n, seconds=length, codec=codec)
         clients = await connect_many(url, n)
         wall, mine = time.monotonic(), time.process_time()
@@ -359,7 +375,7 @@ async def climb(url: str, pids: list[int], steps: tuple[int, ...], seconds: floa
             counter.cancel()
             await close_all(clients)
         done.append(step)
-        if not step.ok:
+        if not step.ok and n >= through:
             break
         await asyncio.sleep(1.0)
     return done
