@@ -137,6 +137,11 @@ class FfmpegDecoder(StreamDecoder):
             try:
                 await self._read()
                 await self._proc.wait()
+            except BaseException:
+                # cancelled (the session closed) or failed: ffmpeg may be blocked writing output
+                # that nobody reads any more, and would then never close stderr — kill it first
+                await self._kill()
+                raise
             finally:
                 writer.cancel()
                 await asyncio.gather(writer, errors, return_exceptions=True)

@@ -119,6 +119,29 @@ async def test_a_socket_closed_without_a_goodbye_frees_session_and_decoder(stub,
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 
 
+async def test_a_client_leaving_with_audio_still_undecoded_frees_its_decoder(stub, caplog, webm) -> None:
+    """A client sends seconds of webm faster than ffmpeg decodes it and says goodbye without
+    `stop-recording`. Closing the session stops reading ffmpeg's output; ffmpeg, still decoding
+    what it was sent, fills its stdout pipe and blocks: the close must kill it, not wait for it
+    (it waited forever: the session never closed, SIGTERM could not stop the server)."""
+    import socketio
+
+    caplog.set_level(logging.INFO)
+    async with voicegraph(stub=stub) as srv:
+        sio = socketio.AsyncClient(reconnection=False)
+        await sio.connect(srv.url, transports=["websocket"])
+        await sio.emit("start-recording", {"mimeType": MIME["webm"]})
+        recording = webm * 3  # ~10 s: more PCM than a pipe holds (64 KiB is 2 s at 16 kHz)
+        for i in range(0, len(recording), 4096):
+            await sio.emit("audio-stream", recording[i:i + 4096])
+        await sio.call("audio-stream", b"", timeout=30)  # every chunk before it was taken
+        await sio.disconnect()
+        await all_freed(srv, timeout=10)
+        await until("the session closed", lambda: any("closed (0 live)" in r.getMessage() for r in caplog.records),
+                    timeout=5)
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+
+
 @pytest.mark.parametrize("frame", ["x", ""])
 async def test_an_invalid_packet_closes_the_connection_and_its_session(stub, caplog, figures, webm, frame) -> None:
     caplog.set_level(logging.INFO)
