@@ -80,6 +80,9 @@ class Settings(BaseModel):
     drain_s: float = Field(10.0, ge=0, le=600)
     """On SIGTERM, how long replies in flight may take to finish before the server closes
     (`VOICEGRAPH_DRAIN_S`)."""
+    heap_trim_s: float = Field(30.0, ge=0, le=3600)
+    """How often `voicegraph serve` hands freed C heap back to the OS (`VOICEGRAPH_HEAP_TRIM_S`,
+    seconds; 0: never). Without it the RSS keeps the worst burst's high-water mark (`flow.heap`)."""
     record_dir: str | None = None
     """Record every session to this directory (`VOICEGRAPH_RECORD_DIR`, `--record`); off when unset.
     The files hold the users' audio (see `flow.transport.session_log`)."""
@@ -128,6 +131,7 @@ class Settings(BaseModel):
             "VOICEGRAPH_REDIS_URL": "redis_url",
             "VOICEGRAPH_WORKER": "worker",
             "VOICEGRAPH_DRAIN_S": "drain_s",
+            "VOICEGRAPH_HEAP_TRIM_S": "heap_trim_s",
             "VOICEGRAPH_RECORD_DIR": "record_dir",
             "VOICEGRAPH_RECORD_MAX_SESSION_BYTES": "record_max_session_bytes",
             "VOICEGRAPH_RECORD_MAX_BYTES": "record_max_bytes",
