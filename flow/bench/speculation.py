@@ -55,21 +55,42 @@ async def _turn(c: Recorder, audio: bytes, speech_s: float, i: int, event: str) 
     return 1000 * (t - end_of_speech)
 
 
-async def first_audio(graph: str, runs: int, paused_runs: int = 0) -> tuple[list[float], float, float]:
+def _share(total: int, clients: int, k: int) -> int:
+    """How many of `total` turns client `k` of `clients` asks."""
+    return total // clients + (1 if k < total % clients else 0)
+
+
+async def first_audio(graph: str, runs: int, paused_runs: int = 0,
+                      clients: int = 1) -> tuple[list[float], float, float]:
     """End of speech → first audio (ms) of `runs` whole questions, and cancelled provider requests
     per turn for those and for `paused_runs` questions with a mid-sentence pause, on one server
-    (a server start costs more than a quick run's turns)."""
-    out: list[float] = []
+    (a server start costs more than a quick run's turns). `clients` sessions ask at once, each its
+    share of the turns, their starts 1.1 s apart: every turn streams its question in real time, so
+    n ≥ 50 per graph fits the full run only this way; the providers are the stub's sleeps, so the
+    sessions barely meet on the CPU (the row states how many there were)."""
+    event = first_audio_event(graph)
     async with OpenAIStub() as stub, server_process(graph, realistic(stub)) as srv:
         stub.transcript = "Could you tell me what the weather will be like in Paris tomorrow?"
-        c = await Recorder().connect(srv.url)
-        audio, speech_s = question(False)
-        for i in range(runs):
-            out.append(await _turn(c, audio, speech_s, i, first_audio_event(graph)))
+        cs = [await Recorder().connect(srv.url) for _ in range(clients)]
+        asked = [0] * clients
+
+        async def phase(paused: bool, total: int) -> list[float]:
+            audio, speech_s = question(paused)
+
+            async def one(k: int) -> list[float]:
+                await asyncio.sleep(1.1 * k)
+                out = []
+                for _ in range(_share(total, clients, k)):
+                    out.append(await _turn(cs[k], audio, speech_s, asked[k], event))
+                    asked[k] += 1
+                return out
+
+            return [ms for each in await asyncio.gather(*(one(k) for k in range(clients))) for ms in each]
+
+        out = await phase(False, runs)
         cancelled = len(stub.cancelled)
-        audio, speech_s = question(True)
-        for i in range(runs, runs + paused_runs):
-            await _turn(c, audio, speech_s, i, first_audio_event(graph))
-        await c.close()
+        await phase(True, paused_runs)
+        for c in cs:
+            await c.close()
         paused = len(stub.cancelled) - cancelled
     return out, cancelled / max(1, runs), paused / max(1, paused_runs)
