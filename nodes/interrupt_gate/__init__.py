@@ -208,14 +208,21 @@ class InterruptGate(Node[InterruptGateParams]):
         if self.params.barge_in_on_speech and self.in_flight:
             self._interrupt("speech")
 
-    def _on_piece(self, p: ReplyPiece) -> None:
-        if not self._is_current(p.turn):
+    def _admit(self, r: ReplyText | ReplyPiece) -> bool:
+        """Whether a reply (or piece) goes on now: a stale turn's is dropped, a tentative turn's
+        held until the commit; one that goes on names the reply in flight and adds its marks."""
+        if not self._is_current(r.turn):
             self.ctx.count(self.id, "dropped")
+            return False
+        if self.held.hold(r):
+            return False
+        self.response_id = r.id
+        self.record.add(r.marks)
+        return True
+
+    def _on_piece(self, p: ReplyPiece) -> None:
+        if not self._admit(p):
             return
-        if self.held.hold(p):
-            return
-        self.response_id = p.id
-        self.record.add(p.marks)
         if isinstance(p, SpokenPiece) and p.audio:
             self.record.mark("first_audio")
         self.pieces.on_next(p)
@@ -225,13 +232,8 @@ class InterruptGate(Node[InterruptGateParams]):
                 self._done(p.turn)
 
     def _on_response(self, r: ReplyText) -> None:
-        if not self._is_current(r.turn):
-            self.ctx.count(self.id, "dropped")
+        if not self._admit(r):
             return
-        if self.held.hold(r):
-            return
-        self.response_id = r.id
-        self.record.add(r.marks)
         self.record.mark("first_audio")
         self.record.mark("last_audio")
         self.ctx.count(self.id, "out")
