@@ -3,8 +3,9 @@
 In:  audio: AudioData, start: RecordingStarted, stop: RecordingStopped
 Out: audio: AudioChunk, ended: RecordingEnded
 
-Containers (webm/ogg/wav/mp3) are decoded by one ffmpeg process per recording, off the event loop;
-raw PCM16 is only resampled. The format comes from `start-recording`, else the first bytes, else
+Opus in webm/ogg (what browsers record) is decoded in-process on a decoding thread, other
+containers (wav/mp3, or webm/ogg of another codec) by one ffmpeg process per recording, both off
+the event loop; raw PCM16 is only resampled. The format comes from `start-recording`, else the first bytes, else
 raw PCM16 at `pcm_rate`. Undecodable input sends one `bad_audio` and the session goes on: the
 rest of that recording is dropped, the next recording starts afresh.
 

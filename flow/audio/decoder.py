@@ -1,47 +1,21 @@
-"""Incremental decoding of one recording to canonical PCM as its chunks arrive.
+"""Incremental decoding of one recording to canonical PCM as its chunks arrive: which decoder.
 
-Containers go through one ffmpeg process per recording: bytes are written to its stdin by a
-writer task and PCM is read from its stdout by a reader task, so the event loop never blocks and
-decoding happens in another process (a second core), while the user is still speaking. Raw PCM16
-is only converted (`PcmConverter`), which is cheap enough to do inline.
+Raw PCM16 is only converted (`PcmConverter`), cheap enough to do inline. Opus in webm or ogg (what
+browsers record) is demuxed and decoded in-process on a decoding thread (`flow.audio.opus`);
+everything else (wav, mp3, webm/ogg of another codec) goes through an ffmpeg process
+(`flow.audio.ffmpeg_decoder`). Either way the event loop only moves bytes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections import deque
-from collections.abc import Callable
-
-from flow.audio.ffmpeg import ffmpeg_path
+from flow.audio.demux import demuxer_for
+from flow.audio.ffmpeg_decoder import FfmpegDecoder
 from flow.audio.formats import PcmConverter
+from flow.audio.opus import OpusDecoder
+from flow.audio.stream_decoder import OnError, OnPcm, StreamDecoder
 from flow.contract.messages import AudioFormat
 
-log = logging.getLogger("voicegraph.decoder")
-
-OnPcm = Callable[[bytes], None]
-OnError = Callable[[str], None]
-
-READ_BYTES = 3_200
-"""Largest PCM piece handed on at once: 100 ms at 16 kHz mono."""
-_DEMUXER = {"webm": "matroska", "ogg": "ogg", "wav": "wav", "mp3": "mp3"}
-
-
-class StreamDecoder:
-    """Interface of a recording's decoder: `feed` bytes, `finish` to flush, `aclose` to abort."""
-
-    pending_bytes = 0
-    """Bytes fed but not yet handed to the decoder (the node bounds this)."""
-
-    def feed(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    async def finish(self) -> None:
-        raise NotImplementedError
-
-    async def aclose(self) -> None:
-        raise NotImplementedError
+__all__ = ["FfmpegDecoder", "OpusDecoder", "PcmDecoder", "StreamDecoder", "make_decoder"]
 
 
 class PcmDecoder(StreamDecoder):
@@ -63,152 +37,11 @@ class PcmDecoder(StreamDecoder):
         return None
 
 
-class FfmpegDecoder(StreamDecoder):
-    """A container stream decoded by an ffmpeg subprocess, fed and read without blocking."""
-
-    def __init__(self, container: str, target_rate: int, on_pcm: OnPcm, on_error: OnError) -> None:
-        self.container = container
-        self.target_rate = target_rate
-        self._on_pcm = on_pcm
-        self._on_error = on_error
-        self._queue: deque[bytes] = deque()
-        self._wakeup = asyncio.Event()
-        self._eof = False
-        self.dead = False
-        self.pending_bytes = 0
-        self._stderr = b""
-        self._proc: asyncio.subprocess.Process | None = None
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"ffmpeg-{container}")
-
-    def feed(self, data: bytes) -> None:
-        if self.dead or self._eof:
-            return
-        self._queue.append(data)
-        self.pending_bytes += len(data)
-        self._wakeup.set()
-
-    async def finish(self) -> None:
-        """No more input: wait until ffmpeg has flushed every sample (or failed)."""
-        self._eof = True
-        self._wakeup.set()
-        try:
-            await asyncio.shield(self._task)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if self._task.cancelled() and not (current and current.cancelling()):
-                return  # the decoder was aborted (`aclose`): there is nothing left to flush
-            raise  # we are cancelled ourselves: never swallow it
-
-    async def aclose(self) -> None:
-        """Abort: kill ffmpeg, stop the tasks. Idempotent, never raises."""
-        self.dead = True
-        self._eof = True
-        if not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        await self._kill()
-
-    async def _kill(self) -> None:
-        proc = self._proc
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            with contextlib.suppress(Exception):
-                await proc.wait()
-
-    def _args(self) -> list[str]:
-        return [
-            ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-nostdin",
-            "-probesize", "32768", "-analyzeduration", "0",
-            "-f", _DEMUXER[self.container], "-i", "pipe:0",
-            "-vn", "-ac", "1", "-ar", str(self.target_rate), "-f", "s16le",
-            "-flush_packets", "1", "pipe:1",
-        ]
-
-    async def _run(self) -> None:
-        try:
-            self._proc = await asyncio.create_subprocess_exec(
-                *self._args(), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-            writer = asyncio.ensure_future(self._write())
-            errors = asyncio.ensure_future(self._read_stderr())
-            try:
-                await self._read()
-                await self._proc.wait()
-            except BaseException:
-                # cancelled (the session closed) or failed: ffmpeg may be blocked writing output
-                # that nobody reads any more, and would then never close stderr — kill it first
-                await self._kill()
-                raise
-            finally:
-                writer.cancel()
-                await asyncio.gather(writer, errors, return_exceptions=True)
-            if self._proc.returncode != 0 and not self.dead:
-                self._fail(_reason(self._stderr, self._proc.returncode))
-        except asyncio.CancelledError:
-            await self._kill()
-            raise
-        except Exception as err:
-            log.exception("decoder failed")
-            await self._kill()
-            self._fail(f"{type(err).__name__}: {err}")
-
-    async def _write(self) -> None:
-        assert self._proc is not None and self._proc.stdin is not None
-        stdin = self._proc.stdin
-        try:
-            while True:
-                while self._queue:
-                    data = self._queue.popleft()
-                    self.pending_bytes -= len(data)
-                    stdin.write(data)
-                    await stdin.drain()
-                if self._eof:
-                    break
-                self._wakeup.clear()
-                await self._wakeup.wait()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # ffmpeg quit (bad input): its exit status tells why
-        finally:
-            with contextlib.suppress(Exception):
-                stdin.close()
-
-    async def _read(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        rest = b""
-        while True:
-            data = await self._proc.stdout.read(READ_BYTES)
-            if not data:
-                break
-            data = rest + data
-            usable = len(data) - len(data) % 2
-            data, rest = data[:usable], data[usable:]
-            if data and not self.dead:
-                self._on_pcm(data)
-
-    async def _read_stderr(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
-        while chunk := await self._proc.stderr.read(4096):
-            self._stderr = (self._stderr + chunk)[-2000:]
-
-    def _fail(self, message: str) -> None:
-        if not self.dead:
-            self.dead = True
-            self._queue.clear()
-            self.pending_bytes = 0
-            self._on_error(message)
-
-
-def _reason(stderr: bytes, code: int | None) -> str:
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    last = lines[-1] if lines else f"ffmpeg exited with status {code}"
-    return last.replace("pipe:0: ", "")[:200]
-
-
 def make_decoder(fmt: AudioFormat, target_rate: int, on_pcm: OnPcm, on_error: OnError) -> StreamDecoder:
     """The decoder for a recording in `fmt`, producing mono s16le at `target_rate`."""
     if fmt.container == "pcm16":
         return PcmDecoder(fmt.rate, fmt.channels, target_rate, on_pcm, on_error)
+    demuxer = demuxer_for(fmt.container)
+    if demuxer is not None:
+        return OpusDecoder(fmt.container, demuxer, target_rate, on_pcm, on_error)
     return FfmpegDecoder(fmt.container, target_rate, on_pcm, on_error)

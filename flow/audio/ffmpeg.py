@@ -1,4 +1,5 @@
-"""Finding ffmpeg (system first, else the binary shipped in the `imageio-ffmpeg` wheel) and MP3 encoding.
+"""Finding ffmpeg (system first, else the binary shipped in the `imageio-ffmpeg` wheel) and decoding
+whole uploads with it.
 
 A pip-only machine has no ffmpeg on PATH; `imageio-ffmpeg` ships
 ffmpeg (but no ffprobe), so nothing here relies on ffprobe.
@@ -9,9 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import shutil
-import subprocess
-
-from flow.contract.cpu_pool import CancelToken
 
 
 @functools.cache
@@ -28,31 +26,6 @@ def ffmpeg_path() -> str:
         raise RuntimeError(
             "ffmpeg not found: install it (apt-get install ffmpeg) or pip install imageio-ffmpeg"
         ) from err
-
-
-def _mp3_args(rate: int, width: int, channels: int, bitrate: str) -> list[str]:
-    if width != 2:
-        raise ValueError("MP3 encoding takes 16-bit PCM")
-    return [
-        ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y",
-        "-f", "s16le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0",
-        "-codec:a", "libmp3lame", "-b:a", bitrate, "-f", "mp3", "pipe:1",
-    ]
-
-
-def encode_mp3_sync(pcm: bytes, rate: int, width: int = 2, channels: int = 1, bitrate: str = "64k",
-                    cancel: CancelToken | None = None) -> bytes:
-    """Blocking PCM16 → MP3 (for worker threads). `cancel` kills ffmpeg, or never starts it, and
-    raises `asyncio.CancelledError`."""
-    cancel = cancel or CancelToken()
-    cancel.raise_if_cancelled()
-    with subprocess.Popen(_mp3_args(rate, width, channels, bitrate), stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc, cancel.hook(proc.kill):
-        out, err = proc.communicate(pcm)
-    cancel.raise_if_cancelled()
-    if proc.returncode != 0 or not out:
-        raise RuntimeError(f"ffmpeg MP3 encoding failed: {_last_line(err)}")
-    return out
 
 
 def _last_line(stderr: bytes) -> str:

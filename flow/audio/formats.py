@@ -1,7 +1,7 @@
 """Audio formats and PCM helpers: what a client declared, what bytes look like, level, resampling.
 
 Everything here is pure and cheap per chunk (C-level `audioop`/numpy), so it may run on the loop;
-container decoding, which is not cheap, lives in `flow.audio.decoder` and runs in ffmpeg.
+container decoding, which is not cheap, lives in `flow.audio.decoder` and runs off the loop.
 """
 
 from __future__ import annotations

@@ -179,7 +179,7 @@ class Ingest:
 
 async def measured(url: str, pid: int, sessions: int, chunks: int, settle_s: float = 0.0,
                    codec: str = "pcm16") -> Ingest:
-    """With webm, the CPU is the server's and its decoder children's (one ffmpeg per recording)."""
+    """With webm, the CPU is the server's and any decoder children's (in-process opus needs none)."""
     cpu_of = tree_cpu_seconds if codec == "webm" else cpu_seconds
     cpu = cpu_of(pid)
     rate = await drive(url, sessions, chunks, settle_s, codec)
@@ -188,7 +188,7 @@ async def measured(url: str, pid: int, sessions: int, chunks: int, settle_s: flo
 
 async def compare_webm(sessions: int, chunks: int, rounds: int = 3) -> tuple[Ingest, Ingest]:
     """(bare, voicegraph) with webm/opus chunks, the browser's path: the bare server only counts
-    them; voicegraph decodes every recording in an ffmpeg child (its CPU counted)."""
+    them; voicegraph decodes them (in-process; any decoder child's CPU would be counted)."""
     bare: list[Ingest] = []
     ours: list[Ingest] = []
     async with bare_process() as (bare_url, bare_pid), voicegraph_process() as (url, pid):

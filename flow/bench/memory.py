@@ -31,7 +31,7 @@ async def per_session(sessions: int) -> tuple[float, float]:
 
 async def per_session_codec(sessions: int, codec: str) -> tuple[float, float, int]:
     """(KiB per idle session, KiB per streaming session, decoder processes while streaming): the
-    server's RSS plus its children's (a webm recording has an ffmpeg decoder of its own)."""
+    server's RSS plus any decoder children's (opus is decoded in-process: none expected)."""
     if codec == "webm":  # 2 s of speech as a browser's first MediaRecorder slices: header, then audio
         data = encode(speak_piper(QUESTION), "webm", pad_s=0.0)
         speech, start, chunk = data[: len(data) // 2], WEBM_START, 1000

@@ -116,7 +116,7 @@ def children(pid: int) -> list[int]:
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU of `pid`, of its children that have exited (and were waited for) and of the live ones:
-    what a server costs including its decoder processes (one ffmpeg per webm recording)."""
+    what a server costs including any decoder processes (ffmpeg for wav/mp3 recordings)."""
     import os
 
     try:

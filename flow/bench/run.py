@@ -67,7 +67,7 @@ async def ingest_rows(quick: bool) -> list[Row]:
                  f"bare {bare.cpu_us:.0f} · voicegraph {ours.cpu_us:.0f}"))
     bare_webm, ours_webm = await ingest.compare_webm(sessions, chunks, rounds)
     rows.append(("1 ingest", "same with webm/opus chunks as MediaRecorder slices them (40 ms each, header in the "
-                 "first): chunks/s; server CPU per chunk with its ffmpeg decoders (µs)",
+                 "first): chunks/s; server CPU per chunk with any decoder processes (µs)",
                  f"bare python-socketio {bare_webm.rate:,.0f} · voicegraph {ours_webm.rate:,.0f} · ratio "
                  f"{ours_webm.rate / bare_webm.rate:.2f} · CPU bare {bare_webm.cpu_us:.0f} · voicegraph "
                  f"{ours_webm.cpu_us:.0f}"))
@@ -170,7 +170,7 @@ async def memory_rows(quick: bool) -> list[Row]:
     for codec in ("pcm16", "webm"):
         idle, streaming, decoders = await memory.per_session_codec(n, codec)
         rows.append(("6 memory", f"server RSS per idle session / per streaming session, {n} sessions, {codec} (KiB"
-                     + ("; with the ffmpeg decoder processes' private memory, one per recording)" if codec == "webm"
+                     + ("; with any decoder processes' private memory)" if codec == "webm"
                         else ")"),
                      f"{idle:.0f} / {streaming:.0f}" + (f" · {decoders} decoder processes while streaming"
                                                         if codec == "webm" else "")))
@@ -371,7 +371,7 @@ PROFILES = {
     "burst": "100 sessions (3 with --quick) stop recording at the same instant, providers at 0 ms",
     "turns": "100 sessions (3 with --quick) take turns with 2-4 s between them, providers at 0 ms",
     "capacity": "100 real-time PCM16 sessions (5 with --quick) for 20 s, a turn every ~20 s each",
-    "capacity-webm": "the same with webm/opus recordings (one ffmpeg decoder each)",
+    "capacity-webm": "the same with webm/opus recordings (decoded in-process)",
     "ingest": "10 sessions flooding PCM16 chunks (2 with --quick)",
     "ingest-webm": "the same with webm/opus chunks",
     "first-audio": "the streaming graph, realistic stub latencies, 10 turns (2 with --quick)",

@@ -202,7 +202,7 @@ class Step:
     seconds: float = 0.0
     codec: str = "pcm16"
     decoders: int = 0
-    """Decoder child processes (ffmpeg) of the server at the step's busiest moment (webm)."""
+    """Decoder child processes (ffmpeg) of the server at the step's busiest moment (webm; 0 with opus)."""
     pending: set[asyncio.Task] = field(default_factory=set)
     """Turns whose reply is still awaited."""
 
@@ -234,7 +234,7 @@ class Step:
             (f"backlog > {BACKLOG_MS:.0f} ms", self.ack_late > BACKLOG_MS),
             ("clients fell behind real time", not self.real_time),
             ("no turn", not self.turns)) if bad]
-        dec = f", {self.decoders} ffmpeg decoders" if self.codec != "pcm16" else ""
+        dec = f", {self.decoders} decoder processes" if self.codec != "pcm16" else ""
         return (f"{self.sessions} sessions ({self.codec}, {self.seconds:.0f} s): turn (ms) {spread(self.turns)}, "
                 f"ack {self.ack_late:.0f} ms, clients behind real time {self.end_lag_ms:.0f} ms at the end "
                 f"(worst {self.lag_ms:.0f}), CPU server {100 * self.server_cpu:.0f}%{dec} / "

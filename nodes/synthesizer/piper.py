@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from flow.audio.ffmpeg import encode_mp3_sync
+from flow.audio.mp3 import encode_mp3_sync
 from flow.contract.cpu_pool import CancelToken
 from flow.contract.providers import ProviderError
 from flow.contract.resources import Resources

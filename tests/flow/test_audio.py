@@ -10,9 +10,8 @@ import wave
 import numpy as np
 import pytest
 
-from flow.audio.ffmpeg import encode_mp3_sync
 from flow.audio.formats import SILENCE_DBFS, PcmConverter, level_dbfs, parse_start_payload, sniff_format, wav_bytes
-from flow.audio.mp3 import b64_size, mp3_seconds, mp3_seconds_b64
+from flow.audio.mp3 import b64_size, encode_mp3_sync, mp3_seconds, mp3_seconds_b64
 from flow.contract.messages import AudioFormat
 from flow.testing.speech import encode, silence, speak_espeak
 
@@ -90,3 +89,34 @@ def test_mp3_duration_from_the_header_and_garbage_is_zero() -> None:
     assert mp3_seconds_b64(base64.b64encode(b"not an mp3 at all").decode()) == 0.0
     assert mp3_seconds_b64("%%% not base64") == 0.0
     assert mp3_seconds_b64(None) == 0.0
+
+
+async def test_mp3_encoding_keeps_the_speech_and_stops_between_slices_once_cancelled() -> None:
+    import asyncio
+
+    from flow.audio.ffmpeg import decode_to_pcm16
+    from flow.contract.cpu_pool import CancelToken
+    from flow.testing.speech import pcm16
+
+    speech = pcm16(speak_espeak("The offline voice is encoded inside the process."), rate=22050)
+    mp3 = encode_mp3_sync(speech, 22050)
+    back = np.frombuffer(await decode_to_pcm16(mp3, rate=22050), dtype="<i2").astype(float)
+    sent = np.frombuffer(speech, dtype="<i2").astype(float)
+    assert abs(len(back) - len(sent)) < 22050 * 0.08  # encoder delay and padding only
+    lag = max(range(0, 3000), key=lambda k: float(np.dot(back[k:k + 20000], sent[:20000])))
+    aligned = back[lag:lag + len(sent)][: len(sent)]
+    assert np.corrcoef(aligned, sent[: len(aligned)])[0, 1] > 0.9  # the same speech, not noise
+
+    class CancelOnSecondLook(CancelToken):
+        looks = 0
+
+        def raise_if_cancelled(self) -> None:
+            self.looks += 1
+            if self.looks == 2:
+                self.cancel()
+            super().raise_if_cancelled()
+
+    token = CancelOnSecondLook()
+    with pytest.raises(asyncio.CancelledError):
+        encode_mp3_sync(bytes(2 * 22050 * 60), 22050, cancel=token)  # 60 s: 120 slices
+    assert token.looks == 2  # stopped at the first slice boundary after the cancel

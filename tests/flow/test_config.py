@@ -40,8 +40,10 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path: Path) -> None:
 
 
 def test_ffmpeg_comes_from_the_wheel_when_the_system_has_none(tmp_path: Path) -> None:
-    code = ("from flow.audio.ffmpeg import ffmpeg_path, encode_mp3_sync; p = ffmpeg_path(); "
-            "mp3 = encode_mp3_sync(b'\\0\\1' * 16000, 16000); print(p); print(len(mp3))")
+    code = ("import subprocess; from flow.audio.ffmpeg import ffmpeg_path; p = ffmpeg_path(); "
+            "wav = subprocess.run([p, '-loglevel', 'error', '-f', 's16le', '-ar', '16000', '-i', 'pipe:0', "
+            "'-f', 'wav', 'pipe:1'], input=b'\\0\\1' * 16000, capture_output=True, check=True).stdout; "
+            "print(p); print(len(wav))")
     env = dict(os.environ, PATH=str(Path(sys.executable).parent), PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     path, size = out.split()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import time
 
-from flow.audio.ffmpeg import encode_mp3_sync
+from flow.audio.mp3 import encode_mp3_sync
 from flow.monitor import TICK_HZ, Monitor, ReplyAudio
 
 

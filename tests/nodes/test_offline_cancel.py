@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from flow.audio.ffmpeg import encode_mp3_sync
+from flow.audio.mp3 import encode_mp3_sync
 from flow.config import Settings
 from flow.contract.cpu_pool import CancelToken
 from flow.contract.resources import Resources

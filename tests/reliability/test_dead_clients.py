@@ -1,6 +1,6 @@
-"""Dead clients: a connection that ends without a goodbye frees its session and its ffmpeg decoder.
+"""Dead clients: a connection that ends without a goodbye frees its session and its decoder.
 
-Raw Engine.IO clients stream webm (one ffmpeg decoder per session), then vanish the ways a
+Raw Engine.IO clients stream webm (one in-process opus decoder per session), then vanish the ways a
 network loses them: the socket closed without a close frame (FIN), reset (RST), an invalid packet
 the server itself answers by closing, or a cut network (the socket stays open and goes silent:
 only the ping timeout can tell). Sessions and decoders must be gone within a bounded wait.
@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from flow.config import Settings
 from flow.graph.loader import graph_path, load_graph
+from flow.testing.decoders import live_decoders
 from flow.testing.memory import peak_mb, reset_peak, rss_mb
 from flow.testing.rawclient import RawSocketIO
 from flow.testing.servers import Running, served, voicegraph
@@ -33,29 +32,6 @@ log = logging.getLogger(__name__)
 @pytest.fixture(scope="module")
 def webm() -> bytes:
     return encode(speak_piper("Tell me a long story about the sea and the ships on it."), "webm")
-
-
-def ffmpeg_children() -> list[int]:
-    """Live ffmpeg processes this process started (psutil if installed, else /proc)."""
-    try:
-        import psutil
-    except ImportError:
-        psutil = None
-    if psutil is not None:
-        return [p.pid for p in psutil.Process().children(recursive=True)
-                if "ffmpeg" in p.name() and p.status() != psutil.STATUS_ZOMBIE]
-    me, found = os.getpid(), []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            stat = (d / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-        if "ffmpeg" in name and int(rest[1]) == me and rest[0] != "Z":
-            found.append(int(d.name))
-    return found
 
 
 async def until(what: str, pred: Callable[[], bool], timeout: float, step: float = 0.05,
@@ -83,22 +59,22 @@ async def streaming_clients(srv: Running, webm: bytes, n: int) -> list[RawSocket
             await raw.emit_binary("audio-stream", half[i:i + 997])
         for raw in raws:
             await raw.pump(0)  # answer pings, as a live client does
-    await until("a decoder per session", lambda: len(ffmpeg_children()) >= n, timeout=10)
+    await until("a decoder per session", lambda: live_decoders() >= n, timeout=10)
     assert len(srv.server.sessions) == n
     return raws
 
 
 def left(srv: Running) -> dict[str, int]:
     """What the server still holds for its clients."""
-    return {"sessions": len(srv.server.sessions), "ffmpeg": len(ffmpeg_children()),
+    return {"sessions": len(srv.server.sessions), "decoders": live_decoders(),
             "engine.io sockets": len(srv.server.sio.eio.sockets)}
 
 
 async def all_freed(srv: Running, timeout: float) -> float:
-    """Seconds until the server holds no session and no ffmpeg decoder; then engine.io must let
+    """Seconds until the server holds no session and no decoder; then engine.io must let
     go of its sockets too (one it closed on a ping timeout waits for its service task's next
     sweep: up to one ping timeout more)."""
-    took = await until("sessions and decoders freed", lambda: not left(srv)["sessions"] and not left(srv)["ffmpeg"],
+    took = await until("sessions and decoders freed", lambda: not left(srv)["sessions"] and not left(srv)["decoders"],
                        timeout, step=0.1, state=lambda: left(srv))
     await until("engine.io sockets dropped", lambda: not srv.server.sio.eio.sockets,
                 srv.server.settings.ping_timeout_s * 2 + 1, step=0.1, state=lambda: left(srv))
@@ -119,19 +95,22 @@ async def test_a_socket_closed_without_a_goodbye_frees_session_and_decoder(stub,
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
 
 
-async def test_a_client_leaving_with_audio_still_undecoded_frees_its_decoder(stub, caplog, webm) -> None:
-    """A client sends seconds of webm faster than ffmpeg decodes it and says goodbye without
-    `stop-recording`. Closing the session stops reading ffmpeg's output; ffmpeg, still decoding
-    what it was sent, fills its stdout pipe and blocks: the close must kill it, not wait for it
-    (it waited forever: the session never closed, SIGTERM could not stop the server)."""
+@pytest.mark.parametrize("container", ["webm", "mp3"])
+async def test_a_client_leaving_with_audio_still_undecoded_frees_its_decoder(stub, caplog, webm, container) -> None:
+    """A client sends seconds of audio faster than it is decoded and says goodbye without
+    `stop-recording`. mp3 goes through ffmpeg: closing the session stops reading ffmpeg's output;
+    ffmpeg, still decoding what it was sent, fills its stdout pipe and blocks: the close must kill
+    it, not wait for it (it waited forever: the session never closed, SIGTERM could not stop the
+    server). webm/opus is decoded in-process: the close drops what is still queued."""
     import socketio
 
     caplog.set_level(logging.INFO)
+    audio = webm if container == "webm" else encode(speak_piper("Tell me a long story about the sea."), "mp3")
     async with voicegraph(stub=stub) as srv:
         sio = socketio.AsyncClient(reconnection=False)
         await sio.connect(srv.url, transports=["websocket"])
-        await sio.emit("start-recording", {"mimeType": MIME["webm"]})
-        recording = webm * 3  # ~10 s: more PCM than a pipe holds (64 KiB is 2 s at 16 kHz)
+        await sio.emit("start-recording", {"mimeType": MIME[container]})
+        recording = audio * 3  # ~10 s: more PCM than a pipe holds (64 KiB is 2 s at 16 kHz)
         for i in range(0, len(recording), 4096):
             await sio.emit("audio-stream", recording[i:i + 4096])
         await sio.call("audio-stream", b"", timeout=30)  # every chunk before it was taken
@@ -151,7 +130,7 @@ async def test_an_invalid_packet_closes_the_connection_and_its_session(stub, cap
         await raw.read(timeout=5)
         assert raw.eof, "the server kept the connection open"
         took = await until("its session and decoder freed",
-                           lambda: len(srv.server.sessions) == 2 and len(ffmpeg_children()) == 2, timeout=5)
+                           lambda: len(srv.server.sessions) == 2 and live_decoders() == 2, timeout=5)
         log.warning("invalid packet %r: session freed in %.2f s", frame, took)
         figures.record("dead-client cleanup", took, unit="s", part="invalid packet")
         assert took < 2

@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
-from pathlib import Path
 
 import aiohttp
 import engineio
 import pytest
 import socketio
 
+from flow.testing.decoders import live_decoders
 from flow.testing.rawclient import RawSocketIO, frame_events
 from flow.testing.servers import serve_with_dashboard, voicegraph
 from flow.testing.speech import MIME, silence
@@ -27,16 +26,6 @@ from flow.transport.door import WAITING_CONNECTIONS, DoorPacket, DoorServer, Qui
 pytestmark = pytest.mark.timeout(90)
 
 PLACEHOLDER = '{"_placeholder":true,"num":0}'
-
-
-def children() -> set[int]:
-    """Child processes of this process (the server runs in it: ffmpeg decoders are its children)."""
-    me, pids = os.getpid(), set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == me:
-                pids.add(int(stat.parent.name))
-    return pids
 
 
 async def raw(url: str, **kwargs) -> RawSocketIO:
@@ -87,8 +76,8 @@ async def test_reserved_names_are_refused_and_never_build_or_close_a_session(stu
         c = await raw(srv.url)
         await c.emit("start-recording", {"mimeType": MIME["webm"]})
         await c.emit_binary("audio-stream", silence(1.0, "webm"))
-        await until(lambda: len(children()) > 0)  # the recording's ffmpeg decoder runs
-        live, decoders = dict(srv.server.sessions), children()
+        await until(lambda: live_decoders() > 0)  # the recording's decoder runs
+        live, decoders = dict(srv.server.sessions), live_decoders()
         for _ in range(3):
             for frame in frames:
                 await (c.send_text(frame) if isinstance(frame, str) else c.send_binary(frame))
@@ -97,15 +86,15 @@ async def test_reserved_names_are_refused_and_never_build_or_close_a_session(stu
         assert [(e["code"], "reserved" in e["message"]) for e in errors(events)] == [("bad_request", True)] * 3
         await c.events(0.3)
         assert srv.server.sessions == live  # the same session object, its rate limits with it
-        assert children() == decoders  # no new ffmpeg, none left behind
+        assert live_decoders() == decoders  # no new decoder, none left behind
         assert not c.eof  # `disconnect` closed nothing, the socket is open and answers
         await answers(c)
         c.close()
         with contextlib.suppress(AssertionError):
-            await until(lambda: not srv.server.sessions and not children())
+            await until(lambda: not srv.server.sessions and not live_decoders())
         figures.add("sessions or decoders left after reserved-name packets",
-                    len(srv.server.sessions) + len(children()), goal="0")
-        assert not srv.server.sessions and not children(), "left after the client went"
+                    len(srv.server.sessions) + live_decoders(), goal="0")
+        assert not srv.server.sessions and not live_decoders(), "left after the client went"
         assert not tracebacks(caplog)
 
 
