@@ -1,25 +1,29 @@
 """Opus recordings (webm/ogg, what browsers send) decoded inside the process, off the event loop.
 
 One ffmpeg process per recording cost, per real-time session, ~1 % of a core in ffmpeg, a pipe
-round trip per chunk on the loop and ~4.5 MB of private memory, plus a process start per turn;
-at 50 webm sessions their CPU and wake-ups made turn p90 ~340 ms where PCM16 sessions had 20.
+round trip per chunk on the loop and ~4.5 MB of private memory, plus a process start per turn.
 Here the container is read by `flow.audio.demux` and the packets go to libopus through PyAV
-(libavcodec in the wheel, no system ffmpeg needed): ~25 µs of CPU per 20 ms packet.
+(libavcodec in the wheel, no system ffmpeg needed): ~26 µs of CPU per 20 ms packet, resampled.
 
-The work runs on one shared decoding thread, never on the loop. Each recording has at most one
-job in flight, of at most `SLICE_BYTES` of input, so a session flooding audio waits behind the
-others' chunks instead of in front of them. A stream whose audio is not opus goes to ffmpeg
-(`FfmpegDecoder`) with every byte it had so far.
+All of it runs on one decoding thread shared by every recording in the process, never on the
+loop, and the hand-offs are batched: a chunk arriving only appends to its recording's input and,
+if the recording was idle, puts it in the thread's ready queue; the thread takes one slice of at
+most `SLICE_BYTES` from each ready recording in turn (a session flooding audio waits behind the
+others' chunks, not in front of them) and hands the PCM back to the loop in one callback per
+pass. A thread hop per chunk (an executor future each) cost more CPU than decoding and made 100
+real-time sessions wait for the queue of hops: stop-recording → end of decoding p50 52, p90
+162 ms. A stream whose audio is not opus goes to ffmpeg (`FfmpegDecoder`) with every byte so far.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import functools
 import logging
+import threading
+import time
 from collections import deque
+from dataclasses import dataclass
 
 import av
 
@@ -34,22 +38,116 @@ HEADER_LIMIT = 1 << 20
 BAD_PACKETS = 10
 """Damaged packets in a row before the stream counts as not opus at all (one is skipped)."""
 SLICE_BYTES = 16_384
-"""Most input one job decodes (~4 s of browser opus at 32 kbit/s; ~50 ms of CPU at the worst)."""
-
+"""Most input one step decodes (~4 s of browser opus at 32 kbit/s; ~50 ms of CPU at the worst)."""
+GATHER_S = 0.01
+"""How long the woken thread lets chunks gather before a pass (a `finish` cuts it short): at 100
+real-time sessions, ~100 passes a second instead of one thread and one loop wake-up per chunk."""
+DELIVER_EVERY = 32
+"""Steps after which the thread hands results to the loop even if its pass is not over (also after
+`DELIVER_AFTER_S`, and at once for a finished or failed recording: someone waits for those)."""
+DELIVER_AFTER_S = 0.005
 
 _running: set[OpusDecoder] = set()
 
 
 def running() -> int:
-    """In-process decoders of this process still running (a closed session leaves none)."""
+    """In-process decoders of this process not yet finished or closed (a closed session leaves none)."""
     return len(_running)
 
 
-@functools.cache
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    """The decoding thread every opus recording in the process shares (the work is small and the
-    GIL would serialise more threads anyway; one thread keeps the jobs in arrival order)."""
-    return concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="opus-decode")
+@dataclass(slots=True)
+class _Step:
+    """What one step on the decoding thread produced, for the loop."""
+
+    decoder: OpusDecoder
+    pcm: bytes = b""
+    taken: int = 0
+    """Input bytes the step consumed (no longer pending)."""
+    error: str | None = None
+    flushed: bool = False
+    """The stream is over and every sample is out."""
+    other_codec: str | None = None
+    """The audio is not opus: ffmpeg takes the stream."""
+
+
+class _DecodeThread:
+    """The one thread that decodes every in-process recording (see the module doc)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ready: deque[OpusDecoder] = deque()
+        self.wake = threading.Event()
+        self.hurry = threading.Event()
+        """Set when a recording waits to be finished: the pass starts at once."""
+        threading.Thread(target=self._main, name="opus-decode", daemon=True).start()
+
+    def schedule(self, decoder: OpusDecoder, hurry: bool = False) -> None:
+        """`decoder` has work (loop thread): into the ready queue unless it is already there;
+        `hurry`: someone waits for it (a turn ends), no gathering."""
+        if hurry:
+            self.hurry.set()
+        with self.lock:
+            if decoder.scheduled:
+                return
+            decoder.scheduled = True
+            self.ready.append(decoder)
+        self.wake.set()
+
+    def _main(self) -> None:
+        while True:
+            self.wake.wait()
+            self.hurry.wait(GATHER_S)
+            self.hurry.clear()
+            self.wake.clear()
+            done: list[_Step] = []
+            since = 0.0
+            while True:
+                with self.lock:
+                    if not self.ready:
+                        break
+                    decoder = self.ready.popleft()
+                st = decoder.step()
+                if not done:
+                    since = time.monotonic()
+                done.append(st)
+                with self.lock:
+                    if decoder.has_work():
+                        self.ready.append(decoder)
+                    else:
+                        decoder.scheduled = False
+                if (st.flushed or st.error is not None or len(done) >= DELIVER_EVERY
+                        or time.monotonic() - since > DELIVER_AFTER_S):
+                    _deliver_all(done)
+                    done = []
+            if done:
+                _deliver_all(done)
+
+
+def _deliver_all(steps: list[_Step]) -> None:
+    """Hand `steps` to their loops, one callback per loop (decoding thread)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Step]] = {}
+    for st in steps:
+        by_loop.setdefault(st.decoder.loop, []).append(st)
+    for loop, mine in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits for these
+            loop.call_soon_threadsafe(_delivered, mine)
+
+
+def _delivered(steps: list[_Step]) -> None:
+    for st in steps:
+        st.decoder.delivered(st)
+
+
+_thread: _DecodeThread | None = None
+_thread_lock = threading.Lock()
+
+
+def _decode_thread() -> _DecodeThread:
+    global _thread
+    with _thread_lock:
+        if _thread is None:
+            _thread = _DecodeThread()
+        return _thread
 
 
 class _Codec:
@@ -88,149 +186,176 @@ class _Codec:
 
 
 class OpusDecoder(StreamDecoder):
-    """A webm/ogg recording: demuxed and decoded on the shared decoding thread as chunks arrive."""
+    """A webm/ogg recording, demuxed and decoded on the shared decoding thread as chunks arrive.
+
+    The loop thread feeds `input` and reads results in `delivered`; the decoding thread owns the
+    demuxer and the codec and runs `step`. `scheduled` is guarded by the thread's lock."""
 
     def __init__(self, container: str, demuxer: Demuxer, target_rate: int, on_pcm: OnPcm,
                  on_error: OnError) -> None:
         self.container = container
         self.target_rate = target_rate
+        self.loop = asyncio.get_running_loop()
         self._demuxer = demuxer
         self._on_pcm = on_pcm
         self._on_error = on_error
-        self._queue: deque[bytes] = deque()
+        self.input: deque[bytes] = deque()
         self.pending_bytes = 0
+        self.scheduled = False
+        self.dead = False
+        """Closed or failed (loop thread sets it; the decoding thread then skips this one)."""
+        self._flush = False
+        """No more input: flush once it is all decoded (loop thread sets it)."""
+        self._stopped = False
+        """Decoding thread: flushed, failed or handed to ffmpeg; no more steps."""
         self._seen: list[bytes] | None = []
-        """Every byte until the codec is known (a non-opus stream is replayed to ffmpeg)."""
+        """Decoding thread: every byte until the codec is known (replayed to ffmpeg if not opus)."""
+        self._seen_bytes = 0
         self._codec: _Codec | None = None
         self._ffmpeg: FfmpegDecoder | None = None
-        self._eof = False
-        self.dead = False
-        self._wakeup = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"opus-{container}")
+        self._done = self.loop.create_future()
+        """Resolved once every sample is out, the stream failed, or the decoder was closed."""
         _running.add(self)
-        self._task.add_done_callback(lambda _: _running.discard(self))
+        self._done.add_done_callback(lambda _: _running.discard(self))
+
+    # ---------------------------------------------------------------- loop thread
 
     def feed(self, data: bytes) -> None:
-        if self.dead or self._eof:
+        if self.dead or self._flush:
             return
         if self._ffmpeg is not None:
             self._ffmpeg.feed(data)
             return
-        self._queue.append(data)
+        self.input.append(data)
         self.pending_bytes += len(data)
-        self._wakeup.set()
+        _decode_thread().schedule(self)  # (checks `scheduled` under the lock: no lost wake-up)
 
     async def finish(self) -> None:
         """No more input: wait until every sample is out (or the stream failed)."""
-        self._eof = True
-        self._wakeup.set()
-        try:
-            await asyncio.shield(self._task)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if self._task.cancelled() and not (current and current.cancelling()):
-                return  # aborted (`aclose`): nothing left to flush
-            raise
+        if not self._flush and not self.dead and self._ffmpeg is None:
+            self._flush = True
+            _decode_thread().schedule(self, hurry=True)
+        await asyncio.shield(self._done)
         if self._ffmpeg is not None:
             await self._ffmpeg.finish()
 
     async def aclose(self) -> None:
-        """Abort: drop what is queued; a job already on the decoding thread ends by itself (it is
-        at most `SLICE_BYTES`). Idempotent, never raises."""
+        """Abort: drop what is queued; a step already on the decoding thread ends by itself (it is
+        at most `SLICE_BYTES`) and its result is dropped. Idempotent, never raises."""
         self.dead = True
-        self._eof = True
-        self._queue.clear()
+        self.input.clear()
         self.pending_bytes = 0
-        if not self._task.done():
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+        self._resolve()
         if self._ffmpeg is not None:
             await self._ffmpeg.aclose()
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                if not self._queue:
-                    if self._eof:
-                        break
-                    self._wakeup.clear()
-                    await self._wakeup.wait()
-                    continue
-                data = self._take()
-                if self._seen is not None:
-                    self._seen.append(data)
-                    if sum(map(len, self._seen)) > HEADER_LIMIT:
-                        raise DemuxError(f"no audio header in the first {HEADER_LIMIT} bytes")
-                pcm = await loop.run_in_executor(_executor(), self._decode, data)
-                if self._ffmpeg_needed():
-                    return
-                self._hand_on(pcm)
-            self._demuxer.end()  # a break after the last packets; (no job of ours is in flight)
-            if self._codec is not None:
-                self._hand_on(await loop.run_in_executor(_executor(), self._codec.decode, None))
-                return
-            if not self._ffmpeg_needed() and self._demuxer.codec is None and self._seen and not self.dead:
-                self._fail(f"the {self.container} stream ended before its audio header")
-        except DemuxError as err:
-            self._fail(str(err))
-        except av.error.FFmpegError as err:
-            self._fail(f"opus: {err}")
-        except Exception as err:
-            log.exception("decoder failed")
-            self._fail(f"{type(err).__name__}: {err}")
-
-    def _take(self) -> bytes:
-        """Up to `SLICE_BYTES` of the queued input, joined (a chunk larger than that is split)."""
-        parts: list[bytes] = []
-        size = 0
-        while self._queue and size < SLICE_BYTES:
-            data = self._queue.popleft()
-            if size + len(data) > SLICE_BYTES:
-                keep = SLICE_BYTES - size
-                self._queue.appendleft(data[keep:])
-                data = data[:keep]
-            parts.append(data)
-            size += len(data)
-        self.pending_bytes -= size
-        return b"".join(parts)
-
-    def _decode(self, data: bytes) -> bytes:
-        """On the decoding thread: demux `data`, decode its packets."""
+    def delivered(self, st: _Step) -> None:
+        """A step's result, in step order."""
+        self.pending_bytes = max(0, self.pending_bytes - st.taken)
         if self.dead:
-            return b""
-        packets = self._demuxer.push(data)
-        if self._demuxer.codec != "opus":
-            return b""  # not known yet, or not opus (then ffmpeg takes the stream)
-        if self._codec is None:
-            self._codec = _Codec(self._demuxer.head, self.target_rate)
-        return self._codec.decode(packets) if packets else b""
+            return
+        self._hand_on(st.pcm)
+        if st.error is not None:
+            self._fail(st.error)
+        elif st.other_codec is not None:
+            self._to_ffmpeg(st.other_codec)
+        elif st.flushed:
+            self._resolve()
 
-    def _ffmpeg_needed(self) -> bool:
-        """Once the codec is known: forget the replay buffer, or hand everything to ffmpeg."""
-        codec = self._demuxer.codec
-        if codec is None or self._seen is None or self.dead:
-            return self.dead
-        seen, self._seen = self._seen, None
-        if codec == "opus":
-            return False
+    def _to_ffmpeg(self, codec: str) -> None:
+        """The audio is not opus: replay every byte to an ffmpeg decoder, which takes it from here."""
         log.info("%s audio in %s: decoding it with ffmpeg", codec, self.container)
+        seen, self._seen = self._seen or [], None
         self._ffmpeg = FfmpegDecoder(self.container, self.target_rate, self._on_pcm, self._on_error)
-        for data in (*seen, *self._queue):
+        for data in (*seen, *self.input):
             self._ffmpeg.feed(data)
-        self._queue.clear()
+        self.input.clear()
         self.pending_bytes = 0
-        return True
+        self._resolve()  # a finish() waiting goes on to wait for ffmpeg
 
     def _hand_on(self, pcm: bytes) -> None:
-        if pcm and not self.dead:
+        if pcm:
             for piece in pieces(pcm):
                 self._on_pcm(piece)
 
     def _fail(self, message: str) -> None:
         if not self.dead:
             self.dead = True
-            self._queue.clear()
+            self.input.clear()
             self.pending_bytes = 0
+            self._resolve()
             self._on_error(message)
+
+    def _resolve(self) -> None:
+        if not self._done.done():
+            self._done.set_result(None)
+
+    # ---------------------------------------------------------------- decoding thread
+
+    def has_work(self) -> bool:
+        return not self._stopped and not self.dead and (bool(self.input) or self._flush)
+
+    def step(self) -> _Step:
+        """One slice of input decoded, or (input all done and finish called) the flush."""
+        st = _Step(self)
+        if self.dead or self._stopped:
+            return st
+        try:
+            if self.input:
+                data = self._take()
+                st.taken = len(data)
+                st.pcm = self._decode(data)
+                codec = self._demuxer.codec
+                if codec is not None and codec != "opus":
+                    st.other_codec, self._stopped = codec, True
+            elif self._flush:
+                self._stopped = True
+                self._demuxer.end()  # a break after the last packets raises here
+                codec = self._demuxer.codec
+                if self._codec is not None:
+                    st.pcm = self._codec.decode(None)
+                elif codec is not None and codec != "opus":
+                    st.other_codec = codec
+                elif codec is None and self._seen_bytes:
+                    raise DemuxError(f"the {self.container} stream ended before its audio header")
+                st.flushed = True
+        except DemuxError as err:
+            st.error, self._stopped = str(err), True
+        except av.error.FFmpegError as err:
+            st.error, self._stopped = f"opus: {err}", True
+        except Exception as err:
+            log.exception("decoder failed")
+            st.error, self._stopped = f"{type(err).__name__}: {err}", True
+        return st
+
+    def _take(self) -> bytes:
+        """Up to `SLICE_BYTES` of the queued input, joined (a chunk larger than that is split)."""
+        parts: list[bytes] = []
+        size = 0
+        while self.input and size < SLICE_BYTES:
+            data = self.input.popleft()
+            if size + len(data) > SLICE_BYTES:
+                keep = SLICE_BYTES - size
+                self.input.appendleft(data[keep:])
+                data = data[:keep]
+            parts.append(data)
+            size += len(data)
+        return b"".join(parts)
+
+    def _decode(self, data: bytes) -> bytes:
+        """Demux `data`, decode its packets (remembering the bytes until the codec is known)."""
+        if self._seen is not None:
+            self._seen.append(data)
+            self._seen_bytes += len(data)
+        packets = self._demuxer.push(data)
+        codec = self._demuxer.codec
+        if codec is None:
+            if self._seen_bytes > HEADER_LIMIT:
+                raise DemuxError(f"no audio header in the first {HEADER_LIMIT} bytes")
+            return b""
+        if codec != "opus":
+            return b""
+        self._seen = None
+        if self._codec is None:
+            self._codec = _Codec(self._demuxer.head, self.target_rate)
+        return self._codec.decode(packets) if packets else b""

@@ -44,6 +44,11 @@ WEBM_START = {"mimeType": MIME["webm"]}
 WEBM_GAPS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 """The silences before the question in the webm recordings, in units of `turn_every_s` (each
 recording is picked at random: a gap that is not exponential, see `step_seconds`)."""
+WEBM_ARRIVAL = statistics.mean(WEBM_GAPS)
+"""A webm session starts its first recording after a random wait of up to this many
+`turn_every_s`: users arrive at independent moments. Started together, the sessions that drew the
+same recording stopped at the same instant, a burst of ~14 turns at 100 sessions, and most of a
+step's turns were first turns: the webm rows measured bursts (p50 130-240 ms at 100 sessions)."""
 
 
 def webm_recordings(turn_every_s: float) -> list[list[bytes]]:
@@ -175,12 +180,14 @@ def step_seconds(sessions: int, seconds: float, turn_every_s: float, min_turns: 
     by time T it has finished about T / mean - (mean² - variance) / (2 mean²) turns of cycles with
     that mean and variance (the second term is the head start of the first cycle, which every
     session pays: it dominates short steps of many sessions)."""
+    arrival = 0.0
     if codec == "pcm16":
         mean, var = turn_every_s + QUESTION_S, turn_every_s ** 2
     else:
         gaps = [g * turn_every_s for g in WEBM_GAPS]
         mean, var = statistics.mean(gaps) + QUESTION_S, statistics.pvariance(gaps)
-    head_start = (mean ** 2 - var) / (2 * mean ** 2)
+        arrival = WEBM_ARRIVAL * turn_every_s / 2  # the mean wait before the first recording
+    head_start = (mean ** 2 - var) / (2 * mean ** 2) + arrival / mean
     return max(seconds, mean * (1.3 * min_turns / sessions + head_start))
 
 
@@ -260,12 +267,16 @@ def _timed(c: Recorder, step: Step, t0: float) -> asyncio.Task:
 async def _stream(c: Recorder, step: Step, seconds: float, turn_every_s: float, audio: bytes, seed: int,
                   webm: list[list[bytes]] | None = None) -> None:
     """One real-time session for `seconds`: PCM16 (digital silence between questions), or with
-    `webm` whole browser recordings (silence then the question, one decoder each) back to back."""
+    `webm` whole browser recordings (silence then the question, one decoder each) back to back,
+    the first after a random wait (`WEBM_ARRIVAL`)."""
     loop = asyncio.get_running_loop()
     r = random.Random(seed)
-    start = loop.time()
+    # each session's own 40 ms clock phase, as independent browsers have: phase-locked, every
+    # session's chunk landed in the same instant, 25 times a second
+    start = loop.time() + r.uniform(0.0, 0.04)
     plan: list[bytes] = []
     next_turn = r.expovariate(1 / turn_every_s)  # users talk at random, independent moments
+    arrives = r.uniform(0, WEBM_ARRIVAL * turn_every_s) if webm is not None else 0.0
     sent = 0
     if webm is None:
         await c.emit("start-recording", START)
@@ -279,6 +290,9 @@ async def _stream(c: Recorder, step: Step, seconds: float, turn_every_s: float, 
         step.lag_ms = max(step.lag_ms, 1000 * lag)
         if lag < 0:
             await asyncio.sleep(-lag)
+        if at < arrives:  # a browser user who has not started to record yet: nothing to send
+            sent += 1
+            continue
         if webm is not None and not plan:
             plan = list(r.choice(webm))
             await c.emit("start-recording", WEBM_START)

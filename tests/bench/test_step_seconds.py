@@ -2,7 +2,7 @@
 
 `step_seconds` sizes a step from a model of the sessions (a renewal process each: a gap, then the
 question); here the same sessions are drawn at random, as `turns._stream` draws them (PCM16: an
-exponential gap; webm: one of the recordings' gaps), and counted as the step counts its turns:
+exponential gap; webm: one of the recordings' gaps, after a random arrival), and counted as the step counts its turns:
 those whose question was out before the step ended.
 """
 
@@ -12,13 +12,13 @@ import random
 
 import pytest
 
-from flow.bench.turns import MIN_TURNS, QUESTION_S, TURN_EVERY_S, WEBM_GAPS, step_seconds
+from flow.bench.turns import MIN_TURNS, QUESTION_S, TURN_EVERY_S, WEBM_ARRIVAL, WEBM_GAPS, step_seconds
 
 
 def turns_in(seconds: float, sessions: int, codec: str, rng: random.Random) -> int:
     count = 0
     for _ in range(sessions):
-        t = 0.0
+        t = 0.0 if codec == "pcm16" else rng.uniform(0, WEBM_ARRIVAL * TURN_EVERY_S)  # its arrival
         while True:
             gap = rng.expovariate(1 / TURN_EVERY_S) if codec == "pcm16" else TURN_EVERY_S * rng.choice(WEBM_GAPS)
             t += gap + QUESTION_S

@@ -214,3 +214,31 @@ async def test_a_recording_stopped_before_any_audio_is_empty_not_an_error(speech
     assert (pcm, errors, dec._ffmpeg) == (b"", [], None)
     pcm, errors, _ = await run(lambda p, e: make_decoder(AudioFormat(container), 16000, p, e), data[:7], 50)
     assert pcm == b"" and len(errors) == 1 and "before its audio header" in errors[0]
+
+
+async def test_many_recordings_share_the_decoding_thread_each_in_order(speech) -> None:
+    data = encode(speech, "webm", pad_s=0.2)
+    reference, _, _ = await run(lambda p, e: make_decoder(AudioFormat("webm"), 16000, p, e), data, 100_000)
+    outs: list[list[bytes]] = [[] for _ in range(20)]
+    decoders = [make_decoder(AudioFormat("webm"), 16000, out.append, pytest.fail) for out in outs]
+    for i in range(0, len(data), 333):  # interleaved, as 20 sessions' chunks arrive
+        for dec in decoders:
+            dec.feed(data[i:i + 333])
+        await asyncio.sleep(0)
+    await asyncio.gather(*(dec.finish() for dec in decoders))
+    assert all(b"".join(out) == reference for out in outs)
+
+
+async def test_a_flooding_recording_does_not_hold_up_another(speech) -> None:
+    """A recording with ~1 MB queued is decoded a slice at a time, in turn with the others: a short
+    one fed after it is finished while most of the flood still waits."""
+    data = encode(speech, "ogg", pad_s=0.0)
+    flood = make_decoder(AudioFormat("ogg"), 16000, lambda pcm: None, pytest.fail)
+    flood.feed(data)
+    for _ in range(1_000_000 // len(data)):
+        flood.feed(data[data.index(b"OggS", 200):])  # more pages of the same stream (no second header)
+    short = make_decoder(AudioFormat("ogg"), 16000, lambda pcm: None, pytest.fail)
+    short.feed(data)
+    await short.finish()
+    assert flood.pending_bytes > 500_000  # the flood's backlog was not decoded first
+    await flood.aclose()

@@ -143,3 +143,35 @@ async def test_queued_audio_for_transcription_is_bounded_in_seconds(clients) -> 
         assert any("timer" in r["text"] for r in results)
         await c.quiet(0.5)
         assert len(c.of("speech-result")) == 3
+
+
+async def test_long_texts_sent_without_a_pause_stay_bounded_and_a_bystander_is_answered(server, clients,
+                                                                                        figures) -> None:
+    """The issue's sustained case: 3,990-character texts at 10 a second (it reached 2.4 GB, and a
+    bystander's turn took 16 s). Here 5 s of it: each new text supersedes the reply in flight (its
+    synthesis is cancelled, not queued), memory is bounded while it lasts and given back after, and
+    another session is answered meanwhile (measured: 1 of 50 answered, peak +328 MB, kept +14 MB)."""
+    a, b = await clients(server.url), await clients(server.url)
+    await b.emit("text-message", "Good morning.")  # warm
+    assert (await answer(b, 1, timeout=60))["audio"]
+    await asyncio.sleep(1.5)  # a heap trim since the warm-up
+    before = status_kb(server.pid, "VmRSS")
+    if not reset_peak(server.pid):
+        pytest.skip("cannot reset the server's peak RSS here")
+    for i in range(50):
+        await a.emit("text-message", ENGLISH)
+        if i == 20:
+            await b.emit("text-message", "Hello there.")
+        await asyncio.sleep(0.1)
+    reply = await b.wait("ai-response", timeout=120, count=2)
+    assert reply["audio"] and "hello there" in reply["text"].lower()
+    await a.wait("ai-response", timeout=180)  # the flood's last admitted text is answered
+    await a.quiet(3.0)  # no more replies coming; at least one heap trim since the last
+    peak = (status_kb(server.pid, "VmHWM") - before) / 1024
+    kept = (status_kb(server.pid, "VmRSS") - before) / 1024
+    answered = len(a.of("ai-response"))
+    print(f"50 long texts in 5 s: {answered} answered; RSS peak +{peak:.0f} MB, kept {kept:+.0f} MB")
+    figures.record("worst single-message memory growth", kept, unit="MB kept", goal=f"≤ +{KEPT_MB} MB kept",
+                   part="long texts at 10/s")
+    assert 1 <= answered <= 10  # superseded, not 50 long replies queued one behind the other
+    assert peak < PEAK_MB and kept < KEPT_MB, (peak, kept)
