@@ -338,7 +338,17 @@ NOTES = """## Reading the table
 - Turn overhead at 100 sessions: one isolated turn is 8-10 ms, ~6 ms of it the three HTTP round
   trips to the Python stub on the same two cores; at 100 sessions the slow tail is CPU collisions
   between server, stub and client fleet (delivering the stop, the STT round trip, the client
-  receiving the reply), not the server's own steps (< 1.5 ms) nor its event loop.
+  receiving the reply), not the server's own steps (< 1.5 ms) nor its event loop. Also in the
+  tail: full (generation 2) garbage collections of 20-75 ms at 100 sessions (measured with a gc
+  callback in the server), every ~10-15 s while sessions come and go, triggered by the growth of
+  long-lived session objects (the Rx subscriptions of each session's graph: ~130 locks and as many
+  observers per session) rather than by garbage from turns (~16-47 objects per turn).
+- webm/opus: decoded in-process (PyAV's libopus, one shared decoding thread, hand-offs batched);
+  until 2026-11-29 it was one ffmpeg process per recording: capacity 0 sessions (50: p99 351 ms,
+  100: p99 808 ms at 94 % CPU), 330 µs per ingested chunk, 4,610 KiB per streaming session. Since
+  the same date the capacity clients start their first webm recording after a random wait and
+  each keeps its own 40 ms clock phase: before, every session that drew the same recording
+  stopped at the same instant (bursts of ~14 turns) and all chunks arrived in the same instant.
 """
 
 
