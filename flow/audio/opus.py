@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -95,32 +96,39 @@ class _DecodeThread:
 
     def _main(self) -> None:
         while True:
-            self.wake.wait()
-            self.hurry.wait(GATHER_S)
-            self.hurry.clear()
-            self.wake.clear()
-            done: list[_Step] = []
-            since = 0.0
-            while True:
-                with self.lock:
-                    if not self.ready:
-                        break
-                    decoder = self.ready.popleft()
-                st = decoder.step()
-                if not done:
-                    since = time.monotonic()
-                done.append(st)
-                with self.lock:
-                    if decoder.has_work():
-                        self.ready.append(decoder)
-                    else:
-                        decoder.scheduled = False
-                if (st.flushed or st.error is not None or len(done) >= DELIVER_EVERY
-                        or time.monotonic() - since > DELIVER_AFTER_S):
-                    _deliver_all(done)
-                    done = []
-            if done:
+            try:
+                self._pass()
+            except Exception:  # a bug here must not stop every session's decoding for good
+                log.exception("decoding thread: a pass failed")
+
+    def _pass(self) -> None:
+        """Wait for work, then one pass over the ready recordings."""
+        self.wake.wait()
+        self.hurry.wait(GATHER_S)
+        self.hurry.clear()
+        self.wake.clear()
+        done: list[_Step] = []
+        since = 0.0
+        while True:
+            with self.lock:
+                if not self.ready:
+                    break
+                decoder = self.ready.popleft()
+            st = decoder.step()
+            if not done:
+                since = time.monotonic()
+            done.append(st)
+            with self.lock:
+                if decoder.has_work():
+                    self.ready.append(decoder)
+                else:
+                    decoder.scheduled = False
+            if (st.flushed or st.error is not None or len(done) >= DELIVER_EVERY
+                    or time.monotonic() - since > DELIVER_AFTER_S):
                 _deliver_all(done)
+                done = []
+        if done:
+            _deliver_all(done)
 
 
 def _deliver_all(steps: list[_Step]) -> None:
@@ -135,7 +143,11 @@ def _deliver_all(steps: list[_Step]) -> None:
 
 def _delivered(steps: list[_Step]) -> None:
     for st in steps:
-        st.decoder.delivered(st)
+        try:
+            st.decoder.delivered(st)
+        except Exception as err:  # what the PCM went to failed: that recording ends, the others go on
+            log.exception("decoder: handing on decoded audio failed")
+            st.decoder.fail(f"{type(err).__name__}: {err}")
 
 
 _thread: _DecodeThread | None = None
@@ -148,6 +160,15 @@ def _decode_thread() -> _DecodeThread:
         if _thread is None:
             _thread = _DecodeThread()
         return _thread
+
+
+def _forget_thread() -> None:
+    """In a forked child the thread does not exist: the next recording starts its own."""
+    global _thread, _thread_lock
+    _thread, _thread_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_thread)
 
 
 class _Codec:
@@ -256,7 +277,7 @@ class OpusDecoder(StreamDecoder):
             return
         self._hand_on(st.pcm)
         if st.error is not None:
-            self._fail(st.error)
+            self.fail(st.error)
         elif st.other_codec is not None:
             self._to_ffmpeg(st.other_codec)
         elif st.flushed:
@@ -278,7 +299,7 @@ class OpusDecoder(StreamDecoder):
             for piece in pieces(pcm):
                 self._on_pcm(piece)
 
-    def _fail(self, message: str) -> None:
+    def fail(self, message: str) -> None:
         if not self.dead:
             self.dead = True
             self.input.clear()

@@ -242,3 +242,39 @@ async def test_a_flooding_recording_does_not_hold_up_another(speech) -> None:
     await short.finish()
     assert flood.pending_bytes > 500_000  # the flood's backlog was not decoded first
     await flood.aclose()
+
+
+async def test_a_failing_consumer_ends_its_recording_only(speech) -> None:
+    data = encode(speech, "ogg", pad_s=0.0)
+    errors: list[str] = []
+
+    def broken(pcm: bytes) -> None:
+        raise RuntimeError("downstream bug")
+
+    bad = make_decoder(AudioFormat("ogg"), 16000, broken, errors.append)
+    out: list[bytes] = []
+    good = make_decoder(AudioFormat("ogg"), 16000, out.append, pytest.fail)
+    for dec in (bad, good):
+        dec.feed(data)
+    await asyncio.wait_for(asyncio.gather(bad.finish(), good.finish()), 10)  # neither hangs
+    assert len(errors) == 1 and "downstream bug" in errors[0]
+    assert len(b"".join(out)) > 32000
+
+
+def _decode_in_child(data: bytes) -> int:
+    async def go() -> int:
+        out, _, _ = await run(lambda p, e: make_decoder(AudioFormat("ogg"), 16000, p, e), data, 4000)
+        return len(out)
+
+    return asyncio.run(go())
+
+
+async def test_a_forked_child_decodes_with_a_thread_of_its_own(speech) -> None:
+    import concurrent.futures
+    import multiprocessing
+
+    data = encode(speech, "ogg", pad_s=0.0)
+    here, _, _ = await run(lambda p, e: make_decoder(AudioFormat("ogg"), 16000, p, e), data, 4000)  # thread up
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        there = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(pool, _decode_in_child, data), 30)
+    assert there == len(here) > 32000  # (without the at-fork reset the child waited for a thread it lacks)
