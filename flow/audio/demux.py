@@ -95,7 +95,7 @@ class WebmDemuxer(Demuxer):
         self._buf = bytearray()
         self._skip = 0
         self._started = False
-        self._tracks: list[dict[int, bytes | int]] = []
+        self._tracks: list[dict[int, bytes]] = []
         self._track: int | None = None
         """The opus track's number once the first Cluster started (the track list is complete)."""
 
@@ -171,14 +171,14 @@ class WebmDemuxer(Demuxer):
             raise DemuxError("WebM stream without an audio track")
         for track in audio:
             if track.get(_CODEC_ID) == b"A_OPUS":
-                self.codec, self.head = "opus", bytes(track.get(_CODEC_PRIVATE, b""))
+                self.codec, self.head = "opus", track.get(_CODEC_PRIVATE, b"")
                 self._track = _uint(track.get(_TRACK_NUMBER, b"\x01"))
                 return
-        self.codec = bytes(audio[0].get(_CODEC_ID, b"unknown")).decode("ascii", "replace")
+        self.codec = audio[0].get(_CODEC_ID, b"unknown").decode("ascii", "replace")
 
 
-def _uint(value: bytes | int) -> int:
-    return value if isinstance(value, int) else int.from_bytes(value, "big")
+def _uint(value: bytes) -> int:
+    return int.from_bytes(value, "big")
 
 
 def _block_frames(block: bytes, track: int | None) -> list[bytes]:

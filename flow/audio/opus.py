@@ -236,6 +236,8 @@ class OpusDecoder(StreamDecoder):
         self._ffmpeg: FfmpegDecoder | None = None
         self._done = self.loop.create_future()
         """Resolved once every sample is out, the stream failed, or the decoder was closed."""
+        self._thread = _decode_thread()
+        """Looked up once per recording, not per chunk (the lookup takes a lock)."""
         _running.add(self)
         self._done.add_done_callback(lambda _: _running.discard(self))
 
@@ -249,13 +251,13 @@ class OpusDecoder(StreamDecoder):
             return
         self.input.append(data)
         self.pending_bytes += len(data)
-        _decode_thread().schedule(self)  # (checks `scheduled` under the lock: no lost wake-up)
+        self._thread.schedule(self)  # (checks `scheduled` under the lock: no lost wake-up)
 
     async def finish(self) -> None:
         """No more input: wait until every sample is out (or the stream failed)."""
         if not self._flush and not self.dead and self._ffmpeg is None:
             self._flush = True
-            _decode_thread().schedule(self, hurry=True)
+            self._thread.schedule(self, hurry=True)
         await asyncio.shield(self._done)
         if self._ffmpeg is not None:
             await self._ffmpeg.finish()

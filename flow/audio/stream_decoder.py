@@ -28,8 +28,6 @@ class StreamDecoder:
         raise NotImplementedError
 
 
-
-
 def pieces(pcm: bytes) -> Iterator[bytes]:
     """`pcm` in pieces of at most `READ_BYTES`."""
     for start in range(0, len(pcm), READ_BYTES):

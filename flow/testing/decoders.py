@@ -8,17 +8,18 @@ import os
 from pathlib import Path
 
 from flow.audio import opus
+from flow.bench.procs import children
 
 
 def ffmpeg_children() -> list[int]:
     """Live (not zombie) ffmpeg processes this process started."""
-    me, found = os.getpid(), []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    found = []
+    for pid in children(os.getpid()):
         with contextlib.suppress(OSError, ValueError, IndexError):
-            text = stat.read_text()
-            name, rest = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
-            if "ffmpeg" in name and int(rest[1]) == me and rest[0] != "Z":
-                found.append(int(stat.parent.name))
+            text = Path(f"/proc/{pid}/stat").read_text()
+            name, state = text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()[0]
+            if "ffmpeg" in name and state != "Z":
+                found.append(pid)
     return found
 
 

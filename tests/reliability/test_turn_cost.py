@@ -72,7 +72,6 @@ async def test_one_hostile_message_costs_megabytes_not_gigabytes(server, clients
         # given back: at least one heap trim after the voice's pool thread shrank its arena, which it
         # does after the reply went out (on a loaded machine seconds later: a CI run read +172 MB
         # for the English reply 2.5 s after it, while every quiet run reads -3 to +25 MB)
-        kept = (status_kb(server.pid, "VmRSS") - before) / 1024
         for _ in range(20):
             await asyncio.sleep(0.5)
             kept = (status_kb(server.pid, "VmRSS") - before) / 1024
