@@ -9,6 +9,7 @@ import pytest
 
 from flow.audio.decoder import FfmpegDecoder, make_decoder
 from flow.contract.messages import AudioFormat
+from flow.testing.decoders import ffmpeg_children
 from flow.testing.speech import encode, speak_piper
 
 SENTENCE = "Decoding must not lose a single word."
@@ -89,9 +90,23 @@ async def test_garbage_is_reported_once_and_process_ends() -> None:
 
 
 async def test_aclose_kills_running_decoders() -> None:
+    data = encode(speak_piper(SENTENCE), "ogg")[:2000]
     decoders = [FfmpegDecoder("ogg", 16000, lambda pcm: None, lambda e: None) for _ in range(8)]
     for d in decoders:
-        d.feed(encode(speak_piper(SENTENCE), "ogg")[:2000])
-    await asyncio.sleep(0.3)
+        d.feed(data)
+    # every ffmpeg is running before the close (a loaded CI machine took over 0.3 s to start 8)
+    for _ in range(200):
+        if all(d._proc is not None for d in decoders):
+            break
+        await asyncio.sleep(0.05)
+    assert all(d._proc is not None for d in decoders)
     await asyncio.gather(*(d.aclose() for d in decoders))
     assert all(d._proc is not None and d._proc.returncode is not None for d in decoders)
+    assert ffmpeg_children() == []
+
+
+async def test_aclose_while_ffmpeg_is_starting_leaves_no_process() -> None:
+    decoders = [FfmpegDecoder("ogg", 16000, lambda pcm: None, lambda e: None) for _ in range(8)]
+    await asyncio.sleep(0)  # the start is under way, not finished
+    await asyncio.gather(*(d.aclose() for d in decoders))
+    assert ffmpeg_children() == []
