@@ -157,6 +157,30 @@ async def test_one_attachment_still_works_and_placeholders_must_match(stub) -> N
         assert buffered(srv) == 0
 
 
+async def test_the_audio_fast_path_takes_what_python_socketio_would(stub) -> None:
+    """The door hands an `audio-stream` attachment to the session itself: an attachment sent as
+    text is refused `bad_audio` (python-socketio's path handed it on as the chunk too), the chunks of a
+    recording still arrive in order (the STT upload is a run of their concatenation), and the
+    session goes on."""
+    async with voicegraph(stub=stub) as srv:
+        c = await raw(srv.url)
+        await c.emit("start-recording", {"format": "pcm16", "sampleRate": 16000})
+        await c.send_text('451-["audio-stream",{"_placeholder":true,"num":0}]')
+        await c.send_text("4not the binary frame")
+        events = await c.events(5, until=lambda evs: len(errors(evs)) >= 1)
+        assert [e["code"] for e in errors(events)] == ["bad_audio"]
+        chunks = [bytes([i]) * 3200 for i in range(1, 9)]
+        for chunk in chunks:
+            await c.emit_binary("audio-stream", chunk)
+        await c.emit("stop-recording")
+        events = await c.events(15, until=lambda evs: any(n == "ai-response" for n, _ in evs))
+        assert any(n == "speech-result" for n, _ in events)
+        pcm = stub.of("transcriptions")[-1].upload[44:]  # the WAV's samples: a run of the chunks, in order
+        assert len(pcm) >= 3 * 3200 and pcm in b"".join(chunks)
+        assert buffered(srv) == 0
+        await answers(c)
+
+
 # ---------------------------------------------------------------------------- 5. malformed packets
 
 MALFORMED = ['42[', '4', '42{"a"', '4x', '42["text-message",', '44{}', '42[1]', '42{}', '42[]', '49', '5-[]']
