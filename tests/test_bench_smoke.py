@@ -47,6 +47,7 @@ def test_bench_quick_prints_and_writes_every_row(tmp_path: Path) -> None:
     written = "".join(out.read_text() for _, out, *_ in done)
     assert "ours - floor" in written
     for row in ("| 1 ingest | same with webm/opus", "| 5 capacity | step, webm |",
+                "| 2 turn overhead | the floor above: the three provider calls",
                 "webm (KiB; with any decoder processes",
                 "| 11 cluster | step, 2 worker(s) |", "| 12 speculation | fast_streaming: provider requests"):
         assert row in written, row

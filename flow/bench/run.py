@@ -102,10 +102,15 @@ async def turn_overhead_rows(quick: bool) -> list[Row]:
         measure = (f"same, {n} sessions stopping at the same instant (ms; where the time goes: see the notes "
                    "below the table)" if is_burst else
                    "stop-recording → ai-response (ms)")
+        floor = None if is_burst or not turns.FLOOR else statistics.median(turns.FLOOR)
         rows.append(("2 turn overhead", measure, _stats(
-            values, stub="0 ms", reply=figures.reply_words(ECHO), codec=PCM, sessions=n,
+            values, floor=floor, stub="0 ms", reply=figures.reply_words(ECHO), codec=PCM, sessions=n,
             think="none (all at once)" if is_burst else f"{th[0]:g}-{th[1]:g} s",
             CPU=f"server {100 * server_cpu:.0f}% / stub {100 * stub_cpu:.0f}% / client fleet {100 * fleet:.0f}%")))
+    if turns.FLOOR:
+        rows.append(("2 turn overhead", "the floor above: the three provider calls as voicegraph makes them plus one "
+                     "Socket.IO round trip, back to back from a bare process (ms)", _stats(
+                         turns.FLOOR, stub="0 ms", reply=figures.reply_words(ECHO), codec=PCM, sessions=1)))
     return rows
 
 
@@ -335,14 +340,20 @@ NOTES = """## Reading the table
   CPU per turn from 5.5 to 4.1 ms. What is left is mostly the SDK's request building (httpx's
   `build_request`, URL parsing, headers: ~18% of the burst's samples). On a machine shared with
   other load the burst is several times slower: it is CPU-bound.
-- Turn overhead at 100 sessions: one isolated turn is 8-10 ms, ~6 ms of it the three HTTP round
-  trips to the Python stub on the same two cores; at 100 sessions the slow tail is CPU collisions
-  between server, stub and client fleet (delivering the stop, the STT round trip, the client
-  receiving the reply), not the server's own steps (< 1.5 ms) nor its event loop. Also in the
-  tail: full (generation 2) garbage collections of 20-75 ms at 100 sessions (measured with a gc
-  callback in the server), every ~10-15 s while sessions come and go, triggered by the growth of
-  long-lived session objects (the Rx subscriptions of each session's graph: ~130 locks and as many
-  observers per session) rather than by garbage from turns (~16-47 objects per turn).
+- Turn overhead: the floor row is what a turn costs without voicegraph around it (its three
+  provider calls through the real SDK to the same stub, and one Socket.IO round trip, from a bare
+  process): p50 ~7 ms on this machine, so one isolated turn (~10 ms) is ~3-4 ms of ours. Each
+  request or frame that wakes an idle peer process costs 0.1-0.4 ms in the send call alone on this
+  VM (profile of the server: `socket.send` ~2 ms of its ~6.5 ms CPU per turn, 21 sends), the SDK's
+  request building and the HTTP client ~2 ms more. At 100 sessions the tail (p90 ~2x p50) is turns
+  colliding on the same two cores with the stub and the client fleet. Not garbage collection: with
+  automatic collection off in the server (gc threshold 0) the 100-session p99 was 27-38 ms, as with
+  it on (31-45 ms); full collections of 20-70 ms do happen there (the graphs of sessions that come
+  and go: ~1,650 tracked objects per session; one collection after 100 sessions closed freed ~33,000).
+- Ingest: python-socketio's generic dispatch of a binary event (a packet object, the attachment
+  reassembled, the handler looked up and awaited) is skipped for the exact `audio-stream` packet
+  the official clients send (the door hands the attachment to the session), and the websocket's
+  silence check is one timer per connection, not a timeout per frame: 78 -> 53 µs CPU per chunk.
 - webm/opus: decoded in-process (PyAV's libopus, one shared decoding thread, hand-offs batched);
   until 2026-11-29 it was one ffmpeg process per recording: capacity 0 sessions (50: p99 351 ms,
   100: p99 808 ms at 94 % CPU), 330 µs per ingested chunk, 4,610 KiB per streaming session. Since

@@ -77,6 +77,46 @@ async def one_turn(c: Recorder, audio: bytes, chunk: int = 32_000) -> float:
     return 1000 * (t - t0)
 
 
+FLOOR_TURNS = 50
+"""Back-to-back rounds the provider floor of a turn is the median of."""
+FLOOR: list[float] = []
+"""The last `turn_overhead`'s floor rounds (ms): what a turn costs without voicegraph around it."""
+
+
+async def provider_floor(url: str, stub_url: str, audio: bytes, n: int = FLOOR_TURNS) -> list[float]:
+    """What a voice turn cannot go below with providers at 0 ms, measured from a bare process: the
+    three provider calls as voicegraph makes them (its OpenAI provider classes, the real SDK, the same
+    stub, the question's audio as the upload) one after the other, plus one Socket.IO round trip to
+    the server (an acknowledged chunk). On this kind of machine each request that wakes an idle peer
+    costs 0.1-0.4 ms in the send alone (measured in the server's profile), so the floor is not zero."""
+    from flow.config import Settings
+    from flow.contract.providers import ChatMessage
+    from flow.contract.resources import Resources
+    from nodes.responder.openai import OpenAIResponder
+    from nodes.synthesizer.openai import OpenAISynthesizer
+    from nodes.transcriber.openai import OpenAITranscriber
+
+    env = {"OPENAI_BASE_URL": stub_url, "OPENAI_API_KEY": "sk-bench", "OPENAI_MAX_RETRIES": "0"}
+    resources = Resources(Settings.from_env(env, dotenv=None))
+    stt, llm, tts = OpenAITranscriber(resources), OpenAIResponder(resources), OpenAISynthesizer(resources)
+    c = await Recorder().connect(url)
+    out: list[float] = []
+    try:
+        for i in range(n + 3):  # the first three warm the connections
+            t0 = time.monotonic()
+            text = await stt.transcribe(audio, 16000, 2, 1, owner="floor")
+            reply = "".join([d async for d in llm.reply([ChatMessage("user", text)])])
+            _ = [b async for b in tts.speak(reply, owner="floor")]
+            await c.sio.call("audio-stream", NOISE, timeout=10)
+            if i >= 3:
+                out.append(1000 * (time.monotonic() - t0))
+            await asyncio.sleep(0.05)
+    finally:
+        await c.close()
+        await resources.aclose()
+    return out
+
+
 FLEET_CPU: list[float] = []
 """Per run of the last `turn_overhead`: the share of one core the client fleet's process used
 (near 1.0 the figures are client-bound)."""
@@ -95,11 +135,12 @@ async def turn_overhead(runs: list[tuple], think_s: tuple[float, float] = (2.0, 
     import multiprocessing
 
     out: list[list[float]] = []
-    FLEET_CPU.clear(), STUB_CPU.clear(), SERVER_CPU.clear()
+    FLEET_CPU.clear(), STUB_CPU.clear(), SERVER_CPU.clear(), FLOOR.clear()
     async with OpenAIStub() as stub, server_process("default", stub) as srv:
         loop = asyncio.get_running_loop()
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             await loop.run_in_executor(pool, _fleet_main, srv.url, 1, 1, False, think_s, True)  # warm
+            FLOOR[:] = await loop.run_in_executor(pool, _floor_main, srv.url, stub.base_url)
             for sessions, turns_each, burst, *think in runs:
                 wall, mine, server = time.monotonic(), time.process_time(), tree_cpu_seconds(srv.pid)
                 values, fleet_cpu = await loop.run_in_executor(
@@ -133,6 +174,15 @@ def _fleet_main(url: str, sessions: int, turns_each: int, burst: bool, think_s: 
     cpu = time.process_time()
     values = asyncio.run(run())
     return values, time.process_time() - cpu
+
+
+def _floor_main(url: str, stub_url: str) -> list[float]:
+    """In the fleet's process: `provider_floor`, after a start-recording so the chunk is taken."""
+
+    async def run() -> list[float]:
+        return await provider_floor(url, stub_url, question_pcm())
+
+    return asyncio.run(run())
 
 
 async def _staggered(clients: list[Recorder], audio: bytes, turns_each: int,
