@@ -360,6 +360,17 @@ NOTES = """## Reading the table
   the same date the capacity clients start their first webm recording after a random wait and
   each keeps its own 40 ms clock phase: before, every session that drew the same recording
   stopped at the same instant (bursts of ~14 turns) and all chunks arrived in the same instant.
+- The 100-session webm step sits at the goal's edge: p99 31, 115 and 46 ms in three runs on
+  2026-11-29 (n ≈ 146 each, so p99 is the second-worst turn; p50 13-16). What decides it is full
+  (generation 2) garbage collections in the server, 22-75 ms each, 4-5 in a 50 s step (gc callback);
+  one that lands on two turns fails the step. They walk the graphs of the connected sessions
+  (~1,650 tracked objects each); fewer objects per session, or a graph kept out of the collector
+  once built, is the next step there.
+- Cluster ratio: since 2026-11-29 one worker carries 150 sessions (was 75: an audio chunk costs
+  53 µs instead of 79), and at 200 sessions the 2 cores are full whatever the number of workers
+  (servers ~72 %, client fleet ~50 %, plus stub, HAProxy and Redis), so 2 workers also stop at
+  150: 1.00. The ratio can no longer be shown on 2 cores; it needs cores for the second worker
+  that the load generators do not use.
 """
 
 
