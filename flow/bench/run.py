@@ -342,7 +342,7 @@ NOTES = """## Reading the table
   other load the burst is several times slower: it is CPU-bound.
 - Turn overhead: the floor row is what a turn costs without voicegraph around it (its three
   provider calls through the real SDK to the same stub, and one Socket.IO round trip, from a bare
-  process): p50 ~7 ms on this machine, so one isolated turn (~10 ms) is ~3-4 ms of ours. Each
+  process): p50 7-8 ms on this machine, so one isolated turn (9-10 ms) is 1-4 ms of ours. Each
   request or frame that wakes an idle peer process costs 0.1-0.4 ms in the send call alone on this
   VM (profile of the server: `socket.send` ~2 ms of its ~6.5 ms CPU per turn, 21 sends), the SDK's
   request building and the HTTP client ~2 ms more. At 100 sessions the tail (p90 ~2x p50) is turns
