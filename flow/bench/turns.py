@@ -177,7 +177,7 @@ def _fleet_main(url: str, sessions: int, turns_each: int, burst: bool, think_s: 
 
 
 def _floor_main(url: str, stub_url: str) -> list[float]:
-    """In the fleet's process: `provider_floor`, after a start-recording so the chunk is taken."""
+    """In the fleet's process: `provider_floor` with the question's audio as the upload."""
 
     async def run() -> list[float]:
         return await provider_floor(url, stub_url, question_pcm())
