@@ -11,7 +11,8 @@ has finished, and three of its paths are slow or never finish for a client that 
 - **Closing** waits for its writer task, which may sit in `send()` behind a full TCP window (a peer
   that is gone never acknowledges), and then for the peer's close frame (aiohttp waits 10 s).
 
-`LiveWebSocket` replaces engine.io's aiohttp websocket driver (`install(sio)`). Whenever the
+`LiveWebSocket` replaces engine.io's aiohttp websocket driver (`install(sio)`), and runs the
+socket with our loop (`flow.transport.frames`: engine.io's, without a task per frame). Whenever the
 connection is over for any reason — the peer closed or reset it, it sent an invalid packet, or it
 sent nothing for `ping_interval + ping_timeout` (a live client answers every ping) — it closes the
 engine.io socket *first*, which runs our `disconnect` handler (the session closes, its decoder is
@@ -38,6 +39,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from engineio import packet
 from engineio.async_drivers import aiohttp as eio_aiohttp
+
+from flow.transport import frames
 
 log = logging.getLogger("voicegraph.liveness")
 
@@ -112,7 +115,10 @@ class LiveWebSocket(eio_aiohttp.WebSocket):
         self._last_frame = loop.time()
         self._watchdog = loop.call_later(self._silent_s(), self._check_silence)
         try:
-            await self.handler(self)
+            if self.engine_socket is not None:
+                await frames.serve(self.engine_socket, self)  # engine.io's loop, minus a task per frame
+            else:
+                await self.handler(self)
         finally:
             self._watchdog.cancel()
         return self._sock
