@@ -192,6 +192,7 @@ class ChunkBuffer(Node[ChunkBufferParams]):
         """End every drained recording at the head, in order, releasing the next one's chunks."""
         while self.recordings and self.recordings[0].drained:
             done = self.recordings.popleft()
+            done.decoder = None  # (its callbacks hold the recording: no cycle left for the collector)
             self.ended.on_next(RecordingEnded(self.ctx.session, done.id))
             if self.recordings:
                 head = self.recordings[0]
@@ -210,6 +211,7 @@ class ChunkBuffer(Node[ChunkBufferParams]):
         for rec in recordings:
             if rec.decoder is not None:
                 await rec.decoder.aclose()
+                rec.decoder = None
 
 
 def _sniffed(first: bytes, pcm_rate: int) -> AudioFormat:

@@ -349,6 +349,10 @@ class OpusDecoder(StreamDecoder):
         except Exception as err:
             log.exception("decoder failed")
             st.error, self._stopped = f"{type(err).__name__}: {err}", True
+        if self._stopped:
+            # libopus and the resampler's filter graph are freed here, on this thread, as the
+            # recording ends, rather than wherever the decoder object is collected
+            self._codec = None
         return st
 
     def _take(self) -> bytes:
