@@ -24,6 +24,8 @@ log = logging.getLogger("voicegraph")
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+YOUNG_GC_THRESHOLD = 2000
+"""Allocations between young garbage collections in `voicegraph serve` (Python's default: 700)."""
 
 
 def _log_format(env: Mapping[str, str] | None) -> str:
@@ -110,6 +112,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # Only here, not in VoicegraphServer: an application embedding it owns its own heap.
             gc.collect()
             gc.freeze()
+            # Young collections every 2,000 net allocations instead of 700 (CPython 3.13's default
+            # too): fewer of them means fewer objects promoted in passing, so fewer full ones. At
+            # 100 real-time webm sessions (120 s steps, 3 runs each) a full collection of 54-66 ms
+            # fell in every run at 700 and in none at 2,000; young ones stayed under 3 ms.
+            gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
             # Freed C heap back to the OS every half minute (`flow.heap`): without it the RSS keeps
             # the high-water mark of the worst burst so far (+54 % over a 30-minute soak).
             trimmer = loop.create_task(heap.trim_periodically(settings.heap_trim_s), name="heap-trim")
