@@ -354,20 +354,31 @@ NOTES = """## Reading the table
   reassembled, the handler looked up and awaited) is skipped for the exact `audio-stream` packet
   the official clients send (the door hands the attachment to the session), and the websocket's
   silence check is one timer per connection, not a timeout per frame: 78 -> 53 µs CPU per chunk.
+  Then engine.io's websocket loop itself (`flow/transport/frames.py`): python-engineio reads every
+  frame through a new task awaited under `asyncio.wait_for` (a task, a timer, a future and two more
+  turns of the loop per frame, two frames per chunk; ~17 % of the loop's samples at 100 real-time
+  webm sessions); ours awaits the next frame directly: 52 -> 25 µs per chunk. That is why the ratio
+  is above 1: bare python-socketio still pays engine.io's loop.
 - webm/opus: decoded in-process (PyAV's libopus, one shared decoding thread, hand-offs batched);
   until 2026-11-29 it was one ffmpeg process per recording: capacity 0 sessions (50: p99 351 ms,
   100: p99 808 ms at 94 % CPU), 330 µs per ingested chunk, 4,610 KiB per streaming session. Since
   the same date the capacity clients start their first webm recording after a random wait and
   each keeps its own 40 ms clock phase: before, every session that drew the same recording
   stopped at the same instant (bursts of ~14 turns) and all chunks arrived in the same instant.
-- The 100-session webm step sits at the goal's edge: p99 31, 115 and 46 ms in three runs on
-  2026-11-29 (n ≈ 146 each, so p99 is the second-worst turn; p50 13-16). What decides it is full
-  (generation 2) garbage collections in the server, 22-75 ms each, 4-5 in a 50 s step (gc callback);
-  one that lands on two turns fails the step. They walk the graphs of the connected sessions
-  (~1,650 tracked objects each); fewer objects per session, or a graph kept out of the collector
-  once built, is the next step there.
-- Cluster ratio: since 2026-11-29 one worker carries 150 sessions (was 75: an audio chunk costs
-  53 µs instead of 79), and at 200 sessions the 2 cores are full whatever the number of workers
+- The 100-session webm step sat at the goal's edge until 2026-11-29 (p99 31, 115 and 46 ms in
+  three runs; n ≈ 146, so p99 is the second-worst turn), decided by garbage collections in the
+  server (gc callback): full ones of 22-94 ms, 1-5 in a step. Three changes, each measured with
+  the callback over 111 s of turns at 100 sessions: the frame loop above (a task and a future less
+  per frame: young collections 293 -> 55, full 2 -> 1); a recording and its decoder no longer
+  refer to each other, so a turn leaves nothing to the collector (37 objects before: libopus
+  contexts, resampler graphs, frames; one young collection freed ~6,700 of them in 33 ms); young
+  collections every 2,000 allocations instead of 700 in `voicegraph serve` (full collections during
+  the turns: 1 in each of 3 runs at 700, none in 3 runs at 2,000; young ones under 3 ms). A full
+  collection still walks every connected session's graph (~1,500 tracked objects each in the
+  server: Rx subjects, observers, disposables and their locks), 50-70 ms at 100 sessions; it now
+  comes minutes apart instead of seconds, when sessions come and go.
+- Cluster ratio: since 2026-11-29 one worker carries 150 sessions or more (was 75: an audio chunk
+  cost 79 µs, now 25), and at 200 sessions the 2 cores are full whatever the number of workers
   (servers ~72 %, client fleet ~50 %, plus stub, HAProxy and Redis), so 2 workers also stop at
   150: 1.00. The ratio can no longer be shown on 2 cores; it needs cores for the second worker
   that the load generators do not use.
