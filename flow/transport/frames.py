@@ -32,7 +32,9 @@ class Frames(Protocol):
 
 async def serve(sock: Any, ws: Frames) -> None:
     """Run engine.io socket `sock` (an `AsyncSocket`) over websocket `ws` until either ends.
-    `ws.wait()` raises OSError once the connection is over (it has closed `sock` by then)."""
+    `ws.wait()` raises OSError once the connection is over (it has closed `sock` by then). However
+    this ends (the peer, an error, the request's task cancelled), the writer is ended and awaited
+    and the socket closed: no task is left waiting on the queue."""
     if sock.connected:  # an upgrade from long-polling: the client probes the websocket first
         if not await _upgraded(sock, ws):
             return
@@ -42,31 +44,27 @@ async def serve(sock: Any, ws: Frames) -> None:
     writer = asyncio.ensure_future(_write(sock, ws))
     sock.server.logger.info("%s: Upgrade to websocket successful", sock.sid)
     limit = sock.server.max_http_buffer_size
-    cancelled = False
-    while True:
-        try:
-            data = await ws.wait()
-        except OSError:
-            break
-        except asyncio.CancelledError:  # the request's task: wind down as below, then give way
-            cancelled = True
-            break
-        if data is None or len(data) > limit:  # (None: closed; larger: aiohttp lets nothing larger through)
-            break
-        try:
-            await sock.receive(packet.Packet(encoded_packet=data))
-        except exceptions.UnknownPacketError:
-            pass
-        except exceptions.SocketIsClosedError:
-            sock.server.logger.info("Receive error -- socket is closed")
-            break
-        except Exception:  # as engine.io does: a handler's bug is logged, the connection goes on
-            sock.server.logger.exception("Unknown receive error")
-    await sock.queue.put(None)  # the writer's end
-    await writer
-    await sock.close(wait=False, abort=True, reason=sock.server.reason.TRANSPORT_CLOSE)
-    if cancelled:
-        raise asyncio.CancelledError
+    try:
+        while True:
+            try:
+                data = await ws.wait()
+            except OSError:
+                break
+            if len(data) > limit:  # (aiohttp lets nothing larger through: a second line)
+                break
+            try:
+                await sock.receive(packet.Packet(encoded_packet=data))
+            except exceptions.UnknownPacketError:
+                pass
+            except exceptions.SocketIsClosedError:
+                sock.server.logger.info("Receive error -- socket is closed")
+                break
+            except Exception:  # as engine.io does: a handler's bug is logged, the connection goes on
+                sock.server.logger.exception("Unknown receive error")
+    finally:
+        sock.queue.put_nowait(None)  # the writer's end (engine.io's queue is unbounded)
+        await writer
+        await sock.close(wait=False, abort=True, reason=sock.server.reason.TRANSPORT_CLOSE)
 
 
 async def _upgraded(sock: Any, ws: Frames) -> bool:

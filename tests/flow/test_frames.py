@@ -7,10 +7,13 @@ import asyncio
 import contextlib
 import time
 
+import engineio
 import pytest
+from engineio.async_socket import AsyncSocket
 
 from flow.testing.rawclient import RawSocketIO
 from flow.testing.servers import voicegraph
+from flow.transport import frames
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -59,3 +62,40 @@ async def test_an_audio_chunk_starts_no_task(stub) -> None:
             assert any(n == "ai-response" for n, _ in events)
         finally:
             c.close()
+
+
+async def test_a_cancelled_connection_ends_its_writer_and_closes_the_socket() -> None:
+    """The request's task cancelled while a packet is being handled (a server shutting down):
+    the loop's writer is ended and the engine.io socket closed, no task left on the queue."""
+    server = engineio.AsyncServer(async_mode="aiohttp")
+    sock = AsyncSocket(server, "sid-1")
+    handling = asyncio.Event()
+
+    async def receive(pkt) -> None:  # a handler that takes its time
+        handling.set()
+        await asyncio.Event().wait()
+
+    sock.receive = receive
+
+    class Ws:
+        closed = False
+
+        async def wait(self) -> str:
+            return "4hello"
+
+        async def send(self, data) -> None:
+            pass
+
+        async def close(self) -> None:
+            self.closed = True
+
+    ws = Ws()
+    task = asyncio.ensure_future(frames.serve(sock, ws))
+    await asyncio.wait_for(handling.wait(), 5)
+    writers = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "_write"]
+    assert len(writers) == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert writers[0].done() and ws.closed
+    assert sock.closed
