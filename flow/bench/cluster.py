@@ -48,7 +48,8 @@ def _cluster(n: int, env: dict[str, str], graph: str) -> Iterator[tuple[str, lis
 
 def _env(stub: OpenAIStub, redis_url: str) -> dict[str, str]:
     return {"OPENAI_BASE_URL": stub.base_url, "OPENAI_API_KEY": "sk-bench", "OPENAI_MAX_RETRIES": "0",
-            "VOICEGRAPH_REDIS_URL": redis_url, "VOICEGRAPH_STORE": redis_url}
+            "VOICEGRAPH_REDIS_URL": redis_url, "VOICEGRAPH_STORE": redis_url,
+            "VOICEGRAPH_MAX_SESSIONS": "1000"}  # each worker's capacity, not its configured limit
 
 
 async def capacity(steps: dict[int, tuple[int, ...]], seconds: float, turn_every_s: float,

@@ -94,7 +94,13 @@ async def connect_many(url: str, n: int, batch: int = 25) -> list[Recorder]:
     """`n` connected clients (in batches, so the connect storm itself is not what is measured)."""
     clients: list[Recorder] = []
     for i in range(0, n, batch):
-        clients += await asyncio.gather(*(Recorder().connect(url) for _ in range(min(batch, n - i))))
+        tried = await asyncio.gather(*(Recorder().connect(url) for _ in range(min(batch, n - i))),
+                                     return_exceptions=True)
+        clients += [c for c in tried if isinstance(c, Recorder)]
+        failed = [e for e in tried if isinstance(e, BaseException)]
+        if failed:  # (those that did connect are not left open)
+            await close_all(clients)
+            raise failed[0]
     return clients
 
 

@@ -20,6 +20,8 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+import socketio
+
 from flow.bench.figures import pct, spread
 from flow.bench.latency import QUESTION
 from flow.bench.procs import children, close_all, connect_many, server_process, tree_cpu_seconds
@@ -262,6 +264,8 @@ class Step:
     """Decoder child processes (ffmpeg) of the server at the step's busiest moment (webm; 0 with opus)."""
     pending: set[asyncio.Task] = field(default_factory=set)
     """Turns whose reply is still awaited."""
+    refused: str = ""
+    """Why the step's clients could not all connect (the step fails; empty when they did)."""
 
     @property
     def turn_p99(self) -> float:
@@ -282,10 +286,12 @@ class Step:
 
     @property
     def ok(self) -> bool:
-        return (bool(self.turns) and self.turn_p99 <= TURN_P99_MS and self.ack_late <= BACKLOG_MS
-                and self.real_time)
+        return (not self.refused and bool(self.turns) and self.turn_p99 <= TURN_P99_MS
+                and self.ack_late <= BACKLOG_MS and self.real_time)
 
     def describe(self) -> str:
+        if self.refused:
+            return f"{self.sessions} sessions ({self.codec}): fails: not every client could connect ({self.refused})"
         why = [] if self.ok else [w for w, bad in (
             (f"turn p99 > {TURN_P99_MS:.0f} ms", bool(self.turns) and self.turn_p99 > TURN_P99_MS),
             (f"backlog > {BACKLOG_MS:.0f} ms", self.ack_late > BACKLOG_MS),
@@ -378,7 +384,9 @@ async def capacity(steps: tuple[int, ...], seconds: float, turn_every_s: float =
     """Raise the session count step by step until a step fails past `through` sessions (or the
     steps run out). The stub runs in this process, the server in its own, the client fleet in a
     third."""
-    async with OpenAIStub() as stub, server_process("default", stub) as srv:
+    # the process's capacity, not its configured limit (VOICEGRAPH_MAX_SESSIONS, 200 by default)
+    limit = str(max(steps) + 50)
+    async with OpenAIStub() as stub, server_process("default", stub, VOICEGRAPH_MAX_SESSIONS=limit) as srv:
         return await climb_elsewhere(srv.url, [srv.pid], steps, seconds, turn_every_s, codec, min_turns, through)
 
 
@@ -418,7 +426,12 @@ async def climb(url: str, pids: list[int], steps: tuple[int, ...], seconds: floa
     for n in steps:
         length = step_seconds(n, seconds, turn_every_s, min_turns, codec)
         step = Step(n, seconds=length, codec=codec)
-        clients = await connect_many(url, n)
+        try:
+            clients = await connect_many(url, n)
+        except socketio.exceptions.ConnectionError as err:  # refused (server_full) or timed out
+            step.refused = str(err)
+            done.append(step)
+            break
         wall, mine = time.monotonic(), time.process_time()
         server = sum(tree_cpu_seconds(pid) for pid in pids)
 
