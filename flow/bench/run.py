@@ -342,7 +342,7 @@ NOTES = """## Reading the table
   other load the burst is several times slower: it is CPU-bound.
 - Turn overhead: the floor row is what a turn costs without voicegraph around it (its three
   provider calls through the real SDK to the same stub, and one Socket.IO round trip, from a bare
-  process): p50 7-8 ms on this machine, so one isolated turn (9-10 ms) is 1-4 ms of ours. Each
+  process): p50 6-8 ms on this machine, so one isolated turn (9-10 ms) is 1-4 ms of ours. Each
   request or frame that wakes an idle peer process costs 0.1-0.4 ms in the send call alone on this
   VM (profile of the server: `socket.send` ~2 ms of its ~6.5 ms CPU per turn, 21 sends), the SDK's
   request building and the HTTP client ~2 ms more. At 100 sessions the tail (p90 ~2x p50) is turns
@@ -377,11 +377,12 @@ NOTES = """## Reading the table
   collection still walks every connected session's graph (~1,500 tracked objects each in the
   server: Rx subjects, observers, disposables and their locks), 50-70 ms at 100 sessions; it now
   comes minutes apart instead of seconds, when sessions come and go.
-- Cluster ratio: since 2026-11-29 one worker carries 150 sessions or more (was 75: an audio chunk
-  cost 79 µs, now 25), and at 200 sessions the 2 cores are full whatever the number of workers
-  (servers ~72 %, client fleet ~50 %, plus stub, HAProxy and Redis), so 2 workers also stop at
-  150: 1.00. The ratio can no longer be shown on 2 cores; it needs cores for the second worker
-  that the load generators do not use.
+- Cluster ratio: since 2026-11-29 one worker passes every step of the grid, up to 200 sessions
+  (an audio chunk costs 25 µs; it was 79 when one worker stopped at 75), so its figure is a floor
+  and the ratio an upper bound. Two workers on the same 2 cores do worse than one (125-150): the
+  second server process, HAProxy and Redis compete for those cores with the client fleet and the
+  stub, and nothing is gained from a second core because there is none free. The ratio cannot show
+  scaling on 2 cores; it needs cores for the second worker that the load generators do not use.
 """
 
 
