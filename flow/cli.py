@@ -114,8 +114,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             gc.freeze()
             # Young collections every 2,000 net allocations instead of 700 (CPython 3.13's default
             # too): fewer of them means fewer objects promoted in passing, so fewer full ones. At
-            # 100 real-time webm sessions (120 s steps, 3 runs each) a full collection of 54-66 ms
-            # fell in every run at 700 and in none at 2,000; young ones stayed under 3 ms.
+            # 100 real-time webm sessions (111 s of turns, 4 runs each) a full collection of 54-94 ms
+            # fell in every run at 700 and in none at 2,000; young ones stay under 3 ms.
             gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
             # Freed C heap back to the OS every half minute (`flow.heap`): without it the RSS keeps
             # the high-water mark of the worst burst so far (+54 % over a 30-minute soak).
