@@ -373,10 +373,11 @@ NOTES = """## Reading the table
   refer to each other, so a turn leaves nothing to the collector (37 objects before: libopus
   contexts, resampler graphs, frames; one young collection freed ~6,700 of them in 33 ms); young
   collections every 2,000 allocations instead of 700 in `voicegraph serve` (full collections during
-  the turns: 1 in each of 3 runs at 700, none in 3 runs at 2,000; young ones under 3 ms). A full
-  collection still walks every connected session's graph (~1,500 tracked objects each in the
-  server: Rx subjects, observers, disposables and their locks), 50-70 ms at 100 sessions; it now
-  comes minutes apart instead of seconds, when sessions come and go.
+  the turns: one or two of 54-94 ms in each of 4 runs at 700, none in 4 runs at 2,000; young
+  ones under 3 ms). A full collection still walks every connected session's graph (~1,500
+  tracked objects each in the server: Rx subjects, observers, disposables and their locks),
+  50-70 ms at 100 sessions; it now comes minutes apart instead of seconds, when sessions come and
+  go.
 - Cluster ratio: since 2026-11-29 one worker passes every step of the grid, up to 200 sessions
   (an audio chunk costs 25 µs; it was 79 when one worker stopped at 75), so its figure is a floor
   and the ratio an upper bound. Two workers on the same 2 cores do worse than one (125-150): the
